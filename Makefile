@@ -1,0 +1,22 @@
+# The README's two commands: `make run` and `make test`. Both install what they need.
+SHELL := /bin/bash
+
+.PHONY: install run test infra-up infra-down infra-status
+
+install:
+	@deploy/bootstrap.sh
+
+run: install
+	@deploy/run.sh
+
+test: install
+	@deploy/with-infra.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+infra-up: install
+	@deploy/infra.sh up
+
+infra-down:
+	@deploy/infra.sh down
+
+infra-status:
+	@deploy/infra.sh status

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh machine: uv (from PyPI), the workspace's
+# locked Python packages, FerretDB (Go module proxy) and Apache Kafka (Maven Central).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+for tool in python3 java mvn go; do
+  command -v "$tool" >/dev/null || { echo "bootstrap: $tool is required (see README, Requirements)" >&2; exit 1; }
+done
+if ! command -v uv >/dev/null; then
+  echo "[bootstrap] installing uv from PyPI" >&2
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+uv sync --all-packages --frozen --quiet
+deploy/infra.sh prepare

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Local infrastructure without Docker: a real Apache Kafka broker (KRaft, from Maven Central),
+# FerretDB on SQLite (built from the Go module proxy) and an SMTP sink.
+#   deploy/infra.sh up      start what is not running yet, wait until ready (idempotent)
+#   deploy/infra.sh down    stop what this folder's pid files name
+#   deploy/infra.sh status  show what runs
+#   deploy/infra.sh env     print the settings services and tests need
+# Data, logs and pid files live in .local/ (git-ignored). Ports come from the environment.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+LOCAL="${CX_LOCAL_DIR:-$ROOT/.local}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+MONGODB_PORT="${MONGODB_PORT:-27017}"
+SMTP_PORT="${SMTP_PORT:-1025}"
+SMTP_HTTP_PORT="${SMTP_HTTP_PORT:-8025}"
+mkdir -p "$LOCAL/logs" "$LOCAL/run" "$LOCAL/bin"
+
+log() { echo "[infra] $*" >&2; }
+
+alive() { local pid; pid="$(cat "$LOCAL/run/$1.pid" 2>/dev/null)" && kill -0 "$pid" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  local name=$1 port=$2 i
+  for i in $(seq 1 240); do
+    port_open "$port" && return 0
+    alive "$name" || { log "$name died; see $LOCAL/logs/$name.log"; tail -20 "$LOCAL/logs/$name.log" >&2; return 1; }
+    sleep 0.5
+  done
+  log "$name did not open port $port"; return 1
+}
+
+start() { # name, command...
+  local name=$1; shift
+  nohup "$@" >"$LOCAL/logs/$name.log" 2>&1 &
+  echo $! >"$LOCAL/run/$name.pid"
+}
+
+build_ferretdb() {
+  local bin="$LOCAL/bin/ferretdb"
+  [ -x "$bin" ] && [ "$bin" -nt "$ROOT/deploy/ferretdb/go.sum" ] && return 0
+  log "building FerretDB from the Go module proxy (first time only)"
+  (cd "$ROOT/deploy/ferretdb" && go build -o "$bin" .)
+}
+
+kafka_classpath() {
+  local cp="$LOCAL/kafka.classpath"
+  if [ ! -s "$cp" ] || [ "$ROOT/deploy/kafka/pom.xml" -nt "$cp" ]; then
+    log "resolving Apache Kafka from Maven Central (first time only)"
+    (cd "$ROOT/deploy/kafka" && mvn -q -B dependency:build-classpath -Dmdep.outputFile="$cp" >&2)
+  fi
+  cat "$cp"
+}
+
+kafka_up() {
+  alive kafka && return 0
+  port_open "$KAFKA_PORT" && { log "port $KAFKA_PORT is taken by something else"; return 1; }
+  local cp conf="$LOCAL/kafka.properties" data="$LOCAL/kafka-data"
+  cp="$(kafka_classpath)"
+  cat >"$conf" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPS
+  if [ ! -f "$data/meta.properties" ]; then
+    java -cp "$cp" kafka.tools.StorageTool format -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
+      -c "$conf" >"$LOCAL/logs/kafka-format.log" 2>&1
+  fi
+  start kafka java -Xms256m -Xmx768m -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+    -cp "$cp" kafka.Kafka "$conf"
+  wait_port kafka "$KAFKA_PORT"
+  "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_kafka.py" "127.0.0.1:$KAFKA_PORT" 120
+  log "kafka ready on 127.0.0.1:$KAFKA_PORT"
+}
+
+mongo_up() {
+  alive ferretdb && return 0
+  port_open "$MONGODB_PORT" && { log "port $MONGODB_PORT is taken by something else"; return 1; }
+  build_ferretdb
+  mkdir -p "$LOCAL/ferretdb-data"
+  start ferretdb "$LOCAL/bin/ferretdb" --listen-addr "127.0.0.1:$MONGODB_PORT" --sqlite-url "file:$LOCAL/ferretdb-data/"
+  wait_port ferretdb "$MONGODB_PORT"
+  log "ferretdb ready on 127.0.0.1:$MONGODB_PORT"
+}
+
+smtp_up() {
+  alive smtp && return 0
+  start smtp "$ROOT/.venv/bin/python" "$ROOT/deploy/smtp_sink.py" --smtp-port "$SMTP_PORT" \
+    --http-port "$SMTP_HTTP_PORT" --folder "$LOCAL/mail"
+  wait_port smtp "$SMTP_PORT"
+  log "smtp sink ready on 127.0.0.1:$SMTP_PORT (mail at http://127.0.0.1:$SMTP_HTTP_PORT/messages)"
+}
+
+stop() {
+  local name=$1 pid i
+  pid="$(cat "$LOCAL/run/$name.pid" 2>/dev/null)" || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "stopped $name"
+  fi
+  rm -f "$LOCAL/run/$name.pid"
+}
+
+case "${1:-}" in
+  up) mongo_up & m=$!; kafka_up & k=$!; smtp_up & s=$!
+      wait $m && wait $k && wait $s ;;
+  down) stop smtp; stop ferretdb; stop kafka ;;
+  prepare) build_ferretdb; kafka_classpath >/dev/null ;;
+  status) for n in kafka ferretdb smtp; do alive $n && echo "$n running" || echo "$n stopped"; done ;;
+  env) echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
+       echo "MONGODB_URL=mongodb://127.0.0.1:$MONGODB_PORT/"
+       echo "SMTP_HOST=127.0.0.1"; echo "SMTP_PORT=$SMTP_PORT"
+       echo "SMTP_SINK_URL=http://127.0.0.1:$SMTP_HTTP_PORT" ;;
+  *) echo "usage: $0 up|down|status|env|prepare" >&2; exit 2 ;;
+esac

@@ -1,0 +1,20 @@
+"""Assembly of the assessment service: the one place that wires handlers, storage and API."""
+
+from cx_shared.service import Service
+
+from assessment import api
+from assessment.handlers import HANDLERS
+from assessment.settings import Settings
+from assessment.storage import OUTBOX_COLLECTIONS, Storage
+
+settings = Settings()
+service = Service(
+    settings,
+    title="assessment",
+    description=__doc__ or "",
+    handlers=HANDLERS,
+    storage=Storage,
+    outbox_collections=OUTBOX_COLLECTIONS,
+    routers=[api.router],
+)
+app = service.app()

@@ -1,0 +1,20 @@
+"""Assembly of the grants service: the one place that wires handlers, storage and API."""
+
+from cx_shared.service import Service
+
+from grants import api
+from grants.handlers import HANDLERS
+from grants.settings import Settings
+from grants.storage import OUTBOX_COLLECTIONS, Storage
+
+settings = Settings()
+service = Service(
+    settings,
+    title="grants",
+    description=__doc__ or "",
+    handlers=HANDLERS,
+    storage=Storage,
+    outbox_collections=OUTBOX_COLLECTIONS,
+    routers=[api.router],
+)
+app = service.app()

@@ -1,0 +1,7 @@
+"""Settings of the notifications service (environment variables; shared names in ServiceSettings)."""
+
+from cx_shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "notifications"

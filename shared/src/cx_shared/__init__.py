@@ -1,0 +1,1 @@
+"""The ClusterXchange shared kit: contracts and plumbing written once for every service."""

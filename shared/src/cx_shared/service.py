@@ -1,0 +1,128 @@
+"""One assembly for every service: settings, database, broker, consumer, outbox relay
+and the FastAPI app, started and stopped together. A service only supplies its
+handler table, its storage, its outbox collections and its API routers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from fastapi import APIRouter, FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.specification import AsyncAPI
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from cx_shared.consumer import Consumer, Handler
+from cx_shared.events import Event
+from cx_shared.http import install_correlation, install_problem_handlers, ops_router
+from cx_shared.kafka import Publisher, ensure_topics
+from cx_shared.logging import configure_logging, get_logger
+from cx_shared.outbox import OutboxRelay
+from cx_shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+async def _raw_body(message: Any) -> bytes:
+    """Hand the consumer the raw bytes: decoding is ours, so bad JSON can be dead-lettered."""
+    return message.body
+
+
+class Service:
+    def __init__(self, settings: ServiceSettings, *, title: str, description: str,
+                 handlers: Mapping[type[Event], Handler], storage: Callable[[AsyncDatabase], Any],
+                 outbox_collections: Sequence[str], routers: Sequence[APIRouter] = (),
+                 background: Sequence[Callable[[Any], Awaitable[None]]] = (), version: str = "0.1.0"):
+        self.settings, self.title, self.description, self.version = settings, title, description, version
+        self.handlers, self.storage_factory = dict(handlers), storage
+        self.outbox_collections, self.routers, self.background = list(outbox_collections), routers, background
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=settings.service_name,
+                                  logger=None)
+        self.publisher = Publisher(settings.kafka_bootstrap_servers, settings.topic_namespace, settings.service_name)
+        self.consumer: Consumer | None = None
+        self.storage: Any = None
+        self._tasks: list[asyncio.Task] = []
+        self._declare_subscriber()
+
+    def _declare_subscriber(self) -> None:
+        probe = Consumer(self.handlers, None, self.publisher, source=self.settings.source,
+                         group=self.settings.service_name, namespace=self.settings.topic_namespace)
+        topics = probe.topics()
+        if not topics:
+            return
+        names = ", ".join(sorted(cls.ce_type() for cls in self.handlers))
+
+        @self.broker.subscriber(*topics, group_id=self.settings.service_name, ack_policy=AckPolicy.ACK,
+                                auto_offset_reset="earliest", decoder=_raw_body,
+                                title=f"{self.settings.service_name}-events",
+                                description=f"CloudEvents (binary mode) consumed: {names}")
+        async def on_event(body: bytes, message: KafkaMessage) -> None:
+            record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
+            await self.consumer.consume(record)  # type: ignore[union-attr]
+
+    def asyncapi(self):
+        return AsyncAPI(self.broker, title=f"ClusterXchange {self.title}", version=self.version,
+                        description=self.description).to_specification()
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI):
+        s = self.settings
+        configure_logging(s.service_name, s.log_level, s.log_json)
+        self.mongo = AsyncMongoClient(s.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+        self.db = self.mongo[s.mongodb_database]
+        self.storage = self.storage_factory(self.db)
+        app.state.storage = self.storage
+        if hasattr(self.storage, "init"):
+            await self.storage.init()
+        await ensure_topics(s.kafka_bootstrap_servers, s.topic_namespace, s.topic_partitions, s.topic_replication)
+        await self.publisher.start()
+        self.consumer = Consumer(self.handlers, self.storage, self.publisher, source=s.source,
+                                 group=s.service_name, namespace=s.topic_namespace,
+                                 max_attempts=s.consumer_max_attempts, backoff_seconds=s.consumer_backoff_seconds,
+                                 backoff_max_seconds=s.consumer_backoff_max_seconds)
+        relay = OutboxRelay(self.db, self.outbox_collections, self.publisher, s.outbox_poll_seconds)
+        relay.start()
+        await self.broker.start()
+        self._tasks = [asyncio.create_task(job(self.storage), name=job.__name__) for job in self.background]
+        log.info("service started", http_port=s.http_port, topics=self.consumer.topics())
+        try:
+            yield
+        finally:
+            log.info("service stopping")
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.broker.stop()
+            await relay.stop()
+            await self.publisher.stop()
+            await self.mongo.close()
+
+    async def readiness_problems(self) -> list[str]:
+        problems = []
+        try:
+            await self.db.command("ping")
+        except Exception as exc:  # report, don't raise: this is a probe
+            problems.append(f"database: {exc}")
+        try:
+            if not await self.broker.ping(timeout=3):
+                problems.append("kafka: broker did not answer")
+        except Exception as exc:
+            problems.append(f"kafka: {exc}")
+        return problems
+
+    def app(self) -> FastAPI:
+        app = FastAPI(title=f"ClusterXchange {self.title}", description=self.description, version=self.version,
+                      lifespan=self.lifespan)
+        app.state.settings = self.settings
+        app.state.service = self
+        install_problem_handlers(app)
+        install_correlation(app)
+        app.include_router(ops_router(self))
+        for router in self.routers:
+            app.include_router(router)
+        return app

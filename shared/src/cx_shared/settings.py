@@ -1,0 +1,41 @@
+"""Settings from the environment, the same names in every service."""
+
+from __future__ import annotations
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    service_name: str = "service"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str = ""
+    # Prefix for topic names, so test runs sharing one broker do not see each other.
+    topic_namespace: str = ""
+    topic_partitions: int = 3
+    topic_replication: int = 1
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = True
+    jwt_secret: str = "local-development-secret-change-me"
+    jwt_issuer: str = "clusterxchange-local"
+    dev_tokens: bool = False
+    outbox_poll_seconds: float = 0.2
+    consumer_max_attempts: int = 5
+    consumer_backoff_seconds: float = 0.2
+    consumer_backoff_max_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _default_database(self) -> ServiceSettings:
+        if not self.mongodb_database:
+            self.mongodb_database = f"cx_{self.service_name}"
+        return self
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents source of everything this service emits."""
+        return f"/clusterxchange/{self.service_name}"

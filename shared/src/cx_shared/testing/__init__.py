@@ -1,0 +1,1 @@
+"""Test helpers against the real broker and database (never an in-memory fake)."""

@@ -1,0 +1,84 @@
+"""pytest plugin (loaded from the root pyproject): real infrastructure for every test."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from pymongo import AsyncMongoClient
+
+from cx_shared.auth import issue_token
+from cx_shared.settings import ServiceSettings
+from cx_shared.testing.infra import Infra, infra_from_environment
+from cx_shared.testing.services import ServiceProcess
+
+LOG_DIR = Path(__file__).resolve().parents[4] / ".local" / "test-logs"
+
+
+@pytest.fixture(scope="session")
+def infra():
+    with ExitStack() as stack:
+        found = infra_from_environment(stack)
+        if found is None:
+            pytest.fail("no Kafka/MongoDB: run through `make test` (starts the local infrastructure), "
+                        "set KAFKA_BOOTSTRAP_SERVERS and MONGODB_URL, or make a Docker engine reachable")
+        yield found
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A topic prefix of this test's own, so tests sharing the broker never see each other."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest_asyncio.fixture
+async def mongo_db(infra: Infra):
+    client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture
+def service_env(infra: Infra, namespace: str):
+    """Environment for a service process of this test: own topics, own databases."""
+    def env(service: str, **extra: str) -> dict[str, str]:
+        base = {"SERVICE_NAME": service, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka, "MONGODB_URL": infra.mongodb_url,
+                "MONGODB_DATABASE": f"{namespace.replace('.', '')}_{service}", "TOPIC_NAMESPACE": namespace,
+                "LOG_JSON": "true", "DEV_TOKENS": "true"}
+        if infra.smtp_port:
+            base.update(SMTP_HOST=infra.smtp_host or "127.0.0.1", SMTP_PORT=str(infra.smtp_port))
+        return {**base, **extra}
+    return env
+
+
+@pytest.fixture
+def run_service(service_env):
+    """Start services as real processes; all are stopped at the end of the test."""
+    started: list[ServiceProcess] = []
+
+    def start(service: str, **extra: str) -> ServiceProcess:
+        proc = ServiceProcess(service, service_env(service, **extra), LOG_DIR).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def token():
+    """Bearer tokens signed with the local development secret."""
+    settings = ServiceSettings()
+
+    def make(*roles: str, subject: str = "tester", organisation_id: str | None = None,
+             partnership_ids: tuple[str, ...] = ()) -> dict[str, str]:
+        jwt = issue_token(settings.jwt_secret, settings.jwt_issuer, subject, roles,
+                          organisation_id=organisation_id, partnership_ids=partnership_ids)
+        return {"Authorization": f"Bearer {jwt}"}
+    return make

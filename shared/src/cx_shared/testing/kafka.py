@@ -1,0 +1,79 @@
+"""Reading and writing topics directly, as a subscribing system would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from cx_shared.envelope import Envelope, MalformedMessage
+from cx_shared.topics import Topic, qualified
+
+
+class TopicWatcher:
+    """Collects every record of some topics from the beginning."""
+
+    def __init__(self, bootstrap: str, topics: list[str]):
+        self.records: list = []
+        self._consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"watch-{uuid.uuid4().hex}",
+                                          auto_offset_reset="earliest", enable_auto_commit=False,
+                                          metadata_max_age_ms=1000)
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> TopicWatcher:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _collect(self) -> None:
+        async for record in self._consumer:
+            self.records.append(record)
+
+    def envelopes(self) -> list[Envelope]:
+        result = []
+        for r in self.records:
+            try:
+                result.append(Envelope.from_kafka(r.topic, r.headers, r.value))
+            except MalformedMessage:
+                pass
+        return result
+
+    def of_type(self, event_cls, subject: str | None = None) -> list[Envelope]:
+        return [e for e in self.envelopes()
+                if e.type == event_cls.ce_type() and (subject is None or e.subject == subject)]
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 60.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def publish_raw(bootstrap: str, topic: str, value: bytes | None, *, key: bytes | None = None,
+                      headers: list[tuple[str, bytes]] | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers or [])
+    finally:
+        await producer.stop()
+
+
+async def publish_envelope(bootstrap: str, envelope: Envelope, namespace: str = "") -> None:
+    await publish_raw(bootstrap, qualified(envelope.topic, namespace), envelope.kafka_value(),
+                      key=envelope.subject.encode(), headers=envelope.kafka_headers())
+
+
+def topic_names(namespace: str, *topics: Topic) -> list[str]:
+    return [qualified(t, namespace) for t in topics]

@@ -1,0 +1,60 @@
+"""The CloudEvents envelope: binary-mode round trip and precise errors for bad messages."""
+
+from datetime import date, datetime, UTC
+
+import pytest
+
+from cx_shared.envelope import Envelope, MalformedMessage
+from cx_shared.events.applications import ApplicationWithdrawn
+from cx_shared.events.assessment import ApplicationRejected
+
+
+def withdrawn() -> Envelope:
+    return Envelope.wrap(ApplicationWithdrawn(application_id="app-1", call_id="call-1", reason="ill"),
+                         source="/clusterxchange/applications", subject="app-1")
+
+
+def test_binary_mode_round_trip_keeps_attributes_and_data():
+    env = withdrawn()
+    headers = dict(env.kafka_headers())
+    assert headers["ce_type"] == b"eu.clusterxchange.application.withdrawn.v1"
+    assert headers["ce_subject"] == b"app-1" and headers["ce_specversion"] == b"1.0"
+    back = Envelope.from_kafka("cx.applications.v1", env.kafka_headers(), env.kafka_value())
+    assert back.id == env.id and back.correlationid == env.id
+    assert back.event() == ApplicationWithdrawn(application_id="app-1", call_id="call-1", reason="ill")
+
+
+def test_caused_events_keep_the_correlation():
+    first = withdrawn()
+    caused = Envelope.wrap(ApplicationRejected(application_id="app-1", call_id="c", reasons=["x"]),
+                           source="/clusterxchange/assessment", subject="app-1",
+                           correlation_id=first.correlationid, causation_id=first.id)
+    back = Envelope.from_kafka("t", caused.kafka_headers(), caused.kafka_value())
+    assert back.correlationid == first.id and back.causationid == first.id
+
+
+@pytest.mark.parametrize("value, message", [
+    (b"not json", "value is not JSON"),
+    (b"[1, 2]", "value must be a JSON object"),
+])
+def test_unparseable_values_are_malformed(value, message):
+    with pytest.raises(MalformedMessage, match=message):
+        Envelope.from_kafka("t", withdrawn().kafka_headers(), value)
+
+
+def test_missing_headers_are_named():
+    with pytest.raises(MalformedMessage, match="ce_id, ce_source, ce_type"):
+        Envelope.from_kafka("t", [("ce_specversion", b"1.0")], b"{}")
+
+
+def test_data_breaking_the_contract_names_the_field():
+    env = withdrawn()
+    bad = Envelope.from_kafka("t", env.kafka_headers(), b'{"application_id": "a"}')
+    with pytest.raises(MalformedMessage, match="call_id: Field required"):
+        bad.event()
+
+
+def test_unknown_types_are_not_errors():
+    env = Envelope(source="/x", type="eu.clusterxchange.something.new.v9", subject="s", correlationid="c",
+                   topic="t", data={}, time=datetime(2026, 1, 1, tzinfo=UTC))
+    assert env.event() is None

@@ -1,0 +1,111 @@
+"""The shared plumbing over the real broker and database: outbox relay, idempotent
+consumption, dead letters for malformed and poison messages."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi import APIRouter
+
+from cx_shared.consumer import Delivery
+from cx_shared.envelope import Envelope
+from cx_shared.events.applications import ApplicationWithdrawn
+from cx_shared.events.assessment import ApplicationRejected
+from cx_shared.service import Service
+from cx_shared.settings import ServiceSettings
+from cx_shared.store import change, new_document, not_processed
+from cx_shared.testing.kafka import TopicWatcher, publish_envelope, publish_raw, topic_names
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, qualified
+
+pytestmark = pytest.mark.infra
+
+
+class TallyStorage:
+    def __init__(self, db):
+        self.tallies = db["tallies"]
+
+
+async def on_withdrawn(event: ApplicationWithdrawn, delivery: Delivery, storage: TallyStorage) -> None:
+    if event.reason == "poison":
+        raise RuntimeError("this handler can never process it")
+    rejected = delivery.emit(ApplicationRejected(application_id=event.application_id, call_id=event.call_id,
+                                                 reasons=["withdrawn"]))
+    await storage.tallies.update_one({"_id": event.application_id}, {"$setOnInsert": {"count": 0}}, upsert=True)
+    await storage.tallies.update_one(not_processed({"_id": event.application_id}, delivery.event_id),
+                                     change({"$inc": {"count": 1}}, events=[rejected], processed=delivery.event_id))
+
+
+@pytest.fixture
+async def kit_service(infra, namespace):
+    settings = ServiceSettings(service_name=f"kit-{uuid.uuid4().hex[:6]}", kafka_bootstrap_servers=infra.kafka,
+                               mongodb_url=infra.mongodb_url, topic_namespace=namespace,
+                               consumer_max_attempts=2, consumer_backoff_seconds=0.05, log_json=False)
+    service = Service(settings, title="kit", description="test", handlers={ApplicationWithdrawn: on_withdrawn},
+                      storage=TallyStorage, outbox_collections=["tallies"], routers=[APIRouter()])
+    app = service.app()
+    async with app.router.lifespan_context(app):
+        yield service
+        await service.mongo.drop_database(settings.mongodb_database)
+
+
+def withdrawn(app_id: str, reason: str = "") -> Envelope:
+    return Envelope.wrap(ApplicationWithdrawn(application_id=app_id, call_id="c1", reason=reason),
+                         source="/test", subject=app_id)
+
+
+async def test_outbox_events_are_published_and_removed(kit_service, infra, namespace):
+    env = Envelope.wrap(ApplicationRejected(application_id="a1", call_id="c1", reasons=["r"]), source="/t",
+                        subject="a1")
+    async with TopicWatcher(infra.kafka, topic_names(namespace, ASSESSMENT)) as watch:
+        await kit_service.storage.tallies.insert_one(new_document({"_id": "a1", "count": 0}, events=[env]))
+        await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a1"), what="relayed event")
+        assert [e.id for e in watch.of_type(ApplicationRejected)] == [env.id]
+        record = watch.records[0]
+        assert record.key == b"a1"
+    doc = await kit_service.storage.tallies.find_one({"_id": "a1"})
+    assert doc["outbox"] == []
+
+
+async def test_redelivered_event_changes_nothing_and_emits_nothing_twice(kit_service, infra, namespace):
+    env = withdrawn("a2")
+    async with TopicWatcher(infra.kafka, topic_names(namespace, ASSESSMENT)) as watch:
+        await publish_envelope(infra.kafka, env, namespace)
+        await publish_envelope(infra.kafka, env, namespace)
+        await publish_envelope(infra.kafka, withdrawn("a2"), namespace)  # a different event: counts
+        await watch.wait_for(lambda: len(watch.of_type(ApplicationRejected, "a2")) >= 2, what="two rejections")
+        doc = await kit_service.storage.tallies.find_one({"_id": "a2"})
+        assert doc["count"] == 2
+        assert len(watch.of_type(ApplicationRejected, "a2")) == 2
+        caused = {e.causationid for e in watch.of_type(ApplicationRejected, "a2")}
+        assert env.id in caused
+
+
+async def test_malformed_message_goes_to_dead_letters_and_next_is_processed(kit_service, infra, namespace):
+    topic = qualified(APPLICATIONS, namespace)
+    async with TopicWatcher(infra.kafka, topic_names(namespace, DEAD_LETTERS, ASSESSMENT)) as watch:
+        await publish_raw(infra.kafka, topic, b"{not json", key=b"a3",
+                          headers=[("ce_id", b"x"), ("ce_source", b"/t"), ("ce_type", b"t"), ("ce_specversion", b"1.0")])
+        bad_contract = withdrawn("a3")
+        await publish_raw(infra.kafka, topic, b'{"application_id": "a3"}', key=b"a3",
+                          headers=bad_contract.kafka_headers())
+        await publish_envelope(infra.kafka, withdrawn("a3"), namespace)
+        await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a3"), what="next good message")
+        dead = [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)]
+        assert len(dead) == 2
+        errors = [dict(r.headers)["dlq_error"].decode() for r in dead]
+        assert "value is not JSON" in errors[0]
+        assert "call_id: Field required" in errors[1]
+        assert dict(dead[0].headers)["dlq_original_topic"] == topic.encode()
+
+
+async def test_poison_message_is_dead_lettered_after_retries(kit_service, infra, namespace):
+    async with TopicWatcher(infra.kafka, topic_names(namespace, DEAD_LETTERS, ASSESSMENT)) as watch:
+        await publish_envelope(infra.kafka, withdrawn("a4", reason="poison"), namespace)
+        await publish_envelope(infra.kafka, withdrawn("a4"), namespace)
+        await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a4"), what="message after the poison")
+        dead = [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)]
+        assert len(dead) == 1
+        headers = dict(dead[0].headers)
+        assert headers["dlq_reason"] == b"poison"
+        assert b"this handler can never process it" in headers["dlq_error"]
