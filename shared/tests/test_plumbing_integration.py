@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 from fastapi import APIRouter
 
@@ -43,8 +44,8 @@ async def kit_service(infra, namespace):
                                consumer_max_attempts=2, consumer_backoff_seconds=0.05, log_json=False)
     service = Service(settings, title="kit", description="test", handlers={ApplicationWithdrawn: on_withdrawn},
                       storage=TallyStorage, outbox_collections=["tallies"], routers=[APIRouter()])
-    app = service.app()
-    async with app.router.lifespan_context(app):
+    service.http = service.app()
+    async with service.http.router.lifespan_context(service.http):
         yield service
         await service.mongo.drop_database(settings.mongodb_database)
 
@@ -109,3 +110,21 @@ async def test_poison_message_is_dead_lettered_after_retries(kit_service, infra,
         headers = dict(dead[0].headers)
         assert headers["dlq_reason"] == b"poison"
         assert b"this handler can never process it" in headers["dlq_error"]
+
+
+async def test_health_asyncapi_and_problem_details(kit_service, namespace):
+    transport = httpx.ASGITransport(app=kit_service.http)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit") as client:
+        assert (await client.get("/health/live")).json() == {"status": "alive"}
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["problems"] == []
+        spec = (await client.get("/asyncapi.json")).json()
+        assert qualified(APPLICATIONS, namespace) in str(spec["channels"])
+        missing = await client.post("/dev/tokens", json={"subject": "x", "roles": ["visitor"]})
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert "DEV_TOKENS" in missing.json()["detail"]
+        invalid = await client.post("/dev/tokens", json={"subject": "", "roles": ["pilot"]})
+        assert invalid.status_code == 422
+        fields = {e["field"] for e in invalid.json()["errors"]}
+        assert {"subject", "roles.0"} <= fields

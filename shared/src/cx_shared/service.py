@@ -51,13 +51,13 @@ class Service:
 
     def _declare_subscriber(self) -> None:
         probe = Consumer(self.handlers, None, self.publisher, source=self.settings.source,
-                         group=self.settings.service_name, namespace=self.settings.topic_namespace)
+                         group=self.settings.consumer_group, namespace=self.settings.topic_namespace)
         topics = probe.topics()
         if not topics:
             return
         names = ", ".join(sorted(cls.ce_type() for cls in self.handlers))
 
-        @self.broker.subscriber(*topics, group_id=self.settings.service_name, ack_policy=AckPolicy.ACK,
+        @self.broker.subscriber(*topics, group_id=self.settings.consumer_group, ack_policy=AckPolicy.ACK,
                                 auto_offset_reset="earliest", decoder=_raw_body,
                                 title=f"{self.settings.service_name}-events",
                                 description=f"CloudEvents (binary mode) consumed: {names}")
@@ -82,7 +82,7 @@ class Service:
         await ensure_topics(s.kafka_bootstrap_servers, s.topic_namespace, s.topic_partitions, s.topic_replication)
         await self.publisher.start()
         self.consumer = Consumer(self.handlers, self.storage, self.publisher, source=s.source,
-                                 group=s.service_name, namespace=s.topic_namespace,
+                                 group=s.consumer_group, namespace=s.topic_namespace,
                                  max_attempts=s.consumer_max_attempts, backoff_seconds=s.consumer_backoff_seconds,
                                  backoff_max_seconds=s.consumer_backoff_max_seconds)
         relay = OutboxRelay(self.db, self.outbox_collections, self.publisher, s.outbox_poll_seconds)

@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
         return self
 
     @property
+    def consumer_group(self) -> str:
+        return f"{self.topic_namespace}{self.service_name}"
+
+    @property
     def source(self) -> str:
         """The CloudEvents source of everything this service emits."""
         return f"/clusterxchange/{self.service_name}"

@@ -1,11 +1,14 @@
-"""Contracts published by the grants service on cx.grants.v1."""
+"""Contracts published by the grants service on cx.grants.v1 (and the finance system's
+confirmations it consumes on cx.finance.v1)."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from pydantic import Field
 
 from cx_shared.events import Event
-from cx_shared.topics import GRANTS
+from cx_shared.topics import FINANCE, GRANTS
 
 
 class GrantCommitted(Event, name="grant.committed", topic=GRANTS):
@@ -16,6 +19,13 @@ class GrantCommitted(Event, name="grant.committed", topic=GRANTS):
     total_cents: int = Field(ge=0)
     rule_set_version: str
     available_after_cents: int = Field(ge=0)
+    # Optional explanation of the amount (added later; older consumers ignore them).
+    distance_km: int | None = None
+    distance_band: str | None = None
+    travel_mode: str | None = None
+    working_days: int | None = None
+    capped: bool = False
+    visitor_organisation_id: str | None = None
 
 
 class GrantRefused(Event, name="grant.refused", topic=GRANTS):
@@ -31,3 +41,82 @@ class CommitmentReleased(Event, name="commitment.released", topic=GRANTS):
     call_id: str
     released_cents: int = Field(ge=0)
     reason: str
+
+
+class CommitmentReduced(Event, name="commitment.reduced", topic=GRANTS):
+    """Part of a commitment returned to the budget (e.g. a shorter exchange than planned);
+    the exchange goes on, unlike CommitmentReleased."""
+
+    application_id: str
+    call_id: str
+    released_cents: int = Field(ge=0)
+    total_after_cents: int = Field(ge=0)
+    reason: str
+
+
+class BudgetOpened(Event, name="budget.opened", topic=GRANTS):
+    call_id: str
+    partnership_id: str
+    budget_cents: int = Field(ge=0)
+    rule_set_version: str
+
+
+class BudgetToppedUp(Event, name="budget.topped_up", topic=GRANTS):
+    call_id: str
+    amount_cents: int = Field(gt=0)
+    budget_after_cents: int = Field(ge=0)
+    available_after_cents: int = Field(ge=0)
+    reason: str = ""
+
+
+class GrantAgreementIssued(Event, name="grant_agreement.issued", topic=GRANTS):
+    application_id: str
+    call_id: str
+    visitor_organisation_id: str
+    total_cents: int = Field(ge=0)
+    prefinancing_cents: int = Field(ge=0)
+    document_sha256: str
+    document_path: str = Field(description="path of the PDF on the grants API")
+
+
+class GrantAgreementAccepted(Event, name="grant_agreement.accepted", topic=GRANTS):
+    application_id: str
+    call_id: str
+    accepted_by: str
+    document_sha256: str
+
+
+class PaymentOrdered(Event, name="payment.ordered", topic=GRANTS):
+    """An order for the partnership's finance system to pay the visitor; it answers with
+    PaymentConfirmed on cx.finance.v1 carrying the same payment_id."""
+
+    payment_id: str
+    application_id: str
+    call_id: str
+    kind: str  # "prefinancing" or "balance"
+    amount_cents: int = Field(ge=0)
+    payee_organisation_id: str
+    payee_legal_name: str
+    payee_country: str
+
+
+class PaymentSettled(Event, name="payment.settled", topic=GRANTS):
+    """The finance system confirmed a payment order; the money left the budget."""
+
+    payment_id: str
+    application_id: str
+    call_id: str
+    kind: str
+    amount_cents: int = Field(ge=0)
+    finance_reference: str = ""
+
+
+class PaymentConfirmed(Event, name="payment.confirmed", topic=FINANCE):
+    """Published by the partnership's finance system once it executed a PaymentOrdered."""
+
+    payment_id: str
+    application_id: str
+    call_id: str
+    amount_cents: int = Field(ge=0)
+    finance_reference: str = ""
+    executed_at: datetime | None = None

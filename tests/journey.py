@@ -1,0 +1,127 @@
+"""A visitor's journey through the public APIs, shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+def next_monday(after_days: int) -> date:
+    day = date.today() + timedelta(days=after_days)
+    return day + timedelta(days=(7 - day.weekday()) % 7)
+
+
+@dataclass
+class Journey:
+    applications: str
+    token: object
+    suffix: str = ""
+
+    def __post_init__(self):
+        self.suffix = self.suffix or uuid.uuid4().hex[:8]
+        self.manager = self.token("programme_manager", subject="manager")
+        self.visitor_sub = f"visitor-{self.suffix}"
+        self.host_sub = f"host-{self.suffix}"
+
+    def post(self, path: str, body: dict, headers: dict, **kw) -> dict:
+        response = httpx.post(f"{self.applications}{path}", json=body, headers=headers, timeout=20, **kw)
+        assert response.status_code == 201, f"POST {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def open_call(self, budget_cents: int = 1_000_000) -> dict:
+        partnership = self.post("/partnerships", {
+            "name": f"Photonics4Industry {self.suffix}", "member_clusters": ["Optitec", "Photonics Bretagne"],
+            "countries": ["DE", "FR", "ES"], "ecosystems": ["electronics"],
+            "contact_email": f"partnership-{self.suffix}@example.eu"}, self.manager)
+        self.call = self.post("/calls", {
+            "partnership_id": partnership["partnership_id"], "title": "Call 2027",
+            "opens_on": str(date.today() - timedelta(days=1)), "closes_on": str(date.today() + timedelta(days=200)),
+            "budget_cents": budget_cents, "assessment_mode": "automatic"}, self.manager)
+        return self.call
+
+    def enrol(self, role: str, subject: str, country: str, city: str, email: str, language: str) -> dict:
+        return self.post("/organisations", {
+            "legal_name": f"{city} cluster {self.suffix}", "country": country, "city": city,
+            "organisation_type": "cluster_organisation", "ecosystems": ["electronics"], "roles": [role],
+            "contact": {"name": f"{role} contact", "email": email, "language": language}},
+            self.token(role, subject=subject))
+
+    def enrol_pair(self) -> None:
+        self.visitor_email = f"visitor-{self.suffix}@example.es"
+        self.visitor = self.enrol("visitor", self.visitor_sub, "ES", "Madrid", self.visitor_email, "en")
+        self.host = self.enrol("host", self.host_sub, "DE", "Munich", f"host-{self.suffix}@example.de", "de")
+
+    @property
+    def visitor_headers(self) -> dict:
+        return self.token("visitor", subject=self.visitor_sub, organisation_id=self.visitor["organisation_id"])
+
+    @property
+    def host_headers(self) -> dict:
+        return self.token("host", subject=self.host_sub, organisation_id=self.host["organisation_id"])
+
+    def submit(self, **extra) -> dict:
+        start = next_monday(40)
+        body = {"call_id": self.call["call_id"], "visitor_id": self.visitor["organisation_id"],
+                "host_id": self.host["organisation_id"], "purposes": ["learn_from_other_cluster"],
+                "objectives": "Learn how the host runs its photonics pilot line.",
+                "planned_start": str(start), "planned_end": str(start + timedelta(days=4)), "travel_mode": "green",
+                **extra}
+        return self.post("/applications", body, self.visitor_headers)
+
+    def status(self, application_id: str) -> dict:
+        response = httpx.get(f"{self.applications}/applications/{application_id}", headers=self.visitor_headers,
+                             timeout=20)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def wait_status(self, application_id: str, wanted: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            seen = self.status(application_id)
+            if seen["status"] == wanted:
+                return seen
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"status {wanted!r} not reached in {timeout}s; last: {seen}")
+
+
+def mail_to(sink_url: str, address: str) -> list[dict]:
+    return [m for m in httpx.get(f"{sink_url}/messages", timeout=10).json() if address in (m["to"] or "")]
+
+
+async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], timeout: float = 60) -> None:
+    """Wait until every group has committed every topic up to its end: all delivered messages handled."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or
+                                                                      await _partitions(consumer, t))]
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lagging = []
+            for group in groups:
+                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                lagging += [(group, tp) for tp in partitions
+                            if ends[tp] > 0 and (committed.get(tp) is None or committed[tp].offset < ends[tp])]
+            if not lagging:
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"consumers still lagging: {lagging}")
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()

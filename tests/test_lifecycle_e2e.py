@@ -1,0 +1,141 @@
+"""One exchange's lifecycle across the four running services, over the real broker,
+the real database and the real SMTP sink (the foundation issue's end-to-end proof)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from cx_shared.events.applications import ApplicationSubmitted
+from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
+from cx_shared.events.grants import GrantCommitted
+from cx_shared.events.notifications import EmailSent
+from cx_shared.testing.kafka import TopicWatcher, publish_envelope, publish_raw, topic_names
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, qualified
+from tests.journey import Journey, mail_to, wait_consumed
+
+pytestmark = pytest.mark.infra
+ALL = (APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS)
+SERVICES = ("applications", "assessment", "grants", "notifications")
+
+
+@pytest.fixture
+def system(run_service):
+    return {name: run_service(name) for name in SERVICES}
+
+
+async def run_to_committed_grant(journey: Journey, system: dict) -> str:
+    journey.open_call(budget_cents=1_000_000)
+    journey.enrol_pair()
+    application = journey.submit()
+    app_id = application["application_id"]
+    assert application["status"] == "submitted"
+    await journey.wait_status(app_id, "approved")
+    decision = httpx.post(f"{system['assessment'].url}/applications/{app_id}/host-decision",
+                          json={"accept": True}, headers=journey.host_headers, timeout=20)
+    assert decision.status_code in (200, 201, 202), decision.text
+    await journey.wait_status(app_id, "grant_committed")
+    return app_id
+
+
+async def test_application_reaches_a_committed_grant_and_an_email(system, infra, namespace, token):
+    journey = Journey(system["applications"].url, token)
+    async with TopicWatcher(infra.kafka, topic_names(namespace, *ALL)) as watch:
+        app_id = await run_to_committed_grant(journey, system)
+
+        submitted = watch.of_type(ApplicationSubmitted, app_id)[0]
+        checked_envelope = watch.of_type(EligibilityChecked, app_id)[0]
+        checked = checked_envelope.event()
+        assert checked.eligible and all(outcome.passed for outcome in checked.outcomes)
+        assert checked_envelope.causationid == submitted.id
+        assert checked_envelope.correlationid == submitted.correlationid
+        committed = watch.of_type(GrantCommitted, app_id)[0].event()
+        assert committed.total_cents > 0 and committed.total_cents == committed.travel_cents + committed.subsistence_cents
+        budget = httpx.get(f"{system['grants'].url}/calls/{journey.call['call_id']}/budget",
+                           headers=journey.manager, timeout=10).json()
+        assert budget["committed_cents"] == committed.total_cents
+        assert budget["available_cents"] == 1_000_000 - committed.total_cents
+
+        mails = await watch.wait_for(lambda: mail_to(infra.smtp_sink_url, journey.visitor_email), what="email")
+        assert mails, "the visitor got no email"
+        await watch.wait_for(lambda: watch.of_type(EmailSent, app_id), what="EmailSent event")
+
+        # Every downstream service's events are folded into the application's timeline.
+        timeline = journey.status(app_id)["timeline"]
+        types = [entry["event_type"] for entry in timeline]
+        for event_cls in (ApplicationSubmitted, EligibilityChecked, ApplicationApproved, HostAccepted, GrantCommitted):
+            assert event_cls.ce_type() in types, f"{event_cls.__name__} missing from the timeline: {types}"
+        await watch.wait_for(lambda: EmailSent.ce_type() in [e["event_type"] for e in journey.status(app_id)["timeline"]],
+                             what="the email in the timeline")
+
+
+async def test_redelivered_events_duplicate_no_state_event_or_email(system, infra, namespace, token):
+    journey = Journey(system["applications"].url, token)
+    topics = topic_names(namespace, *ALL)
+    groups = [f"{namespace}{name}" for name in SERVICES]
+    async with TopicWatcher(infra.kafka, topics) as watch:
+        app_id = await run_to_committed_grant(journey, system)
+        await watch.wait_for(lambda: mail_to(infra.smtp_sink_url, journey.visitor_email), what="first email")
+        await wait_consumed(infra.kafka, groups, topics)
+        before_counts = {t: len([e for e in watch.envelopes() if e.subject == app_id and e.type == t])
+                         for t in {e.type for e in watch.envelopes()}}
+        mails_before = len(mail_to(infra.smtp_sink_url, journey.visitor_email))
+        timeline_before = journey.status(app_id)["timeline"]
+        budget_url = f"{system['grants'].url}/calls/{journey.call['call_id']}/budget"
+        budget_before = httpx.get(budget_url, headers=journey.manager, timeout=10).json()
+
+        # Deliver every event of this exchange a second time, as Kafka may after a rebalance.
+        originals = [e for e in watch.envelopes() if e.subject == app_id]
+        for envelope in originals:
+            await publish_envelope(infra.kafka, envelope, namespace)
+        await wait_consumed(infra.kafka, groups, topics)
+
+        after = {t: len([e for e in watch.envelopes() if e.subject == app_id and e.type == t and e.source != "/test"])
+                 for t in before_counts}
+        # Each original now appears twice on its topic (our redelivery); nothing new was caused by it.
+        assert after == {t: 2 * n for t, n in before_counts.items()}
+        assert len({e.id for e in watch.envelopes() if e.subject == app_id}) == len(originals)
+        assert len(mail_to(infra.smtp_sink_url, journey.visitor_email)) == mails_before
+        assert journey.status(app_id)["timeline"] == timeline_before
+        assert httpx.get(budget_url, headers=journey.manager, timeout=10).json() == budget_before
+
+
+async def test_malformed_message_is_dead_lettered_and_the_next_is_processed(system, infra, namespace, token):
+    journey = Journey(system["applications"].url, token)
+    journey.open_call()
+    journey.enrol_pair()
+    async with TopicWatcher(infra.kafka, topic_names(namespace, DEAD_LETTERS, ASSESSMENT)) as watch:
+        await publish_raw(infra.kafka, qualified(APPLICATIONS, namespace), b"\x00 definitely not an event",
+                          key=b"poison", headers=[("ce_id", b"p-1"), ("ce_source", b"/fuzzer"),
+                                                  ("ce_type", ApplicationSubmitted.ce_type().encode()),
+                                                  ("ce_specversion", b"1.0")])
+        app_id = journey.submit()["application_id"]
+        await journey.wait_status(app_id, "approved")
+        dead = await watch.wait_for(lambda: [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)],
+                                    what="dead letter")
+        headers = {r: dict(r.headers) for r in dead}
+        groups = {h["dlq_consumer_group"].decode() for h in headers.values()}
+        assert f"{namespace}assessment" in groups
+        assert all(b"value is not JSON" in h["dlq_error"] and h["ce_id"] == b"p-1" for h in headers.values())
+
+
+async def test_event_written_but_not_published_arrives_after_a_crash(run_service, infra, namespace, token):
+    system = {name: run_service(name) for name in SERVICES[1:]}
+    applications = run_service("applications")
+    journey = Journey(applications.url, token)
+    journey.open_call()
+    journey.enrol_pair()
+    await wait_consumed(infra.kafka, [f"{namespace}assessment", f"{namespace}grants"],
+                        topic_names(namespace, APPLICATIONS))
+    # The relay now publishes only at start-up: a submission stays in its document's outbox.
+    applications.stop()
+    applications.start(OUTBOX_POLL_SECONDS="3600")
+    async with TopicWatcher(infra.kafka, topic_names(namespace, APPLICATIONS, ASSESSMENT)) as watch:
+        app_id = journey.submit()["application_id"]
+        applications.kill()  # SIGKILL between the state write and the publish
+        assert not watch.of_type(ApplicationSubmitted, app_id)
+        applications.start()
+        await watch.wait_for(lambda: watch.of_type(ApplicationSubmitted, app_id), what="the event after restart")
+        await watch.wait_for(lambda: watch.of_type(ApplicationApproved, app_id), what="assessment's decision")
+        assert len(watch.of_type(ApplicationSubmitted, app_id)) == 1
+    await journey.wait_status(app_id, "approved")
