@@ -40,7 +40,7 @@ start() { # name, command...
 
 build_ferretdb() {
   local bin="$LOCAL/bin/ferretdb"
-  [ -x "$bin" ] && [ "$bin" -nt "$ROOT/deploy/ferretdb/go.sum" ] && return 0
+  if [ -x "$bin" ] && [ -z "$(find "$ROOT/deploy/ferretdb" -newer "$bin" -type f)" ]; then return 0; fi
   log "building FerretDB from the Go module proxy (first time only)"
   (cd "$ROOT/deploy/ferretdb" && go build -o "$bin" .)
 }

@@ -14,11 +14,13 @@ class Publisher:
     """Idempotent producer with acks=all: a retried send is never written twice."""
 
     def __init__(self, bootstrap_servers: str, namespace: str = "", client_id: str = "cx"):
-        self.namespace = namespace
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id,
-                                          enable_idempotence=True, acks="all", linger_ms=5)
+        self.namespace, self.bootstrap_servers, self.client_id = namespace, bootstrap_servers, client_id
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        # Created here, not in __init__: aiokafka binds the running event loop on construction.
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id,
+                                          enable_idempotence=True, acks="all", linger_ms=5)
         await self._producer.start()
 
     async def stop(self) -> None:

@@ -73,7 +73,7 @@ class ApplicationWithdrawn(Event, name="application.withdrawn", topic=APPLICATIO
 
 class PartnershipFormed(Event, name="partnership.formed", topic=APPLICATIONS):
     partnership_id: str
-    name: str
+    partnership_name: str  # not `name`: that is the contract's own class attribute
     member_clusters: list[str] = Field(default_factory=list)
     countries: list[str] = Field(default_factory=list)
     ecosystems: list[Ecosystem] = Field(default_factory=list)
@@ -102,3 +102,38 @@ class ApplicationCancelled(Event, name="application.cancelled", topic=APPLICATIO
     application_id: str
     call_id: str
     reason: str
+
+
+class ExchangeStarted(Event, name="exchange.started", topic=APPLICATIONS):
+    """The host confirmed the visitor arrived."""
+
+    application_id: str
+    call_id: str
+    confirmed_by: str
+
+
+class ExchangeCompleted(Event, name="exchange.completed", topic=APPLICATIONS):
+    """The host confirmed the visit ended."""
+
+    application_id: str
+    call_id: str
+    confirmed_by: str
+
+
+class ReportSubmitted(Event, name="report.submitted", topic=APPLICATIONS):
+    """The visitor's report after the exchange (what was learnt, what follows)."""
+
+    application_id: str
+    call_id: str
+    submitted_by: str
+    summary: str
+    outcomes: list[str] = Field(default_factory=list)
+
+
+class ExchangeClosed(Event, name="exchange.closed", topic=APPLICATIONS):
+    """The partnership closed the file (after the report, or after a rejection)."""
+
+    application_id: str
+    call_id: str
+    closed_by: str
+    reason: str = ""
