@@ -97,7 +97,8 @@ def mail_to(sink_url: str, address: str) -> list[dict]:
 
 
 async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], timeout: float = 60) -> None:
-    """Wait until every group has committed every topic up to its end: all delivered messages handled."""
+    """Wait until every group has committed, on every partition it consumes (has committed before),
+    up to the partition's end: every delivered message has been handled."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await consumer.start()
@@ -112,7 +113,7 @@ async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], ti
             for group in groups:
                 committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
                 lagging += [(group, tp) for tp in partitions
-                            if ends[tp] > 0 and (committed.get(tp) is None or committed[tp].offset < ends[tp])]
+                            if tp in committed and 0 <= committed[tp].offset < ends[tp]]
             if not lagging:
                 return
             await asyncio.sleep(0.3)

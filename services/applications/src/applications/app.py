@@ -1,4 +1,9 @@
-"""Assembly of the applications service: the one place that wires handlers, storage and API."""
+"""ClusterXchange applications: enrolment of visitors and hosts, partnerships, calls and host
+offers, applications, and each exchange's status and timeline folded from every lifecycle event.
+
+(Assembly: the one place that wires handlers, storage and API; this text is the service's
+OpenAPI and AsyncAPI description.)
+"""
 
 from cx_shared.service import Service
 

@@ -5,3 +5,4 @@ from cx_shared.settings import ServiceSettings
 
 class Settings(ServiceSettings):
     service_name: str = "grants"
+    http_port: int = 8003

@@ -1,4 +1,5 @@
-"""Assembly of the notifications service: the one place that wires handlers, storage and API."""
+"""Assembly of the notifications service: the one place that wires handlers, storage, API and
+the background loops (mailer, webhook dispatcher, reminder scheduler)."""
 
 from cx_shared.service import Service
 
@@ -6,6 +7,7 @@ from notifications import api
 from notifications.handlers import HANDLERS
 from notifications.settings import Settings
 from notifications.storage import OUTBOX_COLLECTIONS, Storage
+from notifications.workers import mailer, reminder_scheduler, webhook_dispatcher
 
 settings = Settings()
 service = Service(
@@ -13,8 +15,9 @@ service = Service(
     title="notifications",
     description=__doc__ or "",
     handlers=HANDLERS,
-    storage=Storage,
+    storage=lambda db: Storage(db, settings),
     outbox_collections=OUTBOX_COLLECTIONS,
     routers=[api.router],
+    background=[mailer, webhook_dispatcher, reminder_scheduler],
 )
 app = service.app()

@@ -5,3 +5,46 @@ from cx_shared.settings import ServiceSettings
 
 class Settings(ServiceSettings):
     service_name: str = "notifications"
+    http_port: int = 8004
+    public_base_url: str = "http://127.0.0.1:8004"  # where unsubscribe links point
+
+    # SMTP: the local sink in local mode; a relay with STARTTLS and credentials in production.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False  # implicit TLS (port 465) instead of STARTTLS
+    smtp_timeout_seconds: float = 30.0
+    mail_from: str = "ClusterXchange <no-reply@clusterxchange.eu>"
+
+    # Mail queue: each email is claimed with a lease, sent, then recorded.
+    mail_poll_seconds: float = 0.2
+    mail_concurrency: int = 2
+    mail_lease_seconds: float = 60.0
+    mail_max_attempts: int = 6
+    mail_backoff_seconds: float = 5.0
+    mail_backoff_max_seconds: float = 3600.0
+    # Test hook: a pause between the SMTP server's acceptance and our record of it, so a test
+    # can kill the process exactly in the window that makes exactly-once hard.
+    mail_pause_after_send_seconds: float = 0.0
+
+    # Webhooks.
+    webhook_poll_seconds: float = 0.2
+    webhook_concurrency: int = 4
+    webhook_timeout_seconds: float = 10.0
+    webhook_lease_seconds: float = 60.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 30.0
+    webhook_backoff_max_seconds: float = 6 * 3600.0
+    # A subscription whose deliveries keep failing for this long (and one exhausted its retries) is disabled.
+    webhook_disable_after_seconds: float = 3 * 24 * 3600.0
+    webhook_allow_private_urls: bool = True  # local mode; production should forbid loopback targets
+
+    # Reminders (days, per programme practice; configuration, not code).
+    reminder_poll_seconds: float = 1.0
+    agreement_reminder_days: int = 7
+    starting_soon_days: int = 7
+    report_due_days: int = 1
+    # Time travel for tests and demos: the service believes "now" is this far ahead.
+    clock_offset_seconds: float = 0.0

@@ -1,0 +1,366 @@
+"""The HTTP API (thin): authenticate, read what the rules need, decide in the domain,
+store the change together with its event. Every error is an RFC 9457 problem."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+
+from cx_shared.auth import Principal, principal, require_role
+from cx_shared.errors import Conflict, Forbidden, NotFound
+from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
+                                           CallPublished, ExchangeClosed, ExchangeCompleted, ExchangeStarted,
+                                           OfferPublished, OrganisationEnrolled, OrganisationUpdated,
+                                           PartnershipFormed, ReportSubmitted)
+from cx_shared.events.common import Participant
+from cx_shared.http import emit
+from cx_shared.store import public
+from cx_shared.vocabulary import Ecosystem, Role
+
+from applications import access, documents, domain, rules
+from applications.domain import Status
+from applications.schemas import (ApplicationIn, CallIn, OfferIn, OrganisationIn, OrganisationPatch, PartnershipIn,
+                                  ReasonIn, ReportIn)
+from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
+                                  Storage)
+
+router = APIRouter()
+Who = Annotated[Principal, Depends(principal)]
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7f0e-1d0b-4c55-9a57-7b1e3b9f2a10")
+
+
+def storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+Store = Annotated[Storage, Depends(storage)]
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def out(doc: dict[str, Any]) -> dict[str, Any]:
+    result = public(doc) or {}
+    result.pop("_id", None)
+    return result
+
+
+# --- organisations -------------------------------------------------------------------------
+
+def organisation_out(who: Principal, doc: dict) -> dict:
+    result = out(doc)
+    if not access.sees_contact(who, doc):
+        result.pop("contact", None)
+        result.pop("owner", None)
+    return result
+
+
+@router.post("/organisations", status_code=201, tags=["enrolment"])
+async def enrol_organisation(body: OrganisationIn, request: Request, who: Who, store: Store) -> dict:
+    """Enrol a visitor and/or host organisation; the caller becomes its owner."""
+    require_role(who, Role.VISITOR, Role.HOST, Role.PROGRAMME_MANAGER)
+    data = body.model_dump(mode="json")
+    rules.refuse(rules.organisation_violations(data))
+    event = OrganisationEnrolled(organisation_id=new_id("org"), revision=1, owner=who.subject, **data)
+    doc = documents.organisation(event)
+    await store.create(ORGANISATIONS, doc, emit(request, event, subject=event.organisation_id))
+    return out(doc)
+
+
+async def organisation_or_404(store: Storage, organisation_id: str) -> dict:
+    doc = await store.get(ORGANISATIONS, organisation_id)
+    if doc is None:
+        raise NotFound(f"no organisation {organisation_id}")
+    return doc
+
+
+@router.get("/organisations/{organisation_id}", tags=["enrolment"])
+async def get_organisation(organisation_id: str, who: Who, store: Store) -> dict:
+    return organisation_out(who, await organisation_or_404(store, organisation_id))
+
+
+@router.get("/organisations", tags=["enrolment"])
+async def list_organisations(who: Who, store: Store, role: str | None = None, country: str | None = None,
+                             ecosystem: Ecosystem | None = None) -> list[dict]:
+    query = {k: v for k, v in (("roles", role), ("country", country), ("ecosystems", ecosystem)) if v}
+    return [organisation_out(who, d) for d in await store.list_organisations(query)]
+
+
+@router.patch("/organisations/{organisation_id}", tags=["enrolment"])
+async def update_organisation(organisation_id: str, body: OrganisationPatch, request: Request, who: Who,
+                              store: Store) -> dict:
+    """Change an enrolment made against `revision` (409 if it changed since); emits OrganisationUpdated."""
+    current = await organisation_or_404(store, organisation_id)
+    if not access.acts_for(who, current):
+        raise Forbidden("you do not act for this organisation")
+    if body.revision != current["revision"]:
+        raise Conflict(f"the organisation is at revision {current['revision']}, not {body.revision}: reload it")
+    changes = body.model_dump(mode="json", exclude_unset=True, exclude={"revision"})
+    merged = {**out(current), **changes, "revision": current["revision"] + 1}
+    rules.refuse(rules.organisation_violations(merged))
+    event = OrganisationUpdated(**merged)
+    fields = {k: v for k, v in documents.organisation(event).items() if k not in ("_id", "revision")}
+    if not await store.update_organisation(organisation_id, current["revision"], fields,
+                                           emit(request, event, subject=organisation_id)):
+        raise Conflict("the organisation changed meanwhile: reload it")
+    return organisation_out(who, await organisation_or_404(store, organisation_id))
+
+
+# --- partnerships and calls ----------------------------------------------------------------
+
+@router.post("/partnerships", status_code=201, tags=["calls"])
+async def form_partnership(body: PartnershipIn, request: Request, who: Who, store: Store) -> dict:
+    require_role(who, Role.PROGRAMME_MANAGER)
+    rules.refuse(rules.partnership_violations(body.model_dump()))
+    data = body.model_dump(mode="json")
+    event = PartnershipFormed(partnership_id=new_id("ptn"), partnership_name=data.pop("name"), **data)
+    doc = documents.partnership(event)
+    await store.create(PARTNERSHIPS, doc, emit(request, event, subject=event.partnership_id))
+    return out(doc)
+
+
+@router.get("/partnerships/{partnership_id}", tags=["calls"])
+async def get_partnership(partnership_id: str, who: Who, store: Store) -> dict:
+    doc = await store.get(PARTNERSHIPS, partnership_id)
+    if doc is None:
+        raise NotFound(f"no partnership {partnership_id}")
+    return out(doc)
+
+
+def call_out(doc: dict) -> dict:
+    result = out(doc)
+    result["open"] = date.fromisoformat(doc["opens_on"]) <= today() <= date.fromisoformat(doc["closes_on"])
+    return result
+
+
+@router.post("/calls", status_code=201, tags=["calls"])
+async def publish_call(body: CallIn, request: Request, who: Who, store: Store) -> dict:
+    """Publish a partnership's call for exchanges: dates, eligible countries, budget, rule sets."""
+    require_role(who, Role.PROGRAMME_MANAGER)
+    if not who.in_partnership(body.partnership_id):
+        raise Forbidden("you do not manage this partnership")
+    found = rules.call_violations(body.model_dump())
+    if await store.get(PARTNERSHIPS, body.partnership_id) is None:
+        found.append(rules.violation("partnership_id", "exists", f"no partnership {body.partnership_id}"))
+    rules.refuse(found)
+    event = CallPublished(call_id=new_id("call"), **body.model_dump(mode="json"))
+    doc = documents.call(event)
+    await store.create(CALLS, doc, emit(request, event, subject=event.call_id))
+    return call_out(doc)
+
+
+@router.get("/calls/{call_id}", tags=["calls"])
+async def get_call(call_id: str, who: Who, store: Store) -> dict:
+    doc = await store.get(CALLS, call_id)
+    if doc is None:
+        raise NotFound(f"no call {call_id}")
+    return call_out(doc)
+
+
+@router.get("/calls", tags=["calls"])
+async def list_calls(who: Who, store: Store, partnership_id: str | None = None) -> list[dict]:
+    query = {"partnership_id": partnership_id} if partnership_id else {}
+    return [call_out(d) for d in await store.list_calls(query)]
+
+
+# --- offers --------------------------------------------------------------------------------
+
+@router.post("/offers", status_code=201, tags=["offers"])
+async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store) -> dict:
+    """A host publishes an exchange opportunity: window, capacity (visitors at once), language."""
+    require_role(who, Role.HOST, Role.PROGRAMME_MANAGER)
+    host = await store.get(ORGANISATIONS, body.host_id)
+    if host is not None and not access.acts_for(who, host):
+        raise Forbidden("you do not act for this host")
+    rules.refuse(rules.offer_violations(body.model_dump(), host, today()))
+    event = OfferPublished(offer_id=new_id("offer"), country=host["country"], city=host["city"],
+                           **body.model_dump(mode="json"))
+    doc = documents.offer(event)
+    await store.create(OFFERS, doc, emit(request, event, subject=event.offer_id))
+    return out(doc)
+
+
+@router.get("/offers/{offer_id}", tags=["offers"])
+async def get_offer(offer_id: str, who: Who, store: Store) -> dict:
+    doc = await store.get(OFFERS, offer_id)
+    if doc is None:
+        raise NotFound(f"no offer {offer_id}")
+    return out(doc)
+
+
+@router.get("/offers", tags=["offers"])
+async def search_offers(who: Who, store: Store, ecosystem: Ecosystem | None = None, country: str | None = None,
+                        start: date | None = None, end: date | None = None,
+                        q: Annotated[str | None, Query(max_length=100)] = None,
+                        page: Annotated[int, Query(ge=1)] = 1, size: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+    """Offers whose window overlaps start..end, by ecosystem, host country and text (title, description)."""
+    items, total = await store.search_offers(ecosystem=ecosystem, country=country, start=start, end=end, text=q,
+                                             skip=(page - 1) * size, limit=size)
+    return {"items": [out(d) for d in items], "page": page, "size": size, "total": total}
+
+
+# --- applications --------------------------------------------------------------------------
+
+async def my_organisations(who: Principal, store: Storage) -> set[str]:
+    mine = set(await store.organisations_owned_by(who.subject))
+    return mine | ({who.organisation_id} if who.organisation_id else set())
+
+
+def participant(org: dict) -> Participant:
+    return Participant.model_validate(org)
+
+
+def same_request(doc: dict, body: ApplicationIn) -> bool:
+    asked = body.model_dump(mode="json")
+    return all(doc.get(k) == v for k, v in asked.items())
+
+
+@router.post("/applications", status_code=201, tags=["applications"])
+async def submit_application(body: ApplicationIn, request: Request, who: Who, store: Store,
+                             idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict:
+    """Submit an application; the same Idempotency-Key returns the first result."""
+    require_role(who, Role.VISITOR)
+    visitor = await store.get(ORGANISATIONS, body.visitor_id)
+    if visitor is not None and not access.acts_for(who, visitor):
+        raise Forbidden("you do not act for this visitor organisation")
+    application_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{body.visitor_id}\n{idempotency_key}"))
+                      if idempotency_key else str(uuid.uuid4()))
+    if idempotency_key and (first := await store.get(APPLICATIONS, application_id)) is not None:
+        return replay(first, body)
+    call = await store.get(CALLS, body.call_id)
+    host = await store.get(ORGANISATIONS, body.host_id)
+    offer = await store.get(OFFERS, body.offer_id) if body.offer_id else None
+    start, end = body.planned_start.isoformat(), body.planned_end.isoformat()
+    bookings = await store.overlapping("offer_id", body.offer_id, start, end) if offer else []
+    clashes = await store.overlapping("visitor_id", body.visitor_id, start, end)
+    proposal = rules.Proposal(body.call_id, body.visitor_id, body.host_id, body.offer_id, body.planned_start,
+                              body.planned_end)
+    context = rules.Context(today(), call, visitor, host, offer, len(bookings), tuple(clashes))
+    rules.refuse(rules.submission_violations(proposal, context))
+    ecosystems = set(visitor["ecosystems"]) | set(host["ecosystems"]) | ({offer["ecosystem"]} if offer else set())
+    event = ApplicationSubmitted(
+        application_id=application_id, call_id=call["call_id"], partnership_id=call["partnership_id"],
+        offer_id=body.offer_id, visitor=participant(visitor), host=participant(host), purposes=body.purposes,
+        objectives=body.objectives, planned_start=body.planned_start, planned_end=body.planned_end,
+        working_days=rules.working_days(body.planned_start, body.planned_end, host["country"]),
+        travel_mode=body.travel_mode, ecosystems=sorted(ecosystems), submitted_at=datetime.now(UTC))
+    envelope = emit(request, event, subject=application_id)
+    doc = documents.application(event, envelope)
+    if not await store.create(APPLICATIONS, doc, envelope):  # the same key, submitted concurrently
+        return replay(await store.get(APPLICATIONS, application_id), body)
+    return out(doc)
+
+
+def replay(first: dict, body: ApplicationIn) -> dict:
+    if not same_request(first, body):
+        raise Conflict("this Idempotency-Key was used for a different application")
+    return out(first)
+
+
+async def visible_application(store: Storage, who: Principal, application_id: str) -> dict:
+    """The application if the caller may see it; 404 otherwise (not 403: its existence is private)."""
+    doc = await store.get(APPLICATIONS, application_id)
+    if doc is None or not access.sees_application(who, doc, await my_organisations(who, store)):
+        raise NotFound(f"no application {application_id}")
+    return doc
+
+
+@router.get("/applications/{application_id}", tags=["applications"])
+async def get_application(application_id: str, who: Who, store: Store) -> dict:
+    """Status and timeline (who did what, when, why) of one exchange."""
+    return out(await visible_application(store, who, application_id))
+
+
+@router.get("/applications", tags=["applications"])
+async def list_applications(who: Who, store: Store, call_id: str | None = None, partnership_id: str | None = None,
+                            status: Status | None = None, country: str | None = None,
+                            ecosystem: Ecosystem | None = None) -> list[dict]:
+    """The caller's applications (visitor: its own; host: addressed to it; staff: its partnerships')."""
+    mine = await my_organisations(who, store)
+    staff = who.has(*access.STAFF)
+    everything = staff and who.has(Role.PROGRAMME_MANAGER) and not who.partnership_ids
+    scope = ApplicationFilter(
+        visitor_ids=mine if who.has(Role.VISITOR) else set(), host_ids=mine if who.has(Role.HOST) else set(),
+        partnership_ids=None if everything else (set(who.partnership_ids) if staff else set()),
+        call_id=call_id, partnership_id=partnership_id, status=status, country=country, ecosystem=ecosystem)
+    return [out(d) for d in await store.list_applications(scope)]
+
+
+@router.post("/applications/{application_id}/withdraw", tags=["applications"])
+async def withdraw_application(application_id: str, request: Request, who: Who, store: Store,
+                               body: Annotated[ReasonIn | None, Body()] = None) -> dict:
+    """The visitor withdraws (409 with the reason where the state machine does not allow it)."""
+    doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
+    event = ApplicationWithdrawn(application_id=application_id, call_id=doc["call_id"],
+                                 reason=body.reason if body else "")
+    return await change_status(store, request, doc, event, Status.WITHDRAWN)
+
+
+@router.post("/applications/{application_id}/cancel", tags=["applications"])
+async def cancel_application(application_id: str, body: ReasonIn, request: Request, who: Who,
+                             store: Store) -> dict:
+    """A programme manager of the partnership cancels an exchange."""
+    doc = await visible_application(store, who, application_id)
+    require_role(who, Role.PROGRAMME_MANAGER)
+    event = ApplicationCancelled(application_id=application_id, call_id=doc["call_id"], reason=body.reason)
+    return await change_status(store, request, doc, event, Status.CANCELLED)
+
+
+@router.post("/applications/{application_id}/start", tags=["exchanges"])
+async def start_exchange(application_id: str, request: Request, who: Who, store: Store) -> dict:
+    """The host confirms the visitor arrived (from agreement_signed)."""
+    doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
+    event = ExchangeStarted(application_id=application_id, call_id=doc["call_id"], confirmed_by=who.subject)
+    return await change_status(store, request, doc, event, Status.IN_PROGRESS)
+
+
+@router.post("/applications/{application_id}/complete", tags=["exchanges"])
+async def complete_exchange(application_id: str, request: Request, who: Who, store: Store) -> dict:
+    """The host confirms the visit ended (from in_progress)."""
+    doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
+    event = ExchangeCompleted(application_id=application_id, call_id=doc["call_id"], confirmed_by=who.subject)
+    return await change_status(store, request, doc, event, Status.COMPLETED)
+
+
+@router.post("/applications/{application_id}/report", tags=["exchanges"])
+async def submit_report(application_id: str, body: ReportIn, request: Request, who: Who, store: Store) -> dict:
+    """The visitor reports on a completed exchange."""
+    doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
+    event = ReportSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
+                            **body.model_dump())
+    return await change_status(store, request, doc, event, Status.REPORTED)
+
+
+@router.post("/applications/{application_id}/close", tags=["exchanges"])
+async def close_exchange(application_id: str, request: Request, who: Who, store: Store,
+                         body: Annotated[ReasonIn | None, Body()] = None) -> dict:
+    """A programme manager closes the file (from reported or rejected)."""
+    doc = await visible_application(store, who, application_id)
+    require_role(who, Role.PROGRAMME_MANAGER)
+    event = ExchangeClosed(application_id=application_id, call_id=doc["call_id"], closed_by=who.subject,
+                           reason=body.reason if body else "")
+    return await change_status(store, request, doc, event, Status.CLOSED)
+
+
+async def acting_as(store: Storage, who: Principal, application_id: str, party: str, role: Role) -> dict:
+    """The application, if the caller acts for its visitor or host (`party`) in that role."""
+    doc = await visible_application(store, who, application_id)
+    organisation = await store.get(ORGANISATIONS, doc[party])
+    if not who.has(role) or organisation is None or not access.acts_for(who, organisation):
+        raise Forbidden(f"only the {role} of this exchange may do this")
+    return doc
+
+
+async def change_status(store: Storage, request: Request, doc: dict, event: Any, target: Status) -> dict:
+    envelope = emit(request, event, subject=doc["_id"])
+    folded = await store.fold_event(doc["_id"], documents.entry(envelope), event_id=envelope.id,
+                                    events=(envelope,), check=lambda d: domain.transition(d["status"], target))
+    return out(folded)

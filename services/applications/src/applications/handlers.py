@@ -1,0 +1,58 @@
+"""What the applications service does with each event: one table, read top to bottom.
+
+Its own events come back from its topic: live they were already applied when the request
+made them (their ids are marked processed), in a rebuild they build the read model.
+Every other event that names an application folds into that exchange's timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cx_shared.consumer import Delivery, Handler
+from cx_shared.events import Event, all_event_classes
+from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OfferPublished,
+                                           OrganisationEnrolled, OrganisationUpdated, PartnershipFormed)
+from cx_shared.logging import get_logger
+
+from applications import documents
+from applications.storage import CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, Storage
+
+log = get_logger(__name__)
+
+
+def recording(collection: str, to_document: Callable[[Any], dict]) -> Handler:
+    async def on_event(event: Event, delivery: Delivery, storage: Storage) -> None:
+        await storage.record(collection, to_document(event), delivery.event_id)
+    on_event.__name__ = f"record_{collection}"
+    return on_event
+
+
+async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
+    doc = documents.application(event, delivery.envelope)
+    await storage.record("applications", doc, delivery.event_id)
+
+
+async def on_lifecycle_event(event: Event, delivery: Delivery, storage: Storage) -> None:
+    application_id = getattr(event, "application_id", None)
+    if not application_id:
+        return  # e.g. an email not about an exchange
+    folded = await storage.fold_event(application_id, documents.entry(delivery.envelope), event_id=delivery.event_id)
+    if folded is None:
+        log.warning("event for an unknown application ignored", application_id=application_id)
+
+
+HANDLERS: dict[type[Event], Handler] = {
+    OrganisationEnrolled: recording(ORGANISATIONS, documents.organisation),
+    OrganisationUpdated: recording(ORGANISATIONS, documents.organisation),
+    PartnershipFormed: recording(PARTNERSHIPS, documents.partnership),
+    CallPublished: recording(CALLS, documents.call),
+    OfferPublished: recording(OFFERS, documents.offer),
+    ApplicationSubmitted: on_application_submitted,
+}
+# What creates the read model's documents (the rest folds into them).
+CREATIONS = frozenset(HANDLERS)
+# The rest of the lifecycle: every contract (of any service) about an application.
+HANDLERS.update({cls: on_lifecycle_event for cls in all_event_classes()
+                 if "application_id" in cls.model_fields and cls not in HANDLERS})

@@ -1,0 +1,170 @@
+"""The only module that knows MongoDB (works on MongoDB 8 and FerretDB: single-document
+atomic updates, no transactions, no change streams).
+
+Every document is the state its events describe, so the same code builds it from an HTTP
+request (with the event in its outbox) and from a replay of the topics (rebuild).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from cx_shared.envelope import Envelope
+from cx_shared.logging import get_logger
+from cx_shared.store import PROCESSED, change, new_document, not_processed
+
+from applications import domain
+
+log = get_logger(__name__)
+
+ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS = (
+    "organisations", "partnerships", "calls", "offers", "applications")
+OUTBOX_COLLECTIONS = [ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS]
+MAX_RACES = 50
+
+
+@dataclass(frozen=True)
+class ApplicationFilter:
+    """Which applications a caller may see (any of the scopes) and asked for (all of the filters).
+    partnership_ids None means every partnership (a programme-wide manager)."""
+
+    visitor_ids: set[str] = field(default_factory=set)
+    host_ids: set[str] = field(default_factory=set)
+    partnership_ids: set[str] | None = field(default_factory=set)
+    call_id: str | None = None
+    partnership_id: str | None = None
+    status: str | None = None
+    country: str | None = None
+    ecosystem: str | None = None
+
+    def query(self) -> dict[str, Any]:
+        asked = {k: str(v) for k, v in (("call_id", self.call_id), ("partnership_id", self.partnership_id),
+                                        ("status", self.status), ("countries", self.country),
+                                        ("ecosystems", self.ecosystem)) if v}
+        if self.partnership_ids is None:
+            return asked
+        scopes = [{"visitor_id": {"$in": sorted(self.visitor_ids)}}, {"host_id": {"$in": sorted(self.host_ids)}},
+                  {"partnership_id": {"$in": sorted(self.partnership_ids)}}]
+        return {"$and": [asked, {"$or": scopes}]} if asked else {"$or": scopes}
+
+
+class Storage:
+    def __init__(self, db: AsyncDatabase):
+        self.db = db
+        self.organisations = db[ORGANISATIONS]
+        self.partnerships = db[PARTNERSHIPS]
+        self.calls = db[CALLS]
+        self.offers = db[OFFERS]
+        self.applications = db[APPLICATIONS]
+
+    async def init(self) -> None:
+        for key in ("visitor_id", "host_id", "call_id", "offer_id", "status"):
+            await self.applications.create_index([(key, ASCENDING)])
+        await self.offers.create_index([("host_id", ASCENDING)])
+        await self.organisations.create_index([("owner", ASCENDING)])
+
+    # --- creation from a request or from a replayed event ------------------------------------
+
+    async def create(self, collection: str, doc: Mapping[str, Any], envelope: Envelope) -> bool:
+        """Insert a document with the event that announces it; False if it already exists."""
+        try:
+            await self.db[collection].insert_one(new_document(doc, events=[envelope], processed=envelope.id))
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def record(self, collection: str, doc: Mapping[str, Any], event_id: str) -> None:
+        """Replay: set the document to what the event says, once (an upsert; a redelivery is a no-op)."""
+        try:
+            await self.db[collection].update_one(not_processed({"_id": doc["_id"]}, event_id),
+                                                 change({"$set": dict(doc)}, processed=event_id), upsert=True)
+        except DuplicateKeyError:
+            pass  # exists and has already applied this event
+
+    async def get(self, collection: str, id_: str) -> dict | None:
+        return await self.db[collection].find_one({"_id": id_})
+
+    # --- organisations -----------------------------------------------------------------------
+
+    async def update_organisation(self, organisation_id: str, revision: int, fields: Mapping[str, Any],
+                                  envelope: Envelope) -> bool:
+        """Apply a change made against `revision`; False if someone changed it meanwhile."""
+        result = await self.organisations.update_one(
+            {"_id": organisation_id, "revision": revision},
+            change({"$set": {**fields, "revision": revision + 1}}, events=[envelope], processed=envelope.id))
+        return result.matched_count == 1
+
+    async def organisations_owned_by(self, subject: str) -> list[str]:
+        return [d["_id"] async for d in self.organisations.find({"owner": subject}, {"_id": 1})]
+
+    async def list_organisations(self, query: Mapping[str, Any], limit: int = 500) -> list[dict]:
+        return [d async for d in self.organisations.find(dict(query)).sort([("legal_name", 1)]).limit(limit)]
+
+    # --- calls, offers -----------------------------------------------------------------------
+
+    async def list_calls(self, query: Mapping[str, Any]) -> list[dict]:
+        return [d async for d in self.calls.find(dict(query)).sort([("opens_on", 1), ("_id", 1)])]
+
+    async def search_offers(self, *, ecosystem: str | None, country: str | None, start: date | None,
+                            end: date | None, text: str | None, skip: int, limit: int) -> tuple[list[dict], int]:
+        """Offers by ecosystem, host country, a window overlapping start..end, and words of the
+        title or description; one page of them and how many there are."""
+        query: dict[str, Any] = {}
+        if ecosystem:
+            query["ecosystem"] = str(ecosystem)
+        if country:
+            query["country"] = country.upper()
+        if start:
+            query["window_end"] = {"$gte": start.isoformat()}
+        if end:
+            query["window_start"] = {"$lte": end.isoformat()}
+        if text:
+            pattern = {"$regex": re.escape(text), "$options": "i"}
+            query["$or"] = [{"title": pattern}, {"description": pattern}]
+        total = await self.offers.count_documents(query)
+        cursor = self.offers.find(query).sort([("window_start", 1), ("_id", 1)]).skip(skip).limit(limit)
+        return [d async for d in cursor], total
+
+    # --- applications ------------------------------------------------------------------------
+
+    async def list_applications(self, f: ApplicationFilter, limit: int = 500) -> list[dict]:
+        cursor = self.applications.find(f.query(), {"timeline": 0}).sort([("submitted_at", 1), ("_id", 1)])
+        return [d async for d in cursor.limit(limit)]
+
+    async def overlapping(self, field: str, value: str, start: str, end: str) -> list[str]:
+        """Active exchanges of a visitor or through an offer whose dates overlap start..end."""
+        query = {field: value, "status": {"$in": [str(s) for s in domain.ACTIVE]},
+                 "planned_start": {"$lte": end}, "planned_end": {"$gte": start}}
+        return [d["_id"] async for d in self.applications.find(query, {"_id": 1})]
+
+    async def fold_event(self, application_id: str, entry: Mapping[str, Any], *, event_id: str,
+                         events: tuple[Envelope, ...] = (),
+                         check: Callable[[dict], None] | None = None) -> dict | None:
+        """Add a lifecycle event to an exchange's timeline and refold its status, atomically:
+        the update only lands on the revision it was computed from (optimistic concurrency),
+        else it is recomputed. `check` may refuse the change (e.g. an illegal transition)
+        against the exchange as it stands. Returns the exchange, None if there is none."""
+        for _ in range(MAX_RACES):
+            doc = await self.applications.find_one({"_id": application_id})
+            if doc is None:
+                return None
+            if event_id in doc.get(PROCESSED, []):
+                return doc
+            if check is not None:
+                check(doc)
+            timeline, status = domain.fold([*doc.get("timeline", []), entry])
+            result = await self.applications.update_one(
+                not_processed({"_id": application_id, "revision": doc["revision"]}, event_id),
+                change({"$set": {"timeline": timeline, "status": str(status), "revision": doc["revision"] + 1}},
+                       events=events, processed=event_id))
+            if result.matched_count == 1:
+                return await self.applications.find_one({"_id": application_id})
+        raise RuntimeError(f"exchange {application_id} kept changing while folding {event_id}")

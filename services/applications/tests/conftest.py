@@ -1,0 +1,105 @@
+"""Fixtures of the applications service's integration tests: the service as a real process
+on the real broker and database, and the people of a small programme talking to it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+from pymongo import AsyncMongoClient
+
+TODAY = datetime.now(UTC).date()
+
+
+def next_monday(after_days: int) -> date:
+    day = TODAY + timedelta(days=after_days)
+    return day + timedelta(days=(7 - day.weekday()) % 7)
+
+
+@dataclass
+class Programme:
+    """A running applications service and what the tests set up in it."""
+
+    url: str
+    db: object
+    token: object
+    namespace: str
+    pm: dict
+    client: httpx.AsyncClient
+
+    async def post(self, path: str, body: dict | None = None, headers: dict | None = None, **kw):
+        return await self.client.post(path, json=body, headers=headers or self.pm, **kw)
+
+    async def get(self, path: str, headers: dict | None = None, **kw):
+        return await self.client.get(path, headers=headers or self.pm, **kw)
+
+    async def ok(self, method: str, path: str, body: dict | None = None, headers: dict | None = None,
+                 status: int = 200, **kw) -> dict:
+        response = await self.client.request(method, path, json=body, headers=headers or self.pm, **kw)
+        assert response.status_code == status, response.text
+        return response.json()
+
+    async def eventually(self, read, until, timeout: float = 30.0):
+        """Read until the condition holds (events are consumed asynchronously); fail with the last read."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = await read()
+            if until(value):
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"still not there after {timeout}s: {value}")
+            await asyncio.sleep(0.2)
+
+    async def stored(self) -> dict[str, int]:
+        """How many documents each collection holds (to show a refusal stored nothing)."""
+        return {name: await self.db[name].count_documents({})
+                for name in ("organisations", "partnerships", "calls", "offers", "applications")}
+
+    # --- the people and things of a programme -----------------------------------------------
+
+    def organisation_body(self, country: str, city: str, roles: list[str], **extra) -> dict:
+        return {"legal_name": f"{city} Cluster", "country": country, "city": city,
+                "organisation_type": "cluster_organisation", "ecosystems": ["digital", "renewable_energy"],
+                "roles": roles, "contact": {"name": f"Contact in {city}", "email": f"contact@{city.lower()}.example",
+                                            "language": "en"}, **extra}
+
+    async def enrol(self, who: dict, country: str, city: str, roles: list[str], **extra) -> dict:
+        return await self.ok("POST", "/organisations", self.organisation_body(country, city, roles, **extra), who,
+                             status=201)
+
+    async def partnership_and_call(self, **call) -> tuple[dict, dict]:
+        partnership = await self.ok("POST", "/partnerships", {
+            "name": "GreenTech 2.0", "member_clusters": ["Cleantech Lyon", "Berlin Energy", "Sofia Green"],
+            "countries": ["FR", "DE", "BG"], "ecosystems": ["renewable_energy"],
+            "contact_email": "office@greentech.example"}, status=201)
+        body = {"partnership_id": partnership["partnership_id"], "title": "Exchanges 2026",
+                "opens_on": (TODAY - timedelta(days=10)).isoformat(),
+                "closes_on": (TODAY + timedelta(days=150)).isoformat(), "budget_cents": 5_000_000,
+                "assessment_mode": "automatic", **call}
+        return partnership, await self.ok("POST", "/calls", body, status=201)
+
+    def application_body(self, call: dict, visitor: dict, host: dict, start: date, days: int = 5, **extra) -> dict:
+        return {"call_id": call["call_id"], "visitor_id": visitor["organisation_id"],
+                "host_id": host["organisation_id"], "purposes": ["learn_from_other_cluster"],
+                "objectives": "Learn how Berlin runs its hydrogen valley", "planned_start": start.isoformat(),
+                "planned_end": (start + timedelta(days=days - 1)).isoformat(), "travel_mode": "green", **extra}
+
+
+@pytest_asyncio.fixture
+async def programme(run_service, infra, namespace, token):
+    service = run_service("applications")
+    client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    db = client[service.env["MONGODB_DATABASE"]]
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+        yield Programme(service.url, db, token, namespace, token("programme_manager", subject="pm"), http)
+    await client.drop_database(service.env["MONGODB_DATABASE"])
+    await client.close()
+
+
+@pytest.fixture
+def later():
+    return next_monday

@@ -1,0 +1,42 @@
+"""Who may see and act on what (pure)."""
+
+from cx_shared.auth import Principal
+from cx_shared.vocabulary import Role
+from applications import access
+
+ORG = {"organisation_id": "org-v", "owner": "vera"}
+APPLICATION = {"visitor_id": "org-v", "host_id": "org-h", "partnership_id": "ptn-1"}
+
+
+def who(*roles, subject="someone", organisation_id=None, partnerships=()):
+    return Principal(subject=subject, roles=set(roles), organisation_id=organisation_id,
+                     partnership_ids=list(partnerships))
+
+
+def test_the_owner_the_organisation_and_programme_managers_act_for_it():
+    assert access.acts_for(who(Role.VISITOR, subject="vera"), ORG)
+    assert access.acts_for(who(Role.VISITOR, organisation_id="org-v"), ORG)
+    assert access.acts_for(who(Role.PROGRAMME_MANAGER), ORG)
+    assert not access.acts_for(who(Role.VISITOR, subject="mallory"), ORG)
+    assert not access.acts_for(who(Role.VISITOR), {"organisation_id": "org-x", "owner": None})
+
+
+def test_the_visitor_its_host_and_the_partnership_see_an_application():
+    assert access.sees_application(who(Role.VISITOR), APPLICATION, {"org-v"})
+    assert access.sees_application(who(Role.HOST), APPLICATION, {"org-h"})
+    assert access.sees_application(who(Role.ASSESSOR, partnerships=["ptn-1"]), APPLICATION, set())
+    assert access.sees_application(who(Role.PROGRAMME_MANAGER), APPLICATION, set())
+
+
+def test_nobody_else_does():
+    assert not access.sees_application(who(Role.VISITOR), APPLICATION, {"org-h"})  # a visitor role, the host's org
+    assert not access.sees_application(who(Role.HOST), APPLICATION, {"org-v"})
+    assert not access.sees_application(who(Role.ASSESSOR, partnerships=["ptn-2"]), APPLICATION, set())
+    assert not access.sees_application(who(Role.GRANT_OFFICER), APPLICATION, set())
+    assert not access.sees_application(who(Role.PROGRAMME_MANAGER, partnerships=["ptn-2"]), APPLICATION, set())
+
+
+def test_contact_details_are_for_the_organisation_and_staff():
+    assert access.sees_contact(who(Role.VISITOR, subject="vera"), ORG)
+    assert access.sees_contact(who(Role.ASSESSOR), ORG)
+    assert not access.sees_contact(who(Role.HOST, subject="hans"), ORG)

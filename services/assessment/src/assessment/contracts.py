@@ -1,0 +1,39 @@
+"""Facts of the domain to the integration events of cx.assessment.v1 (one table)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from cx_shared.events import Event
+from cx_shared.events.assessment import (AppealLodged, ApplicationApproved, ApplicationQueued, ApplicationRejected,
+                                         ApplicationScored, ApplicationWaitlisted, AssessmentClaimed,
+                                         ConflictDeclared, EligibilityChecked, HostAccepted, HostDeclined,
+                                         RuleSetChanged)
+
+from assessment import domain
+
+EVENT_OF: dict[type, type[Event]] = {
+    domain.Checked: EligibilityChecked,
+    domain.Approved: ApplicationApproved,
+    domain.Waitlisted: ApplicationWaitlisted,
+    domain.Rejected: ApplicationRejected,
+    domain.Queued: ApplicationQueued,
+    domain.Claimed: AssessmentClaimed,
+    domain.ConflictNoted: ConflictDeclared,
+    domain.Scored: ApplicationScored,
+    domain.Appealed: AppealLodged,
+    domain.HostAcceptance: HostAccepted,
+    domain.HostRefusal: HostDeclined,
+    domain.RuleSetPublished: RuleSetChanged,
+}
+
+
+def event_of(call_id: str, fact: Any) -> Event:
+    return EVENT_OF[type(fact)](call_id=call_id, **asdict(fact))
+
+
+def subject_of(call_id: str, fact: Any) -> str:
+    """Events about an application are keyed by it (one exchange stays ordered); rule-set
+    changes by the call."""
+    return getattr(fact, "application_id", None) or call_id

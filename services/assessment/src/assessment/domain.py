@@ -1,0 +1,545 @@
+"""The assessment of a call's applications, in plain Python (no I/O, no framework).
+
+A ``CallBook`` is the aggregate: the call's versioned rule sets, its budget envelope
+(estimated lump sums reserved by approvals) and one ``Entry`` per application. Every
+decision that spends or frees the envelope happens inside one call book, so it is
+stored by one single-document update (see storage.py) and can never overspend.
+Methods return the facts that happened (dataclasses below); contracts.py turns them
+into integration events. Refusals of a person's request raise cx_shared.errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
+
+from assessment.rules import Candidate, Context, Verdict, default_rules, evaluate, unknown_rules
+
+AUTOMATIC, PANEL = "automatic", "panel"
+
+# Entry statuses
+QUEUED, SCORED, APPEALED = "queued", "scored", "appealed"
+APPROVED, WAITLISTED, REJECTED = "approved", "waitlisted", "rejected"
+HOST_ACCEPTED, HOST_DECLINED = "host_accepted", "host_declined"
+WITHDRAWN, RELEASED = "withdrawn", "released"
+CLOSED = {REJECTED, HOST_DECLINED, WITHDRAWN, RELEASED}
+HOLDS_PLACE = {APPROVED, HOST_ACCEPTED}
+
+# The envelope estimate (the real lump sum is computed by grants when it commits):
+# a flat travel amount (higher for green travel, as the default lump-sum rules pay more
+# for it) plus a daily amount per working day, capped per exchange.
+TRAVEL_ESTIMATE_CENTS = {"standard": 50_000, "green": 60_000}
+DAILY_ESTIMATE_CENTS = 15_000
+ESTIMATE_CAP_CENTS = 350_000
+
+DEFAULT_CRITERIA = {"relevance_to_purposes": 3, "expected_impact": 3, "quality_of_plan": 2,
+                    "interregional_value": 2}
+MAX_CRITERION_SCORE = 10
+
+
+def estimate_lump_sum_cents(working_days: int, travel_mode: str) -> int:
+    travel = TRAVEL_ESTIMATE_CENTS.get(travel_mode, TRAVEL_ESTIMATE_CENTS["standard"])
+    return min(ESTIMATE_CAP_CENTS, travel + DAILY_ESTIMATE_CENTS * max(working_days, 0))
+
+
+def weighted_score(weights: dict[str, int], scores: dict[str, int]) -> float:
+    """Criterion scores 0..10 weighted into one score 0..100."""
+    total = sum(weights.values())
+    return round(sum(weights[c] * scores[c] for c in weights) * 100 / (total * MAX_CRITERION_SCORE), 2)
+
+
+# --- facts: what happened (one integration event each, see contracts.py) ---------------
+
+@dataclass(frozen=True)
+class Checked:
+    application_id: str
+    eligible: bool
+    rule_set_version: str
+    outcomes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Approved:
+    application_id: str
+    reasons: list[str]
+    score: float | None = None
+    estimated_cents: int | None = None
+    overridden_by: str | None = None
+    justification: str | None = None
+
+
+@dataclass(frozen=True)
+class Waitlisted:
+    application_id: str
+    reasons: list[str]
+    score: float | None = None
+    overridden_by: str | None = None
+    justification: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    application_id: str
+    reasons: list[str]
+    score: float | None = None
+    overridden_by: str | None = None
+    justification: str | None = None
+
+
+@dataclass(frozen=True)
+class Queued:
+    application_id: str
+    partnership_id: str
+    assessors_required: int
+
+
+@dataclass(frozen=True)
+class Claimed:
+    application_id: str
+    assessor: str
+    appeal: bool
+
+
+@dataclass(frozen=True)
+class ConflictNoted:
+    application_id: str
+    assessor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    application_id: str
+    assessor: str
+    score: float
+    criteria: dict[str, int]
+    comment: str
+    appeal: bool
+    final_score: float | None
+
+
+@dataclass(frozen=True)
+class Appealed:
+    application_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HostAcceptance:
+    application_id: str
+    host_id: str
+
+
+@dataclass(frozen=True)
+class HostRefusal:
+    application_id: str
+    host_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RuleSetPublished:
+    rule_set_version: str
+    rules: list[dict[str, Any]]
+    changed_by: str
+
+
+# --- state -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Assessor:
+    subject: str
+    organisation_id: str | None = None
+
+
+@dataclass
+class Policy:
+    """One version of a call's rules: eligibility rules and panel settings."""
+
+    version: int
+    name: str
+    rules: list[dict[str, Any]]
+    criteria: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CRITERIA))
+    second_assessor: bool = False
+    score_gap: float = 20.0
+    threshold: float = 60.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass
+class Entry:
+    """One application as the call's assessment sees it."""
+
+    application_id: str
+    visitor_id: str
+    host_id: str
+    offer_id: str | None
+    planned_start: date
+    planned_end: date
+    arrival: int
+    estimate_cents: int
+    rule_set_version: str
+    eligible: bool
+    outcomes: list[dict[str, Any]]
+    status: str
+    reasons: list[str] = field(default_factory=list)
+    reserved_cents: int = 0
+    claims: list[str] = field(default_factory=list)
+    assessments: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, str]] = field(default_factory=list)
+    score: float | None = None
+    appealed: bool = False
+    host_accepted: bool = False
+
+    def regular_assessments(self) -> list[dict[str, Any]]:
+        return [a for a in self.assessments if not a["appeal"]]
+
+    def assessors(self) -> set[str]:
+        return {a["assessor"] for a in self.assessments}
+
+    def rank_key(self) -> tuple[float, int]:
+        return (-(self.score or 0.0), self.arrival)
+
+
+@dataclass
+class CallBook:
+    call_id: str
+    partnership_id: str
+    opens_on: date
+    closes_on: date
+    budget_cents: int
+    mode: str
+    envelope_left_cents: int
+    policies: list[Policy]
+    entries: dict[str, Entry] = field(default_factory=dict)
+    next_arrival: int = 1
+
+    @classmethod
+    def open(cls, call_id: str, partnership_id: str, opens_on: date, closes_on: date, budget_cents: int,
+             mode: str, eligible_countries: list[str], rule_set_name: str) -> CallBook:
+        mode = PANEL if mode == PANEL else AUTOMATIC
+        first = Policy(1, rule_set_name, default_rules(eligible_countries))
+        return cls(call_id, partnership_id, opens_on, closes_on, budget_cents, mode, budget_cents, [first])
+
+    @property
+    def policy(self) -> Policy:
+        return self.policies[-1]
+
+    def live_exchange(self, application_id: str) -> tuple[str, date, date] | None:
+        """The dates of an application still heading for an exchange, else None."""
+        entry = self.entries.get(application_id)
+        if entry is None or entry.status in CLOSED:
+            return None
+        return entry.application_id, entry.planned_start, entry.planned_end
+
+    def entry(self, application_id: str) -> Entry:
+        if application_id not in self.entries:
+            raise NotFound(f"application {application_id} is not in the assessment of call {self.call_id}")
+        return self.entries[application_id]
+
+    # --- rule sets ---------------------------------------------------------------------
+
+    def change_rule_set(self, by: str, rules: list[dict[str, Any]] | None = None,
+                        **panel: Any) -> list[RuleSetPublished]:
+        """A new version; entries keep the version (and outcomes) they were checked under."""
+        current = self.policy
+        rules = current.rules if rules is None else rules
+        if unknown := unknown_rules(rules):
+            raise Invalid(f"unknown rule(s): {', '.join(unknown)}", field="rules", rule="known_rule")
+        settings = {k: v for k, v in panel.items() if v is not None}
+        criteria = settings.get("criteria", current.criteria)
+        if not criteria or any(w <= 0 for w in criteria.values()):
+            raise Invalid("criteria need at least one criterion, each with a positive weight", field="criteria")
+        new = Policy(current.version + 1, current.name, [dict(r) for r in rules], dict(criteria),
+                     settings.get("second_assessor", current.second_assessor),
+                     float(settings.get("score_gap", current.score_gap)),
+                     float(settings.get("threshold", current.threshold)))
+        self.policies.append(new)
+        return [RuleSetPublished(new.label, new.rules, by)]
+
+    # --- eligibility and the first decision --------------------------------------------
+
+    def admit(self, candidate: Candidate, estimate_cents: int,
+              elsewhere: tuple[tuple[str, date, date], ...] = ()) -> list[Any]:
+        """Check eligibility and take the first decision. ``elsewhere``: the visitor's live
+        exchanges in other calls (id, start, end), for the overlap rule."""
+        if candidate.application_id in self.entries:
+            return []  # already assessed: a duplicate submission changes nothing
+        policy = self.policy
+        verdict = Verdict(evaluate(policy.rules, candidate, self._context(candidate, elsewhere)))
+        outcomes = [{"rule": o.rule, "passed": o.passed, "reason": o.reason} for o in verdict.outcomes]
+        entry = Entry(candidate.application_id, candidate.visitor.organisation_id, candidate.host.organisation_id,
+                      candidate.offer_id, candidate.planned_start, candidate.planned_end, self.next_arrival,
+                      estimate_cents, policy.label, verdict.eligible, outcomes, QUEUED)
+        self.next_arrival += 1
+        self.entries[entry.application_id] = entry
+        facts: list[Any] = [Checked(entry.application_id, verdict.eligible, policy.label, outcomes)]
+        if not verdict.eligible:
+            facts.append(self._reject(entry, verdict.failures))
+        elif self.mode == PANEL:
+            facts.append(Queued(entry.application_id, self.partnership_id, self._required(entry)))
+        elif not self._waitlist() and self._fits(entry):
+            facts.append(self._approve(entry, ["eligible; approved in order of arrival within the envelope"]))
+        else:
+            facts.append(self._put_on_waitlist(entry, [self._no_room(entry)]))
+        return facts
+
+    def _context(self, c: Candidate, elsewhere: tuple[tuple[str, date, date], ...]) -> Context:
+        live = tuple((e.application_id, e.planned_start, e.planned_end) for e in self.entries.values()
+                     if e.visitor_id == c.visitor.organisation_id and e.status not in CLOSED)
+        taken = sum(1 for e in self.entries.values()
+                    if c.offer_id and e.offer_id == c.offer_id and e.status in HOLDS_PLACE)
+        return Context(self.opens_on, self.closes_on, live + tuple(elsewhere), taken)
+
+    # --- panel: claim, conflicts, scores -----------------------------------------------
+
+    def queue_for(self, assessor: Assessor) -> list[Entry]:
+        """What this assessor may claim, first come first served."""
+        open_ = [e for e in self.entries.values() if e.status in (QUEUED, APPEALED) and self._open_places(e) > 0]
+        return sorted((e for e in open_ if self._obstacle(e, assessor) is None), key=lambda e: e.arrival)
+
+    def claim(self, application_id: str, assessor: Assessor) -> list[Any]:
+        entry = self.entry(application_id)
+        if entry.status not in (QUEUED, APPEALED):
+            raise Conflict(f"application {application_id} is {entry.status}, not awaiting assessment")
+        if assessor.subject in entry.claims:
+            return []  # claiming twice is harmless
+        if obstacle := self._obstacle(entry, assessor):
+            raise obstacle
+        if self._open_places(entry) <= 0:
+            raise Conflict(f"application {application_id} already has the assessors it needs")
+        entry.claims.append(assessor.subject)
+        return [Claimed(application_id, assessor.subject, entry.status == APPEALED)]
+
+    def _obstacle(self, entry: Entry, assessor: Assessor) -> Exception | None:
+        if assessor.organisation_id and assessor.organisation_id in (entry.visitor_id, entry.host_id):
+            return Forbidden("conflict of interest: the assessor belongs to the visitor's or the host's organisation",
+                             field="organisation_id", rule="conflict_of_interest")
+        if any(c["assessor"] == assessor.subject for c in entry.conflicts):
+            return Forbidden("conflict of interest declared by this assessor", rule="declared_conflict",
+                             field="assessor")
+        if assessor.subject in entry.assessors():
+            rule = "appeal_different_assessor" if entry.status == APPEALED else "one_score_per_assessor"
+            why = ("an appeal is re-assessed by a different assessor" if entry.status == APPEALED
+                   else "this assessor has already scored the application")
+            return Conflict(why, field="assessor", rule=rule)
+        return None
+
+    def declare_conflict(self, application_id: str, assessor: Assessor, reason: str) -> list[Any]:
+        entry = self.entry(application_id)
+        if not reason.strip():
+            raise Invalid("a declared conflict needs a reason", field="reason", rule="required")
+        if any(c["assessor"] == assessor.subject for c in entry.conflicts):
+            return []
+        entry.conflicts.append({"assessor": assessor.subject, "reason": reason})
+        if assessor.subject in entry.claims:
+            entry.claims.remove(assessor.subject)  # the place goes back to the queue
+        return [ConflictNoted(application_id, assessor.subject, reason)]
+
+    def score(self, application_id: str, assessor: Assessor, criteria: dict[str, int], comment: str) -> list[Any]:
+        entry = self.entry(application_id)
+        if entry.status not in (QUEUED, APPEALED):
+            raise Conflict(f"application {application_id} is {entry.status}, not awaiting assessment")
+        if assessor.subject not in entry.claims:
+            raise Conflict("claim the application before scoring it", field="assessor", rule="claimed")
+        weights = self.policy.criteria
+        if set(criteria) != set(weights):
+            raise Invalid(f"score exactly these criteria: {', '.join(sorted(weights))}", field="scores",
+                          rule="criteria")
+        if any(not 0 <= v <= MAX_CRITERION_SCORE for v in criteria.values()):
+            raise Invalid(f"each criterion is scored 0 to {MAX_CRITERION_SCORE}", field="scores", rule="range")
+        appeal = entry.status == APPEALED
+        value = weighted_score(weights, criteria)
+        entry.claims.remove(assessor.subject)
+        entry.assessments.append({"assessor": assessor.subject, "score": value, "criteria": dict(criteria),
+                                  "comment": comment, "appeal": appeal})
+        decisions: list[Any] = []
+        final = None
+        if appeal:
+            final = entry.score = value
+            decisions = self._decide_appeal(entry)
+        elif len(entry.regular_assessments()) >= self._required(entry):
+            scores = [a["score"] for a in entry.regular_assessments()]
+            final = entry.score = round(sum(scores) / len(scores), 2)
+            entry.status = SCORED
+        return [Scored(application_id, assessor.subject, value, dict(criteria), comment, appeal, final), *decisions]
+
+    def _required(self, entry: Entry) -> int:
+        """Assessors needed: one, two when the call says so, one more when scores differ
+        by more than the call's gap."""
+        policy = self.policy
+        base = 2 if policy.second_assessor else 1
+        scores = [a["score"] for a in entry.regular_assessments()][:base]
+        if len(scores) >= 2 and max(scores) - min(scores) > policy.score_gap:
+            return base + 1
+        return base
+
+    def _open_places(self, entry: Entry) -> int:
+        if entry.status == APPEALED:
+            done = len(entry.assessments) - len(entry.regular_assessments())
+            return 1 - done - len(entry.claims)
+        return self._required(entry) - len(entry.regular_assessments()) - len(entry.claims)
+
+    # --- rounds --------------------------------------------------------------------------
+
+    def run_round(self) -> list[Any]:
+        """Rank by score; approve down the ranking while the envelope allows; waitlist
+        the rest above the threshold; reject below it."""
+        if self.mode != PANEL:
+            raise Conflict("rounds are for panel calls; automatic calls decide on arrival")
+        threshold = self.policy.threshold
+        ranked = sorted((e for e in self.entries.values() if e.status in (SCORED, WAITLISTED)),
+                        key=Entry.rank_key)
+        facts: list[Any] = []
+        approving = True
+        for rank, entry in enumerate(ranked, start=1):
+            where = f"ranked {rank} of {len(ranked)} with score {entry.score}"
+            if entry.score is None or entry.score < threshold:
+                facts.append(self._reject(entry, [f"{where}: below the call's threshold {threshold}"]))
+            elif approving and self._fits(entry):
+                facts.append(self._approve(entry, [f"{where}: within the envelope"]))
+            else:
+                approving = False  # strict ranking: nobody lower jumps a waitlisted application
+                if entry.status != WAITLISTED:
+                    facts.append(self._put_on_waitlist(entry, [f"{where}: {self._no_room(entry)}"]))
+        return facts
+
+    # --- the host builds the exchange -----------------------------------------------------
+
+    def host_decides(self, application_id: str, host_organisation_id: str | None, accept: bool,
+                     reason: str = "") -> list[Any]:
+        entry = self.entry(application_id)
+        if host_organisation_id != entry.host_id:
+            raise Forbidden("only the host organisation of this application can answer it",
+                            field="organisation_id", rule="host_organisation")
+        if entry.status == HOST_ACCEPTED and accept or entry.status == HOST_DECLINED and not accept:
+            return []  # the same answer again: already recorded
+        if entry.status != APPROVED:
+            raise Conflict(f"application {application_id} is {entry.status}; a host answers approved applications")
+        if accept:
+            entry.status, entry.host_accepted = HOST_ACCEPTED, True
+            return [HostAcceptance(application_id, entry.host_id)]
+        if not reason.strip():
+            raise Invalid("a host declining must give a reason", field="reason", rule="required")
+        self._release(entry)
+        entry.status, entry.reasons = HOST_DECLINED, [f"host declined: {reason}"]
+        return [HostRefusal(application_id, entry.host_id, reason), *self._promote()]
+
+    # --- money moves in grants -------------------------------------------------------------
+
+    def commitment_released(self, application_id: str, reason: str) -> list[Any]:
+        """A withdrawal or cancellation freed money: the first waitlisted move up."""
+        entry = self.entries.get(application_id)
+        if entry is not None and entry.status in HOLDS_PLACE:
+            self._release(entry)
+            entry.status, entry.reasons = RELEASED, [f"commitment released: {reason}"]
+        return self._promote()
+
+    def grant_refused(self, application_id: str, reason: str) -> list[Any]:
+        """Grants could not commit: the application waits for released money."""
+        entry = self.entries.get(application_id)
+        if entry is None or entry.status not in HOLDS_PLACE:
+            return []
+        self._release(entry)
+        return [self._put_on_waitlist(entry, [f"grant refused: {reason}"])]
+
+    def withdrawn(self, application_id: str) -> list[Any]:
+        entry = self.entries.get(application_id)
+        if entry is None or entry.status in CLOSED:
+            return []
+        self._release(entry)
+        entry.status, entry.claims = WITHDRAWN, []
+        return self._promote()
+
+    # --- appeal and override ----------------------------------------------------------------
+
+    def appeal(self, application_id: str, visitor_organisation_id: str | None, reason: str) -> list[Any]:
+        entry = self.entry(application_id)
+        if visitor_organisation_id != entry.visitor_id:
+            raise Forbidden("only the visitor of this application can appeal", field="organisation_id")
+        if entry.appealed:
+            raise Conflict("an applicant may appeal once", rule="appeal_once")
+        if entry.status != REJECTED:
+            raise Conflict(f"application {application_id} is {entry.status}; only a rejection can be appealed")
+        if not reason.strip():
+            raise Invalid("an appeal needs a reason", field="reason", rule="required")
+        entry.appealed, entry.status = True, APPEALED
+        return [Appealed(application_id, reason)]
+
+    def _decide_appeal(self, entry: Entry) -> list[Any]:
+        threshold = self.policy.threshold
+        where = f"appeal re-assessed with score {entry.score}"
+        if entry.score is None or entry.score < threshold:
+            return [self._reject(entry, [f"{where}: below the call's threshold {threshold}"])]
+        if not self._waitlist() and self._fits(entry):
+            return [self._approve(entry, [f"{where}: upheld, within the envelope"])]
+        return [self._put_on_waitlist(entry, [f"{where}: upheld; {self._no_room(entry)}"])]
+
+    def override(self, application_id: str, decision: str, justification: str, by: str) -> list[Any]:
+        if not justification.strip():
+            raise Invalid("an override needs a justification", field="justification", rule="required")
+        entry = self.entry(application_id)
+        if entry.status in {HOST_ACCEPTED, HOST_DECLINED, WITHDRAWN, RELEASED}:
+            raise Conflict(f"application {application_id} is {entry.status}; its decision can no longer change")
+        why = dict(overridden_by=by, justification=justification)
+        reasons = [f"decision overridden by {by}: {justification}"]
+        if decision == APPROVED:
+            if not entry.reserved_cents and not self._fits(entry):
+                raise Conflict(self._no_room(entry), rule="envelope")
+            return [self._approve(entry, reasons, **why)]
+        if decision not in (WAITLISTED, REJECTED):
+            raise Invalid("decision is one of approved, waitlisted, rejected", field="decision")
+        freed = entry.reserved_cents > 0
+        self._release(entry)
+        fact = (self._put_on_waitlist if decision == WAITLISTED else self._reject)(entry, reasons, **why)
+        return [fact, *(self._promote() if freed else [])]
+
+    # --- the envelope -------------------------------------------------------------------------
+
+    def _fits(self, entry: Entry) -> bool:
+        return entry.estimate_cents <= self.envelope_left_cents
+
+    def _no_room(self, entry: Entry) -> str:
+        return (f"the envelope left ({self.envelope_left_cents} cents) does not cover the estimated "
+                f"lump sum ({entry.estimate_cents} cents), or earlier applications are waiting")
+
+    def _waitlist(self) -> list[Entry]:
+        return sorted((e for e in self.entries.values() if e.status == WAITLISTED), key=Entry.rank_key)
+
+    def _approve(self, entry: Entry, reasons: list[str], **why: Any) -> Approved:
+        if not entry.reserved_cents:
+            entry.reserved_cents = entry.estimate_cents
+            self.envelope_left_cents -= entry.estimate_cents
+        entry.status, entry.reasons, entry.claims = APPROVED, reasons, []
+        return Approved(entry.application_id, reasons, entry.score, entry.estimate_cents, **why)
+
+    def _put_on_waitlist(self, entry: Entry, reasons: list[str], **why: Any) -> Waitlisted:
+        entry.status, entry.reasons, entry.claims = WAITLISTED, reasons, []
+        return Waitlisted(entry.application_id, reasons, entry.score, **why)
+
+    def _reject(self, entry: Entry, reasons: list[str], **why: Any) -> Rejected:
+        entry.status, entry.reasons, entry.claims = REJECTED, reasons, []
+        return Rejected(entry.application_id, reasons, entry.score, **why)
+
+    def _release(self, entry: Entry) -> None:
+        self.envelope_left_cents += entry.reserved_cents
+        entry.reserved_cents = 0
+
+    def _promote(self) -> list[Any]:
+        """Approve waitlisted applications in order while the envelope allows. One whose
+        host had already accepted (its grant was refused) keeps that acceptance."""
+        facts: list[Any] = []
+        for entry in self._waitlist():
+            if not self._fits(entry):
+                break
+            facts.append(self._approve(entry, ["promoted from the waitlist: money was released"]))
+            if entry.host_accepted:
+                entry.status = HOST_ACCEPTED
+                facts.append(HostAcceptance(entry.application_id, entry.host_id))
+        return facts

@@ -1,0 +1,187 @@
+"""The eligibility rule catalogue: each rule is a pure function judging one thing.
+
+A call's rule set is data (``[{"rule": name, "params": {...}}, ...]``) naming rules of
+this catalogue, so a programme manager changes a call's rules without code, and every
+outcome says which rule decided and why. No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from cx_shared.vocabulary import DEFAULT_ELIGIBLE_COUNTRIES, OrganisationType
+
+MIN_WORKING_DAYS = 3
+# "Up to one month" read as 22 working days (a month of weekdays), the figure the
+# applications service computes in the host country, public holidays excluded.
+MAX_WORKING_DAYS = 22
+
+
+@dataclass(frozen=True)
+class Party:
+    organisation_id: str
+    country: str
+    organisation_type: str
+    cluster_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the rules judge: the facts of one submitted application."""
+
+    application_id: str
+    visitor: Party
+    host: Party
+    planned_start: date
+    planned_end: date
+    working_days: int
+    submitted_on: date
+    offer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the call and the applications already seen add to the candidate's facts."""
+
+    opens_on: date
+    closes_on: date
+    # (application id, start, end) of the visitor's other live applications in this call
+    visitor_exchanges: tuple[tuple[str, date, date], ...] = ()
+    # exchanges already approved or accepted on the candidate's host offer
+    offer_taken: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rule: str
+    passed: bool
+    reason: str
+
+
+Rule = Callable[[Mapping[str, Any], Candidate, Context], Outcome]
+RULES: dict[str, Rule] = {}
+
+
+def rule(name: str):
+    def register(fn):
+        def judged(params, candidate, context) -> Outcome:
+            passed, reason = fn(params, candidate, context)
+            return Outcome(name, passed, reason)
+        RULES[name] = judged
+        return fn
+    return register
+
+
+@rule("eligible_countries")
+def _countries(params, c: Candidate, ctx: Context):
+    countries = set(params.get("countries") or DEFAULT_ELIGIBLE_COUNTRIES)
+    outside = [f"{role} in {p.country}" for role, p in (("visitor", c.visitor), ("host", c.host))
+               if p.country not in countries]
+    if outside:
+        return False, f"not an eligible country of this call: {', '.join(outside)}"
+    return True, f"visitor ({c.visitor.country}) and host ({c.host.country}) are in eligible countries"
+
+
+@rule("organisation_types")
+def _types(params, c: Candidate, ctx: Context):
+    allowed = set(params.get("types") or [t.value for t in OrganisationType])
+    wrong = [f"{role} is {p.organisation_type}" for role, p in (("visitor", c.visitor), ("host", c.host))
+             if p.organisation_type not in allowed]
+    if wrong:
+        return False, f"organisation type not eligible: {', '.join(wrong)}"
+    return True, "visitor and host are eligible organisation types"
+
+
+@rule("transnational")
+def _transnational(params, c: Candidate, ctx: Context):
+    if c.visitor.country == c.host.country:
+        return False, f"visitor and host are both in {c.visitor.country}: the exchange must be transnational"
+    return True, f"transnational: {c.visitor.country} to {c.host.country}"
+
+
+@rule("sme_cluster_membership")
+def _sme_cluster(params, c: Candidate, ctx: Context):
+    unnamed = [role for role, p in (("visitor", c.visitor), ("host", c.host))
+               if p.organisation_type == OrganisationType.SME and not (p.cluster_name or "").strip()]
+    if unnamed:
+        return False, f"an SME must be a member of a named cluster: {', '.join(unnamed)} names none"
+    return True, "every SME names its cluster"
+
+
+@rule("duration")
+def _duration(params, c: Candidate, ctx: Context):
+    low = int(params.get("min_working_days", MIN_WORKING_DAYS))
+    high = int(params.get("max_working_days", MAX_WORKING_DAYS))
+    if c.planned_end < c.planned_start:
+        return False, f"the exchange ends ({c.planned_end}) before it starts ({c.planned_start})"
+    if not low <= c.working_days <= high:
+        return False, f"{c.working_days} working days in the host country; the exchange must last {low} to {high}"
+    return True, f"{c.working_days} working days, within {low} to {high}"
+
+
+@rule("dates_inside_call")
+def _dates(params, c: Candidate, ctx: Context):
+    if not ctx.opens_on <= c.submitted_on <= ctx.closes_on:
+        return False, f"submitted on {c.submitted_on}, outside the call ({ctx.opens_on} to {ctx.closes_on})"
+    if c.planned_start < ctx.opens_on:
+        return False, f"the exchange starts ({c.planned_start}) before the call opens ({ctx.opens_on})"
+    latest_end = params.get("exchanges_end_by")
+    if latest_end and c.planned_end > date.fromisoformat(latest_end):
+        return False, f"the exchange ends ({c.planned_end}) after the call's last exchange day ({latest_end})"
+    return True, f"submitted on {c.submitted_on} while the call was open; the exchange starts after it opened"
+
+
+@rule("host_capacity")
+def _capacity(params, c: Candidate, ctx: Context):
+    # Capacity per host offer is optional data of the rule set: unknown capacity passes.
+    capacity = (params.get("offer_capacities") or {}).get(c.offer_id) if c.offer_id else None
+    if capacity is None:
+        return True, "no host offer capacity limits this application"
+    if ctx.offer_taken >= int(capacity):
+        return False, f"host offer {c.offer_id} is full: {ctx.offer_taken} of {capacity} places taken"
+    return True, f"host offer {c.offer_id}: {ctx.offer_taken} of {capacity} places taken"
+
+
+@rule("no_overlapping_exchange")
+def _overlap(params, c: Candidate, ctx: Context):
+    clashes = [app_id for app_id, start, end in ctx.visitor_exchanges
+               if app_id != c.application_id and start <= c.planned_end and c.planned_start <= end]
+    if clashes:
+        return False, f"the visitor already has an overlapping exchange: {', '.join(sorted(clashes))}"
+    return True, "the visitor has no overlapping exchange"
+
+
+def default_rules(eligible_countries: list[str]) -> list[dict[str, Any]]:
+    """The rule set a call starts with (version 1): every rule of the catalogue."""
+    params: dict[str, dict[str, Any]] = {
+        "eligible_countries": {"countries": list(eligible_countries)},
+        "organisation_types": {"types": [t.value for t in OrganisationType]},
+        "duration": {"min_working_days": MIN_WORKING_DAYS, "max_working_days": MAX_WORKING_DAYS},
+        "host_capacity": {"offer_capacities": {}},
+    }
+    return [{"rule": name, "params": params.get(name, {})} for name in RULES]
+
+
+def unknown_rules(rules: list[dict[str, Any]]) -> list[str]:
+    return [str(r.get("rule")) for r in rules if r.get("rule") not in RULES]
+
+
+def evaluate(rules: list[dict[str, Any]], candidate: Candidate, context: Context) -> list[Outcome]:
+    """Every rule judged on its own: one failing rule never hides another's outcome."""
+    return [RULES[r["rule"]](r.get("params") or {}, candidate, context) for r in rules]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def eligible(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{o.rule}: {o.reason}" for o in self.outcomes if not o.passed]

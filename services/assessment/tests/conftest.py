@@ -1,0 +1,105 @@
+"""Helpers for the assessment integration tests: upstream events as the applications and
+grants services publish them, and a way to know the service has consumed everything."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+import time
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from cx_shared.envelope import Envelope
+from cx_shared.events.applications import ApplicationSubmitted, CallPublished
+from cx_shared.events.common import Contact, Participant
+from cx_shared.testing.kafka import publish_envelope
+from cx_shared.topics import APPLICATIONS, GRANTS, qualified
+
+APPLICATIONS_SOURCE, GRANTS_SOURCE = "/clusterxchange/applications", "/clusterxchange/grants"
+
+
+def participant(org: str, country: str, kind: str = "cluster_organisation", cluster: str | None = None) -> Participant:
+    return Participant(organisation_id=org, legal_name=f"{org} cluster", country=country, city="Capital",
+                       organisation_type=kind, cluster_name=cluster,
+                       contact=Contact(name=f"{org} contact", email=f"contact@{org}.example.eu", language="fr"))
+
+
+def call_published(call_id: str, budget_cents: int, mode: str = "automatic") -> Envelope:
+    return Envelope.wrap(CallPublished(call_id=call_id, partnership_id="p-1", title="Digital twins",
+                                       opens_on=date(2026, 1, 1), closes_on=date(2026, 12, 31),
+                                       eligible_countries=["FR", "DE", "IT", "ES", "UA"], budget_cents=budget_cents,
+                                       assessment_mode=mode),
+                         source=APPLICATIONS_SOURCE, subject=call_id)
+
+
+def submitted(app_id: str, call_id: str, *, visitor: Participant | None = None, host: Participant | None = None,
+              working_days: int = 5, start: date = date(2026, 3, 2), end: date = date(2026, 3, 6),
+              submitted_at: datetime = datetime(2026, 2, 1, 10, tzinfo=UTC)) -> Envelope:
+    event = ApplicationSubmitted(application_id=app_id, call_id=call_id, partnership_id="p-1",
+                                 visitor=visitor or participant(f"v-{app_id}", "FR"),
+                                 host=host or participant(f"h-{app_id}", "DE"), purposes=["learn_from_other_cluster"],
+                                 planned_start=start, planned_end=end, working_days=working_days,
+                                 submitted_at=submitted_at)
+    return Envelope.wrap(event, source=APPLICATIONS_SOURCE, subject=app_id)
+
+
+def from_grants(event) -> Envelope:
+    return Envelope.wrap(event, source=GRANTS_SOURCE, subject=event.application_id)
+
+
+@pytest.fixture
+def publish(infra, namespace):
+    async def send(*envelopes: Envelope) -> None:
+        for envelope in envelopes:
+            await publish_envelope(infra.kafka, envelope, namespace)
+    return send
+
+
+@pytest.fixture
+def drained(infra, namespace):
+    """Wait until the assessment consumer group has committed every record of its input
+    topics, then let the outbox relay run: afterwards, every effect is on the topic."""
+    async def wait(timeout: float = 60.0) -> None:
+        topics = [qualified(APPLICATIONS, namespace), qualified(GRANTS, namespace)]
+        group = f"{namespace}assessment"  # ServiceSettings.consumer_group
+        consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka)
+        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
+        await consumer.start()
+        await admin.start()
+        try:
+            await consumer._client.force_metadata_update()
+            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+            assert partitions, "the input topics do not exist"
+            ends = await consumer.end_offsets(partitions)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in partitions):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("assessment did not consume its input in time")
+        finally:
+            await consumer.stop()
+            await admin.close()
+        await asyncio.sleep(1.5)  # several outbox relay passes
+    return wait
+
+
+@pytest.fixture
+async def client():
+    async with httpx.AsyncClient(timeout=20) as c:
+        yield c
+
+
+@pytest.fixture
+def upstream():
+    """The builders above, as a fixture (test modules cannot import conftest under
+    pytest's importlib mode)."""
+    return SimpleNamespace(call_published=call_published, submitted=submitted, participant=participant,
+                           from_grants=from_grants)

@@ -1,0 +1,295 @@
+"""The pure domain: eligibility rules, the envelope, the panel, rounds, hosts, appeals."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from cx_shared.errors import Conflict, Forbidden, Invalid
+
+from assessment import domain
+from assessment.domain import Assessor, CallBook, estimate_lump_sum_cents
+from assessment.rules import RULES, Candidate, Party
+
+OPENS, CLOSES = date(2026, 1, 1), date(2026, 12, 31)
+FIVE_DAYS = estimate_lump_sum_cents(5, "standard")
+
+
+def party(org: str, country: str, kind: str = "cluster_organisation", cluster: str | None = None) -> Party:
+    return Party(org, country, kind, cluster)
+
+
+def candidate(app_id: str = "app-1", **changes) -> Candidate:
+    base = Candidate(app_id, party(f"v-{app_id}", "FR"), party(f"h-{app_id}", "DE"), date(2026, 3, 2),
+                     date(2026, 3, 6), 5, date(2026, 2, 1))
+    return replace(base, **changes)
+
+
+def book(mode: str = "automatic", budget: int = 10 * FIVE_DAYS, countries=("FR", "DE", "IT", "ES")) -> CallBook:
+    return CallBook.open("call-1", "p-1", OPENS, CLOSES, budget, mode, list(countries), "default-v1")
+
+
+def kinds(facts) -> list[str]:
+    return [type(f).__name__ for f in facts]
+
+
+# --- each eligibility rule failing alone, with its reason ---------------------------------
+
+FAILING_ALONE = {
+    "eligible_countries": dict(host=party("h", "US")),
+    "organisation_types": dict(visitor=party("v", "FR", "large_enterprise")),
+    "transnational": dict(host=party("h", "FR")),
+    "sme_cluster_membership": dict(visitor=party("v", "FR", "sme", None)),
+    "duration": dict(working_days=2),
+    "dates_inside_call": dict(submitted_on=date(2027, 1, 5)),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(FAILING_ALONE))
+def test_each_rule_fails_alone_with_its_reason(rule):
+    b = book()
+    checked, rejected = b.admit(candidate(**FAILING_ALONE[rule]), FIVE_DAYS)
+    failed = [o for o in checked.outcomes if not o["passed"]]
+    assert [o["rule"] for o in failed] == [rule]
+    assert failed[0]["reason"] and rejected.reasons == [f"{rule}: {failed[0]['reason']}"]
+    assert isinstance(rejected, domain.Rejected) and not checked.eligible
+    assert len(checked.outcomes) == len(RULES)  # every rule judged, not only the first failing one
+
+
+def test_duration_above_one_month_fails():
+    checked, _ = book().admit(candidate(working_days=23), FIVE_DAYS)
+    assert [o["rule"] for o in checked.outcomes if not o["passed"]] == ["duration"]
+
+
+def test_overlapping_exchange_of_the_visitor_fails_alone():
+    b = book()
+    b.admit(candidate("a1"), FIVE_DAYS)
+    later = candidate("a2", visitor=party("v-a1", "FR"), planned_start=date(2026, 3, 5), planned_end=date(2026, 3, 11))
+    checked, _ = b.admit(later, FIVE_DAYS)
+    failed = [o for o in checked.outcomes if not o["passed"]]
+    assert [o["rule"] for o in failed] == ["no_overlapping_exchange"] and "a1" in failed[0]["reason"]
+
+
+def test_host_capacity_fails_alone_when_the_offer_is_full():
+    b = book()
+    rules = [dict(r) for r in b.policy.rules]
+    for r in rules:
+        if r["rule"] == "host_capacity":
+            r["params"] = {"offer_capacities": {"offer-9": 1}}
+    b.change_rule_set("pm", rules)
+    b.admit(candidate("a1", offer_id="offer-9"), FIVE_DAYS)
+    checked, _ = b.admit(candidate("a2", offer_id="offer-9"), FIVE_DAYS)
+    assert [o["rule"] for o in checked.outcomes if not o["passed"]] == ["host_capacity"]
+
+
+def test_rule_set_change_leaves_earlier_decisions_untouched():
+    b = book()
+    b.admit(candidate("a1"), FIVE_DAYS)
+    rules = [r if r["rule"] != "eligible_countries" else {"rule": r["rule"], "params": {"countries": ["IT"]}}
+             for r in b.policy.rules]
+    (published,) = b.change_rule_set("pm", rules)
+    checked, rejected = b.admit(candidate("a2"), FIVE_DAYS)
+    assert published.rule_set_version == "default-v1@2" and checked.rule_set_version == "default-v1@2"
+    assert isinstance(rejected, domain.Rejected)
+    first = b.entry("a1")
+    assert (first.status, first.rule_set_version, first.eligible) == ("approved", "default-v1@1", True)
+
+
+def test_unknown_rule_is_refused():
+    with pytest.raises(Invalid):
+        book().change_rule_set("pm", [{"rule": "be_nice", "params": {}}])
+
+
+# --- automatic mode: arrival order within the envelope -------------------------------------
+
+def test_automatic_approves_in_arrival_order_while_the_envelope_allows():
+    b = book(budget=2 * FIVE_DAYS)
+    decisions = [b.admit(candidate(f"a{i}"), FIVE_DAYS)[-1] for i in range(1, 4)]
+    assert kinds(decisions) == ["Approved", "Approved", "Waitlisted"]
+    assert b.envelope_left_cents == 0
+    # a small one arriving later does not jump the waitlist
+    assert kinds(b.admit(candidate("a4"), 1)[-1:]) == ["Waitlisted"]
+
+
+def test_released_commitment_promotes_the_first_waitlisted():
+    b = book(budget=FIVE_DAYS)
+    for i in range(1, 4):
+        b.admit(candidate(f"a{i}"), FIVE_DAYS)
+    b.host_decides("a1", "h-a1", True)
+    promoted = b.commitment_released("a1", "withdrawn by the visitor")
+    assert [(type(f).__name__, f.application_id) for f in promoted] == [("Approved", "a2")]
+    assert b.entry("a3").status == "waitlisted" and b.entry("a1").status == "released"
+    assert b.commitment_released("a1", "again") == []  # nothing more to release
+
+
+def test_grant_refused_waitlists_and_keeps_the_host_acceptance():
+    b = book(budget=FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.host_decides("a1", "h-a1", True)
+    assert kinds(b.grant_refused("a1", "budget exhausted")) == ["Waitlisted"]
+    assert b.envelope_left_cents == FIVE_DAYS
+    b.admit(candidate("a2"), FIVE_DAYS)  # waits behind a1
+    promoted = b.commitment_released("other", "cancelled")
+    assert [(type(f).__name__, f.application_id) for f in promoted] == [("Approved", "a1"), ("HostAcceptance", "a1")]
+
+
+# --- hosts ----------------------------------------------------------------------------------
+
+def test_host_decline_frees_the_slot_and_promotes():
+    b = book(budget=FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.admit(candidate("a2"), FIVE_DAYS)
+    with pytest.raises(Forbidden):
+        b.host_decides("a1", "someone-else", True)
+    with pytest.raises(Invalid):
+        b.host_decides("a1", "h-a1", False, " ")
+    facts = b.host_decides("a1", "h-a1", False, "no capacity in March")
+    assert kinds(facts) == ["HostRefusal", "Approved"] and facts[1].application_id == "a2"
+    with pytest.raises(Conflict):
+        b.host_decides("a1", "h-a1", True)
+
+
+# --- panel: conflicts, scoring, second assessor, rounds -----------------------------------
+
+ALL_TENS = {c: 10 for c in domain.DEFAULT_CRITERIA}
+
+
+def scores(value: int) -> dict[str, int]:
+    return {c: value for c in domain.DEFAULT_CRITERIA}
+
+
+def panel_book(budget: int, **settings) -> CallBook:
+    b = book("panel", budget)
+    if settings:
+        b.change_rule_set("pm", None, **settings)
+    return b
+
+
+def assess(b: CallBook, app_id: str, value: int, who: str = "ann") -> list:
+    b.claim(app_id, Assessor(who, "org-assessors"))
+    return b.score(app_id, Assessor(who, "org-assessors"), scores(value), "ok")
+
+
+def test_conflict_of_interest_is_refused():
+    b = panel_book(FIVE_DAYS)
+    assert kinds(b.admit(candidate("a1"), FIVE_DAYS)) == ["Checked", "Queued"]
+    for org in ("v-a1", "h-a1"):
+        with pytest.raises(Forbidden, match="conflict of interest"):
+            b.claim("a1", Assessor("bob", org))
+    b.declare_conflict("a1", Assessor("carol", "org-x"), "my cousin runs the host")
+    with pytest.raises(Forbidden, match="declared"):
+        b.claim("a1", Assessor("carol", "org-x"))
+    assert b.queue_for(Assessor("carol", "org-x")) == [] and b.queue_for(Assessor("bob", "v-a1")) == []
+    assert [e.application_id for e in b.queue_for(Assessor("dan", "org-y"))] == ["a1"]
+
+
+def test_scores_are_weighted_and_checked():
+    b = panel_book(FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    with pytest.raises(Conflict):
+        b.score("a1", Assessor("ann"), ALL_TENS, "")
+    b.claim("a1", Assessor("ann"))
+    with pytest.raises(Invalid):
+        b.score("a1", Assessor("ann"), {"relevance_to_purposes": 10}, "")
+    mixed = {"relevance_to_purposes": 10, "expected_impact": 0, "quality_of_plan": 10, "interregional_value": 0}
+    (scored,) = b.score("a1", Assessor("ann"), mixed, "half")
+    assert scored.score == 50.0 and scored.final_score == 50.0 and b.entry("a1").status == "scored"
+
+
+def test_second_assessor_when_the_call_says_so_and_a_third_on_a_score_gap():
+    b = panel_book(FIVE_DAYS, second_assessor=True, score_gap=15)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    assert assess(b, "a1", 9)[0].final_score is None
+    with pytest.raises(Conflict):  # same assessor twice
+        b.claim("a1", Assessor("ann", "org-assessors"))
+    assert assess(b, "a1", 5, who="ben")[0].final_score is None  # 90 vs 50: gap above 15
+    assert b.entry("a1").status == "queued"
+    (third,) = assess(b, "a1", 7, who="cid")
+    assert third.final_score == 70.0 and b.entry("a1").status == "scored"
+
+
+def test_round_approves_as_far_as_the_envelope_allows_and_waitlists_the_rest():
+    b = panel_book(2 * FIVE_DAYS, threshold=60)
+    for app_id, value in (("a1", 7), ("a2", 9), ("a3", 8), ("a4", 4)):
+        b.admit(candidate(app_id), FIVE_DAYS)
+        assess(b, app_id, value)
+    decided = {f.application_id: type(f).__name__ for f in b.run_round()}
+    assert decided == {"a2": "Approved", "a3": "Approved", "a1": "Waitlisted", "a4": "Rejected"}
+    assert b.envelope_left_cents == 0
+    # a later release promotes the best waitlisted
+    b.host_decides("a2", "h-a2", False, "closed that week")
+    assert b.entry("a1").status == "approved"
+
+
+def test_appeal_once_reassessed_by_a_different_assessor():
+    b = panel_book(2 * FIVE_DAYS, threshold=60)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    assess(b, "a1", 4)
+    b.run_round()
+    with pytest.raises(Forbidden):
+        b.appeal("a1", "h-a1", "not the visitor")
+    assert kinds(b.appeal("a1", "v-a1", "the plan was misread")) == ["Appealed"]
+    with pytest.raises(Conflict, match="different assessor"):
+        b.claim("a1", Assessor("ann", "org-assessors"))
+    facts = assess(b, "a1", 8, who="ben")
+    assert kinds(facts) == ["Scored", "Approved"] and facts[0].appeal
+    b.override("a1", "rejected", "fraud found", "pm")
+    with pytest.raises(Conflict, match="once"):
+        b.appeal("a1", "v-a1", "again")
+
+
+def test_override_needs_a_justification_and_respects_the_envelope():
+    b = panel_book(FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.admit(candidate("a2"), FIVE_DAYS)
+    with pytest.raises(Invalid):
+        b.override("a1", "approved", "  ", "pm")
+    (approved,) = b.override("a1", "approved", "strategic for the partnership", "pm")
+    assert approved.overridden_by == "pm" and approved.justification == "strategic for the partnership"
+    with pytest.raises(Conflict):
+        b.override("a2", "approved", "also strategic", "pm")
+    facts = b.override("a1", "rejected", "host is a shell company", "pm")
+    assert kinds(facts) == ["Rejected"] and b.envelope_left_cents == FIVE_DAYS
+
+
+def test_estimate_is_travel_plus_days_capped():
+    assert estimate_lump_sum_cents(5, "standard") == 50_000 + 5 * 15_000
+    assert estimate_lump_sum_cents(5, "green") > estimate_lump_sum_cents(5, "standard")
+    assert estimate_lump_sum_cents(22, "green") == domain.ESTIMATE_CAP_CENTS
+
+
+def test_withdrawal_releases_and_promotes():
+    b = book(budget=FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.admit(candidate("a2"), FIVE_DAYS)
+    assert [f.application_id for f in b.withdrawn("a1")] == ["a2"]
+    assert b.withdrawn("a1") == []
+
+
+def test_duplicate_submission_changes_nothing():
+    b = book()
+    b.admit(candidate("a1"), FIVE_DAYS)
+    left = b.envelope_left_cents
+    assert b.admit(candidate("a1"), FIVE_DAYS) == [] and b.envelope_left_cents == left
+
+
+def test_an_overridden_application_can_no_longer_be_scored():
+    b = panel_book(FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.claim("a1", Assessor("ann"))
+    b.override("a1", "approved", "urgent strategic visit", "pm")
+    assert b.entry("a1").claims == []
+    with pytest.raises(Conflict):
+        b.score("a1", Assessor("ann"), ALL_TENS, "")
+    assert b.entry("a1").status == "approved"
+
+
+def test_overlap_with_an_exchange_in_another_call_fails_alone():
+    elsewhere = (("other-call-app", date(2026, 3, 6), date(2026, 3, 12)),)
+    checked, _ = book().admit(candidate("a1"), FIVE_DAYS, elsewhere)
+    failed = [o for o in checked.outcomes if not o["passed"]]
+    assert [o["rule"] for o in failed] == ["no_overlapping_exchange"] and "other-call-app" in failed[0]["reason"]
+    checked, _ = book().admit(candidate("a2"), FIVE_DAYS, (("x", date(2026, 4, 1), date(2026, 4, 3)),))
+    assert checked.eligible

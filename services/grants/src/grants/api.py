@@ -1,0 +1,299 @@
+"""HTTP API of the grants service: thin (HTTP -> domain -> storage), authenticated, authorised.
+
+Grant officers and programme managers of a call's partnership manage its budget and see its
+commitments, payments, ledger and reconciliation; a visitor sees and accepts only the
+agreement and payments of its own organisation's exchanges.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from cx_shared.auth import Principal, principal, require_role
+from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from cx_shared.events.grants import BudgetOpened
+from cx_shared.http import emit
+from cx_shared.vocabulary import Role, TravelMode
+
+from grants import domain
+from grants.domain import BALANCES, Cause, commitment_key
+from grants.geography import UnknownCity, locate
+from grants.handlers import ensure_agreement, subject_of
+from grants.lump_sums import Location, LumpSumError, compute_lump_sum
+from grants.rules import UnknownRuleSet, rule_set
+from grants.storage import Storage
+
+router = APIRouter(tags=["grants"])
+OFFICERS = (Role.GRANT_OFFICER, Role.PROGRAMME_MANAGER)
+
+
+# --- schemas ---------------------------------------------------------------------------------
+
+class BudgetCreate(BaseModel):
+    call_id: str = Field(min_length=1)
+    partnership_id: str = Field(min_length=1)
+    budget_cents: int = Field(ge=0)
+    lump_sum_rule_set: str = "default-v1"
+    title: str = ""
+
+
+class TopUp(BaseModel):
+    amount_cents: int = Field(gt=0)
+    reason: str = Field(min_length=1)
+
+
+class Cancellation(BaseModel):
+    reason: str = Field(min_length=1)
+
+
+class ReportAcceptance(BaseModel):
+    actual_working_days: int = Field(ge=0, description="working days the exchange actually lasted")
+
+
+class BudgetView(BaseModel):
+    call_id: str
+    partnership_id: str
+    title: str = ""
+    rule_set_version: str
+    budget_cents: int
+    available_cents: int
+    committed_cents: int
+    paid_cents: int
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def storage_of(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+def cause_of(request: Request, who: Principal) -> Cause:
+    return Cause(actor=who.subject, at=datetime.now(UTC), request_id=getattr(request.state, "correlation_id", None))
+
+
+def wrap_for(request: Request):
+    return lambda change: [emit(request, ev, subject_of(ev)) for ev in change.events]
+
+
+def require_officer(who: Principal, partnership_id: str) -> None:
+    require_role(who, *OFFICERS)
+    if not who.in_partnership(partnership_id):
+        raise Forbidden(f"you do not work for partnership {partnership_id}")
+
+
+async def budget_for_officer(request: Request, who: Principal, call_id: str, *extra_roles: Role) -> dict[str, Any]:
+    require_role(who, *OFFICERS, *extra_roles)
+    doc = await storage_of(request).view(call_id)
+    if doc is None:
+        raise NotFound(f"no budget for call {call_id}")
+    if not who.in_partnership(doc["partnership_id"]):
+        raise Forbidden(f"call {call_id} belongs to another partnership")
+    return doc
+
+
+async def commitment_for(request: Request, who: Principal, application_id: str, *,
+                         visitor_allowed: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The budget and commitment of an exchange, if the caller may see them."""
+    storage = storage_of(request)
+    call_id = await storage.call_of_exchange(application_id)
+    doc = await storage.view(call_id) if call_id else None
+    if doc is None:
+        raise NotFound(f"no grant for exchange {application_id}")
+    record = doc["commitments"][commitment_key(application_id)]
+    own = (visitor_allowed and who.has(Role.VISITOR) and who.organisation_id is not None
+           and who.organisation_id == record["parties"]["visitor_organisation_id"])
+    if not own and not (who.has(*OFFICERS) and who.in_partnership(doc["partnership_id"])):
+        raise Forbidden("only the visitor of this exchange and its partnership's grant officers may do this")
+    return doc, record
+
+
+def budget_view(doc: dict[str, Any]) -> BudgetView:
+    return BudgetView(**{k: doc.get(k) for k in ("call_id", "partnership_id", "rule_set_version", *BALANCES)},
+                      title=doc.get("title", ""))
+
+
+def payments_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**p, "application_id": record["application_id"], "call_id": record["call_id"]}
+            for p in record.get("payments", {}).values()]
+
+
+# --- budgets ---------------------------------------------------------------------------------
+
+@router.post("/budgets", status_code=201)
+async def create_budget(body: BudgetCreate, request: Request, who: Principal = Depends(principal)) -> BudgetView:
+    """Open a budget for a call by hand (calls published by the applications service get one
+    automatically)."""
+    require_officer(who, body.partnership_id)
+    try:
+        rule_set(body.lump_sum_rule_set)
+    except UnknownRuleSet as exc:
+        raise Invalid(str(exc), field="lump_sum_rule_set", rule="known rule set") from None
+    cause = cause_of(request, who)
+    budget, opening = domain.opening(body.call_id, body.partnership_id, body.budget_cents, body.lump_sum_rule_set,
+                                     cause, "budget opened by hand")
+    opened = BudgetOpened(call_id=body.call_id, partnership_id=body.partnership_id, budget_cents=body.budget_cents,
+                          rule_set_version=body.lump_sum_rule_set)
+    storage = storage_of(request)
+    if not await storage.open_budget(budget, opening, title=body.title, events=[emit(request, opened, body.call_id)]):
+        raise Conflict(f"call {body.call_id} already has a budget; top it up instead")
+    return budget_view(await storage.view(body.call_id))
+
+
+@router.get("/budgets")
+async def list_budgets(request: Request, who: Principal = Depends(principal)) -> list[BudgetView]:
+    require_role(who, *OFFICERS)
+    everything = Role.PROGRAMME_MANAGER in who.roles and not who.partnership_ids
+    storage = storage_of(request)
+    calls = await storage.calls_of(None if everything else who.partnership_ids)
+    return [budget_view(await storage.view(call_id)) for call_id in calls]
+
+
+@router.get("/calls/{call_id}/budget")
+async def get_budget(call_id: str, request: Request, who: Principal = Depends(principal)) -> BudgetView:
+    return budget_view(await budget_for_officer(request, who, call_id, Role.ASSESSOR))
+
+
+@router.post("/calls/{call_id}/budget/top-ups")
+async def top_up(call_id: str, body: TopUp, request: Request, who: Principal = Depends(principal),
+                 idempotency_key: str | None = Header(default=None)) -> BudgetView:
+    """Add money to a call's budget. Send an Idempotency-Key header to make a retry safe."""
+    await budget_for_officer(request, who, call_id)
+    cause = cause_of(request, who)
+    storage = storage_of(request)
+    await storage.update_budget(call_id, lambda b: domain.top_up(b, body.amount_cents, cause, body.reason),
+                                wrap_for(request), processed=f"top-up:{idempotency_key}" if idempotency_key else None)
+    return budget_view(await storage.view(call_id))
+
+
+@router.get("/calls/{call_id}/commitments")
+async def list_commitments(call_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
+    doc = await budget_for_officer(request, who, call_id)
+    return list(doc.get("commitments", {}).values())
+
+
+@router.get("/calls/{call_id}/payments")
+async def list_payments(call_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
+    doc = await budget_for_officer(request, who, call_id)
+    return [p for record in doc.get("commitments", {}).values() for p in payments_of(record)]
+
+
+@router.get("/calls/{call_id}/ledger")
+async def ledger(call_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
+    await budget_for_officer(request, who, call_id)
+    return (await storage_of(request).ledger(call_id))[0]
+
+
+@router.get("/calls/{call_id}/reconciliation")
+async def reconciliation(call_id: str, request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
+    """Replays the ledger alone and proves budget = available + committed + paid."""
+    budget = await budget_for_officer(request, who, call_id)
+    entries, recorded = await storage_of(request).ledger(call_id)
+    result = domain.reconcile(call_id, entries, recorded)
+    # The folded state (what decisions are made on) must agree with the ledger too.
+    folded = {k: budget[k] for k in BALANCES}
+    if folded != {k: result[k] for k in BALANCES}:
+        result["problems"].append(f"the budget's state {folded} differs from the ledger")
+        result["balanced"] = False
+    return result
+
+
+# --- commitments -----------------------------------------------------------------------------
+
+@router.get("/commitments/{application_id}")
+async def get_commitment(application_id: str, request: Request, who: Principal = Depends(principal)) -> dict:
+    _, record = await commitment_for(request, who, application_id, visitor_allowed=True)
+    return record
+
+
+@router.post("/commitments/{application_id}/cancellation")
+async def cancel_commitment(application_id: str, body: Cancellation, request: Request,
+                            who: Principal = Depends(principal)) -> dict:
+    """Cancel an exchange's grant: the unspent commitment returns to the budget (once)."""
+    doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
+    cause = cause_of(request, who)
+    storage = storage_of(request)
+    reason = f"cancelled: {body.reason}"
+    released = await storage.update_budget(doc["call_id"], lambda b: domain.release(b, application_id, cause, reason),
+                                           wrap_for(request))
+    if released is None:
+        raise Conflict(f"the commitment of {application_id} is not open (already released?)")
+    return (await commitment_for(request, who, application_id, visitor_allowed=False))[1]
+
+
+@router.post("/commitments/{application_id}/report-acceptance")
+async def accept_report(application_id: str, body: ReportAcceptance, request: Request,
+                        who: Principal = Depends(principal)) -> dict:
+    """The follow-up report is accepted: order the balance (reduced for a shorter exchange).
+    Stands in for a report event of the applications service until there is one."""
+    doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
+    rules = rule_set(doc["rule_set_version"])
+    cause = cause_of(request, who)
+    await storage_of(request).update_budget(
+        doc["call_id"], lambda b: domain.accept_report(b, application_id, body.actual_working_days, rules, cause),
+        wrap_for(request))
+    return (await commitment_for(request, who, application_id, visitor_allowed=False))[1]
+
+
+# --- agreements and payments (visitors see their own) -----------------------------------------
+
+@router.get("/agreements/{application_id}")
+async def get_agreement(application_id: str, request: Request, who: Principal = Depends(principal)) -> dict:
+    _, record = await commitment_for(request, who, application_id, visitor_allowed=True)
+    return {"application_id": application_id, "call_id": record["call_id"], **record["agreement"],
+            "total_cents": record["amount_cents"], "prefinancing_cents": record["prefinancing_cents"],
+            "parties": record["parties"], "lump_sum": record["lump_sum"]}
+
+
+@router.get("/agreements/{application_id}/document")
+async def agreement_document(application_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
+    await commitment_for(request, who, application_id, visitor_allowed=True)
+    document = await ensure_agreement(storage_of(request), application_id)
+    return Response(document, media_type="application/pdf",
+                    headers={"content-disposition": f'attachment; filename="grant-agreement-{application_id}.pdf"'})
+
+
+@router.post("/agreements/{application_id}/acceptance")
+async def accept_agreement(application_id: str, request: Request, who: Principal = Depends(principal)) -> dict:
+    """The visitor accepts its grant agreement; the pre-financing is ordered."""
+    require_role(who, Role.VISITOR)
+    doc, _ = await commitment_for(request, who, application_id, visitor_allowed=True)
+    cause = cause_of(request, who)
+    await storage_of(request).update_budget(
+        doc["call_id"], lambda b: domain.accept_agreement(b, application_id, who.organisation_id, cause),
+        wrap_for(request))
+    return await get_agreement(application_id, request, who)
+
+
+@router.get("/exchanges/{application_id}/payments")
+async def exchange_payments(application_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
+    _, record = await commitment_for(request, who, application_id, visitor_allowed=True)
+    return payments_of(record)
+
+
+# --- lump sums before enrolment ---------------------------------------------------------------
+
+@router.get("/lump-sums/quote")
+async def quote(request: Request, from_city: str, from_country: str, to_city: str, to_country: str,
+                working_days: int = Query(ge=0), travel_mode: TravelMode = TravelMode.STANDARD,
+                rule_set_version: str = "default-v1", who: Principal = Depends(principal)) -> dict:
+    """What an exchange would receive; an unknown city is a 422 naming it (usable at enrolment)."""
+    try:
+        rules = rule_set(rule_set_version)
+    except UnknownRuleSet as exc:
+        raise Invalid(str(exc), field="rule_set_version", rule="known rule set") from None
+    places = []
+    for field_, city, country in (("from_city", from_city, from_country), ("to_city", to_city, to_country)):
+        try:
+            p = locate(city, country)
+        except UnknownCity as exc:
+            raise Invalid(str(exc), field=field_, rule="known city") from None
+        places.append(Location(p.name, p.country, p.latitude, p.longitude))
+    try:
+        return compute_lump_sum(rules, places[0], places[1], working_days, travel_mode).as_record()
+    except LumpSumError as exc:
+        raise Invalid(str(exc), field="to_country", rule="country group") from None
+

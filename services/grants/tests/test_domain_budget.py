@@ -1,0 +1,170 @@
+"""Commitments, releases, agreement acceptance, payments and the ledger: pure domain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pypdf import PdfReader
+
+from cx_shared.errors import Conflict, Forbidden
+from cx_shared.events.grants import (CommitmentReduced, CommitmentReleased, GrantCommitted, GrantRefused,
+                                     PaymentOrdered, PaymentSettled)
+from grants import domain
+from grants.agreement import render_agreement, render_from_commitment, sha256
+from grants.domain import Cause, Parties
+from grants.lump_sums import Location, compute_lump_sum
+from grants.rules import DEFAULT_V1
+
+AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+BRUSSELS = Location("Brussels", "BE", 50.85045, 4.34878)
+VILNIUS = Location("Vilnius", "LT", 54.68916, 25.2798)
+PARTIES = Parties("org-v", "Visitor Cluster asbl", "BE", "org-h", "Šiaulių Klasteris", "LT")
+EXCHANGE = {"planned_start": "2026-04-06", "planned_end": "2026-04-17", "working_days": 10, "travel_mode": "green"}
+
+
+def cause(actor: str = "officer", event_id: str | None = None) -> Cause:
+    return Cause(actor=actor, at=AT, event_id=event_id)
+
+
+def applied(budget: domain.Budget, change: domain.BudgetChange) -> domain.Budget:
+    """What storage does with a change (fold it, keep the entries), in memory for the pure tests."""
+    budget.apply(change)
+    budget.ledger = getattr(budget, "ledger", []) + change.entries
+    return budget
+
+
+def new_budget(cents: int) -> domain.Budget:
+    budget, opening = domain.opening("call-1", "p-1", cents, "default-v1", cause(), "opened")
+    budget.ledger = opening.entries
+    budget.ledger_size = len(opening.entries)
+    return budget
+
+
+def lump(days: int = 10):
+    return compute_lump_sum(DEFAULT_V1, BRUSSELS, VILNIUS, days, "green")
+
+
+def commit(budget, application_id, days=10):
+    return domain.commit(budget, application_id, PARTIES, lump(days), DEFAULT_V1, cause("assessment"), "sha",
+                         f"/agreements/{application_id}/document", EXCHANGE)
+
+
+def test_commitments_until_the_budget_runs_out_then_a_refusal_with_the_reason():
+    total = lump().total_cents
+    budget = new_budget(2 * total + total // 2)
+    for app in ("a1", "a2"):
+        change = commit(budget, app)
+        assert isinstance(change.events[0], GrantCommitted)
+        applied(budget, change)
+    refusal = commit(budget, "a3")
+    refused = refusal.events[0]
+    assert isinstance(refused, GrantRefused) and not refusal.entries and not refusal.commitments
+    assert refused.required_cents == total and refused.available_cents == total // 2
+    assert "insufficient budget" in refused.reason
+    applied(budget, refusal)
+    budget.balances["available_cents"] += 10 * total  # even with money again, the refusal stands: decided once
+    assert commit(budget, "a3") is None
+    budget.balances["available_cents"] -= 10 * total
+    assert budget.balances == {"budget_cents": 2 * total + total // 2, "available_cents": total // 2,
+                               "committed_cents": 2 * total, "paid_cents": 0}
+
+
+def test_one_commitment_per_exchange():
+    budget = applied(new_budget(1_000_000), commit(new_budget(1_000_000), "a1"))
+    assert commit(budget, "a1") is None
+
+
+def test_release_returns_the_money_exactly_once():
+    budget = new_budget(1_000_000)
+    applied(budget, commit(budget, "a1"))
+    change = domain.release(budget, "a1", cause("applications"), "application withdrawn")
+    assert isinstance(change.events[0], CommitmentReleased) and change.events[0].released_cents == lump().total_cents
+    applied(budget, change)
+    assert budget.balances["available_cents"] == 1_000_000 and budget.balances["committed_cents"] == 0
+    assert domain.release(budget, "a1", cause(), "again") is None
+    assert domain.release(budget, "never-committed", cause(), "?") is None
+
+
+def test_agreement_acceptance_orders_the_prefinancing_for_the_visitor_only_once():
+    budget = new_budget(1_000_000)
+    applied(budget, commit(budget, "a1"))
+    with pytest.raises(Forbidden):
+        domain.accept_agreement(budget, "a1", "org-someone-else", cause("mallory"))
+    change = domain.accept_agreement(budget, "a1", "org-v", cause("alice"))
+    order = next(e for e in change.events if isinstance(e, PaymentOrdered))
+    assert order.kind == "prefinancing" and order.amount_cents == lump().total_cents * 70 // 100
+    assert order.payee_organisation_id == "org-v"
+    applied(budget, change)
+    assert budget.balances["committed_cents"] == lump().total_cents  # ordered money stays committed until paid
+    with pytest.raises(Conflict):
+        domain.accept_agreement(budget, "a1", "org-v", cause("alice"))
+
+
+def test_balance_after_the_report_with_a_shorter_exchange_and_payment_confirmations():
+    budget = new_budget(1_000_000)
+    full = lump(10)
+    applied(budget, commit(budget, "a1"))
+    with pytest.raises(Conflict):  # no report before the agreement
+        domain.accept_report(budget, "a1", 10, DEFAULT_V1, cause())
+    applied(budget, domain.accept_agreement(budget, "a1", "org-v", cause("alice")))
+    pre = full.total_cents * 70 // 100
+
+    change = domain.accept_report(budget, "a1", 7, DEFAULT_V1, cause())
+    earned = full.travel_cents + 7 * 14_000
+    reduced = next(e for e in change.events if isinstance(e, CommitmentReduced))
+    balance = next(e for e in change.events if isinstance(e, PaymentOrdered))
+    assert reduced.released_cents == full.total_cents - earned
+    assert balance.kind == "balance" and balance.amount_cents == earned - pre
+    applied(budget, change)
+    with pytest.raises(Conflict):
+        domain.accept_report(budget, "a1", 7, DEFAULT_V1, cause())
+
+    for payment_id in ("a1:prefinancing", "a1:balance"):
+        settled = domain.confirm_payment(budget, "a1", payment_id, f"FIN-{payment_id}", cause("finance"))
+        assert isinstance(settled.events[0], PaymentSettled)
+        applied(budget, settled)
+        assert domain.confirm_payment(budget, "a1", payment_id, "again", cause("finance")) is None
+
+    assert budget.balances == {"budget_cents": 1_000_000, "available_cents": 1_000_000 - earned,
+                               "committed_cents": 0, "paid_cents": earned}
+    report = domain.reconcile("call-1", budget.ledger, budget.balances)
+    assert report["balanced"], report["problems"]
+    assert report["entries"] == 7  # opened, commitment, order, release, order, 2 confirmations
+
+
+def test_reconciliation_catches_a_tampered_ledger_or_balance():
+    budget = new_budget(500_000)
+    applied(budget, commit(budget, "a1"))
+    assert domain.reconcile("call-1", budget.ledger, budget.balances)["balanced"]
+    tampered = [dict(e) for e in budget.ledger]
+    tampered[1]["amount_cents"] -= 100
+    assert not domain.reconcile("call-1", tampered, budget.balances)["balanced"]
+    wrong = {**budget.balances, "available_cents": budget.balances["available_cents"] + 1}
+    result = domain.reconcile("call-1", budget.ledger, wrong)
+    assert not result["balanced"] and not result["matches_recorded_balances"]
+
+
+def test_ledger_entries_name_actor_reason_cause_and_time():
+    budget = new_budget(500_000)
+    change = domain.commit(budget, "a1", PARTIES, lump(), DEFAULT_V1,
+                           Cause(actor="/clusterxchange/assessment", at=AT, event_id="ev-1",
+                                 event_type="eu.clusterxchange.host.accepted.v1"), "sha", "/p", EXCHANGE)
+    entry = change.entries[0]
+    assert entry["kind"] == "commitment" and entry["seq"] == 2 and entry["actor"] == "/clusterxchange/assessment"
+    assert entry["cause"]["event_id"] == "ev-1" and entry["at"] == AT.isoformat() and "a1" in entry["reason"]
+
+
+def test_agreement_pdf_names_the_parties_and_amounts_and_renders_identically():
+    budget = new_budget(1_000_000)
+    change = commit(budget, "a1")
+    record = change.commitments["a1"]
+    document = render_agreement(application_id="a1", call_id="call-1", parties=PARTIES.__dict__,
+                                exchange=EXCHANGE, lump_sum=record["lump_sum"],
+                                prefinancing_cents=record["prefinancing_cents"], rules=DEFAULT_V1, issued_at=AT)
+    assert sha256(render_from_commitment(record, DEFAULT_V1)) == sha256(document)
+    text = "\n".join(page.extract_text() for page in PdfReader(__import__("io").BytesIO(document)).pages)
+    total = record["amount_cents"]
+    assert domain.euros(total) in text and domain.euros(record["prefinancing_cents"]) in text
+    assert "Visitor Cluster asbl" in text and "Siauliu Klasteris" in text
+    assert "Brussels" in text and "Vilnius" in text and "default-v1" in text

@@ -1,0 +1,111 @@
+"""Event -> domain -> storage. Every lifecycle event is offered to webhook subscribers; the ones
+in the routing table become emails; some schedule or cancel reminders.
+
+Idempotent by construction: queue items, deliveries and reminders have ids derived from the
+event's id, so a redelivered event inserts nothing new and sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from cx_shared.consumer import Delivery
+from cx_shared.envelope import Envelope
+from cx_shared.events import Event, all_event_classes
+from cx_shared.events.applications import ApplicationSubmitted, CallPublished, OrganisationEnrolled
+from cx_shared.logging import get_logger
+
+from notifications.domain import (
+    CANCELLED_BY,
+    ExchangeDates,
+    ReminderPolicy,
+    concerns_people,
+    email_context,
+    morning_of,
+    plan_emails,
+    reminders_for,
+    structured_cloudevent,
+    wants,
+    webhook_delivery_id,
+)
+from notifications.storage import Storage
+
+log = get_logger(__name__)
+
+
+async def on_event(event: Event, delivery: Delivery, storage: Storage) -> None:
+    await remember(event, storage)
+    await offer_to_subscribers(delivery.envelope, storage)
+    await notify(event, delivery.envelope, storage)
+    if isinstance(event, ApplicationSubmitted):
+        await replay_parked(event.application_id, storage)
+
+
+async def remember(event: Event, storage: Storage) -> None:
+    """The read models: recipients from enrolment, calls' contacts, applications' parties and dates."""
+    if isinstance(event, OrganisationEnrolled):  # OrganisationUpdated too (a subclass)
+        await storage.save_organisation(event.model_dump(mode="json"))
+    elif isinstance(event, CallPublished):
+        await storage.save_call(event.model_dump(mode="json"))
+    elif isinstance(event, ApplicationSubmitted):
+        await storage.save_application(event.model_dump(mode="json"))
+
+
+async def offer_to_subscribers(envelope: Envelope, storage: Storage) -> None:
+    """One delivery per (subscription, event); the body is fixed now so every retry signs the same bytes."""
+    body = json.dumps(structured_cloudevent(envelope.to_outbox()), separators=(",", ":"))
+    for sub in await storage.active_subscriptions():
+        if wants(sub["event_types"], envelope.type):
+            await storage.enqueue_delivery({"_id": webhook_delivery_id(sub["_id"], envelope.id),
+                                            "subscription_id": sub["_id"], "event_id": envelope.id,
+                                            "event_type": envelope.type, "subject": envelope.subject, "body": body})
+
+
+async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
+    name = type(event).name
+    application_id = getattr(event, "application_id", None)
+    if application_id is None or not concerns_people(name):
+        return
+    application = await storage.application(application_id)
+    if application is None:  # a decision overtook the submission (another topic): keep it for later
+        await storage.park(envelope, application_id)
+        log.info("event parked until its application is known", application_id=application_id)
+        return
+    cause = {"event_id": envelope.id, "event_type": envelope.type, "subject": envelope.subject,
+             "correlation_id": envelope.correlationid}
+    audience = await storage.audience(application)
+    opted_out = await storage.opted_out([r.email for r in audience.everyone()])
+    planned = plan_emails(envelope.id, name, audience, opted_out)
+    context = email_context(application, await storage.call(application["call_id"]), event.model_dump(mode="json"))
+    await storage.enqueue_emails(planned, cause=cause, application_id=application_id, context=context)
+    await storage.schedule(reminders_for(name, application_id, envelope.time, exchange_dates(application),
+                                         reminder_policy(storage)), cause)
+    if name in CANCELLED_BY:
+        await storage.cancel_reminders(application_id, CANCELLED_BY[name])
+
+
+async def replay_parked(application_id: str, storage: Storage) -> None:
+    for envelope in await storage.parked_for(application_id):
+        event = envelope.event()
+        if event is not None:
+            await notify(event, envelope, storage)
+        await storage.unpark(envelope.id)
+
+
+def exchange_dates(application: dict) -> ExchangeDates | None:
+    try:
+        start, end = date.fromisoformat(application["planned_start"]), date.fromisoformat(application["planned_end"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return ExchangeDates(morning_of(start), morning_of(end))
+
+
+def reminder_policy(storage: Storage) -> ReminderPolicy:
+    s = storage.settings
+    return ReminderPolicy(s.agreement_reminder_days, s.starting_soon_days, s.report_due_days)
+
+
+# Every contract of the four topics: all are offered to webhook subscribers; the routing table
+# in domain.ROUTES says which become emails.
+HANDLERS = {cls: on_event for cls in all_event_classes()}

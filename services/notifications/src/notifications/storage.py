@@ -1,0 +1,319 @@
+"""The only module that knows MongoDB: read models (recipients, calls, applications), the mail
+queue, reminders, parked events, opt-outs and webhook subscriptions with their deliveries.
+
+Every write is one single-document operation, and every queue item has a deterministic id,
+so a redelivered event inserts nothing new (DuplicateKeyError = already done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cx_shared.envelope import Envelope
+from cx_shared.store import change
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from notifications.clock import Clock
+from notifications.domain import (
+    ASSESSOR,
+    CONTACT,
+    GRANT_OFFICER,
+    HOST,
+    VISITOR,
+    Audience,
+    PlannedEmail,
+    Recipient,
+    Reminder,
+    language,
+)
+from notifications.settings import Settings
+
+OUTBOX_COLLECTIONS = ["notifications"]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Email states: pending -> sending (claimed, leased) -> sent | pending (retry) | failed; suppressed never goes.
+PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "failed", "suppressed"
+# Webhook delivery states: pending -> sending -> delivered | pending (retry) | failed; suspended while disabled.
+DELIVERED, SUSPENDED = "delivered", "suspended"
+ACTIVE, DISABLED = "active", "disabled"
+
+
+class Storage:
+    def __init__(self, db: AsyncDatabase, settings: Settings | None = None, clock: Clock | None = None):
+        self.db = db
+        self.settings = settings or Settings()
+        self.clock = clock or Clock(self.settings.clock_offset_seconds)
+        self.organisations, self.calls, self.applications = db.organisations, db.calls, db.applications
+        self.staff, self.opt_outs, self.parked = db.staff, db.opt_outs, db.parked
+        self.notifications, self.reminders = db.notifications, db.reminders
+        self.subscriptions, self.deliveries = db.subscriptions, db.webhook_deliveries
+        # Claims are taken one at a time in a process. MongoDB makes each claim atomic, but
+        # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
+        # (measured: 4 concurrent find_one_and_update on a pending item -> up to 4 winners).
+        self._claiming = {"email": asyncio.Lock(), "webhook": asyncio.Lock(), "reminder": asyncio.Lock()}
+
+    async def init(self) -> None:
+        await self.notifications.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        await self.notifications.create_index([("application_id", ASCENDING)])
+        await self.reminders.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+        await self.deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        await self.deliveries.create_index([("subscription_id", ASCENDING)])
+        await self.staff.create_index([("partnership_id", ASCENDING), ("role", ASCENDING), ("email", ASCENDING)],
+                                      unique=True)
+        await self.parked.create_index([("application_id", ASCENDING)])
+
+    # ---- read models --------------------------------------------------------------------------
+
+    async def save_organisation(self, org: dict[str, Any]) -> None:
+        """Keep the newest revision only: an older update arriving late changes nothing."""
+        try:
+            await self.organisations.update_one({"_id": org["organisation_id"], "revision": {"$lte": org["revision"]}},
+                                                {"$set": {**org, "_id": org["organisation_id"]}}, upsert=True)
+        except DuplicateKeyError:
+            pass  # a newer revision is stored
+
+    async def save_call(self, call: dict[str, Any]) -> None:
+        await self.calls.update_one({"_id": call["call_id"]}, {"$set": call}, upsert=True)
+
+    async def save_application(self, application: dict[str, Any]) -> None:
+        await _insert(self.applications, {**application, "_id": application["application_id"]})
+
+    async def application(self, application_id: str | None) -> dict | None:
+        return await self.applications.find_one({"_id": application_id}) if application_id else None
+
+    async def call(self, call_id: str) -> dict | None:
+        return await self.calls.find_one({"_id": call_id})
+
+    async def audience(self, application: dict) -> Audience:
+        """Everyone concerned by an application, with the language of their latest enrolment."""
+        call = await self.call(application["call_id"]) or {}
+        contact_email = call.get("contact_email")
+        # The call's contact has no enrolment, hence no language of its own: English, the programme's.
+        contact = Recipient(CONTACT, contact_email, call.get("title", ""), "en") if contact_email else None
+        staff = [s async for s in self.staff.find({"partnership_id": application["partnership_id"]})]
+        return Audience(
+            visitor=await self._participant(VISITOR, application["visitor"]),
+            host=await self._participant(HOST, application["host"]),
+            partnership_contact=contact,
+            assessors=tuple(_staff(s) for s in staff if s["role"] == ASSESSOR),
+            grant_officers=tuple(_staff(s) for s in staff if s["role"] == GRANT_OFFICER))
+
+    async def _participant(self, role: str, snapshot: dict) -> Recipient:
+        enrolled = await self.organisations.find_one({"_id": snapshot["organisation_id"]})
+        contact = (enrolled or snapshot)["contact"]
+        return Recipient(role, contact["email"], contact["name"], language(contact.get("language")))
+
+    async def add_staff(self, member: dict[str, Any]) -> dict:
+        doc = {**member, "email": member["email"].lower(), "_id": str(uuid.uuid4())}
+        key = {k: doc[k] for k in ("partnership_id", "role", "email")}
+        await self.staff.update_one(key, {"$set": {"name": doc["name"], "language": doc["language"]},
+                                          "$setOnInsert": {"_id": doc["_id"]}}, upsert=True)
+        return await self.staff.find_one(key)
+
+    async def list_staff(self, partnership_id: str) -> list[dict]:
+        return [s async for s in self.staff.find({"partnership_id": partnership_id}).sort("email")]
+
+    # ---- events that came before their application ---------------------------------------------
+
+    async def park(self, envelope: Envelope, application_id: str) -> None:
+        await _insert(self.parked, {"_id": envelope.id, "application_id": application_id,
+                                    "envelope": envelope.to_outbox(), "parked_at": self.clock.now()})
+
+    async def parked_for(self, application_id: str) -> list[Envelope]:
+        docs = [d async for d in self.parked.find({"application_id": application_id}).sort("parked_at")]
+        return [Envelope.from_outbox(d["envelope"]) for d in docs]
+
+    async def unpark(self, event_id: str) -> None:
+        await self.parked.delete_one({"_id": event_id})
+
+    # ---- opt-outs -----------------------------------------------------------------------------
+
+    async def opt_out(self, email: str) -> None:
+        await self.opt_outs.update_one({"_id": email.lower()}, {"$setOnInsert": {"at": self.clock.now()}},
+                                       upsert=True)
+
+    async def opt_in(self, email: str) -> None:
+        await self.opt_outs.delete_one({"_id": email.lower()})
+
+    async def opted_out(self, emails: list[str]) -> frozenset[str]:
+        found = self.opt_outs.find({"_id": {"$in": [e.lower() for e in emails]}})
+        return frozenset([d["_id"] async for d in found])
+
+    # ---- the mail queue -----------------------------------------------------------------------
+
+    async def enqueue_emails(self, planned: list[PlannedEmail], *, cause: dict[str, Any],
+                             application_id: str | None, context: dict[str, Any]) -> int:
+        """One queue item per planned email; items already there (a redelivery) are left alone."""
+        now, added = self.clock.now(), 0
+        for email in planned:
+            doc = {"_id": email.notification_id, "status": SUPPRESSED if email.suppressed else PENDING,
+                   "template": email.template, "mandatory": email.mandatory,
+                   "recipient": {"role": email.recipient.role, "email": email.recipient.email,
+                                 "name": email.recipient.name, "language": email.recipient.language},
+                   "application_id": application_id, "cause": cause, "context": context,
+                   "attempts": 0, "next_attempt_at": now, "lease_until": EPOCH, "claim": None,
+                   "created_at": now, "last_error": None, "outbox": [], "processed": []}
+            added += await _insert(self.notifications, doc)
+        return added
+
+    async def claim_email(self) -> dict | None:
+        """Take the next due email for ``mail_lease_seconds``; an expired lease (a crash) is re-taken."""
+        async with self._claiming["email"]:
+            now = self.clock.now()
+            return await self.notifications.find_one_and_update(
+                {"status": {"$in": [PENDING, SENDING]}, "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}},
+                {"$set": {"status": SENDING, "claim": uuid.uuid4().hex,
+                          "lease_until": now + timedelta(seconds=self.settings.mail_lease_seconds)},
+                 "$inc": {"attempts": 1}},
+                sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+
+    async def email_sent(self, doc: dict, event: Envelope) -> bool:
+        return await self._finish_email(doc, {"status": SENT, "sent_at": self.clock.now()}, event)
+
+    async def email_failed(self, doc: dict, error: str, event: Envelope) -> bool:
+        return await self._finish_email(doc, {"status": FAILED, "failed_at": self.clock.now(), "last_error": error},
+                                        event)
+
+    async def email_retry(self, doc: dict, error: str, delay_seconds: float) -> None:
+        await self.notifications.update_one(
+            {"_id": doc["_id"], "claim": doc["claim"]},
+            {"$set": {"status": PENDING, "last_error": error, "lease_until": EPOCH,
+                      "next_attempt_at": self.clock.now() + timedelta(seconds=delay_seconds)}})
+
+    async def _finish_email(self, doc: dict, fields: dict, event: Envelope) -> bool:
+        """State and the event announcing it in one update; only the holder of the claim may do it."""
+        result = await self.notifications.update_one({"_id": doc["_id"], "claim": doc["claim"]},
+                                                     change({"$set": fields}, events=[event]))
+        return result.matched_count == 1
+
+    async def find_notifications(self, application_id: str | None = None, status: str | None = None,
+                                 limit: int = 200) -> list[dict]:
+        query = {k: v for k, v in (("application_id", application_id), ("status", status)) if v}
+        return [d async for d in self.notifications.find(query, {"context": 0}).sort("created_at").limit(limit)]
+
+    async def notification(self, notification_id: str) -> dict | None:
+        return await self.notifications.find_one({"_id": notification_id})
+
+    # ---- reminders ----------------------------------------------------------------------------
+
+    async def schedule(self, reminders: list[Reminder], cause: dict[str, Any]) -> None:
+        """Reminders survive restarts because they live here; a cancelled one is never revived."""
+        for r in reminders:
+            await _insert(self.reminders, {"_id": r.reminder_id, "kind": r.kind, "application_id": r.application_id,
+                                           "due_at": r.due_at, "status": "scheduled", "cause": cause,
+                                           "scheduled_at": self.clock.now()})
+
+    async def cancel_reminders(self, application_id: str, kinds: tuple[str, ...]) -> None:
+        await self.reminders.update_many(
+            {"application_id": application_id, "kind": {"$in": list(kinds)}, "status": "scheduled"},
+            {"$set": {"status": "cancelled", "cancelled_at": self.clock.now()}})
+
+    async def claim_reminder(self) -> dict | None:
+        """Take a due reminder by moving its due time one lease ahead: if we crash it comes back."""
+        async with self._claiming["reminder"]:
+            now = self.clock.now()
+            return await self.reminders.find_one_and_update(
+                {"status": "scheduled", "due_at": {"$lte": now}},
+                {"$set": {"due_at": now + timedelta(seconds=self.settings.mail_lease_seconds)}},
+                sort=[("due_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+
+    async def reminder_done(self, reminder_id: str, status: str) -> None:
+        await self.reminders.update_one({"_id": reminder_id}, {"$set": {"status": status,
+                                                                        "fired_at": self.clock.now()}})
+
+    async def find_reminders(self, application_id: str) -> list[dict]:
+        return [d async for d in self.reminders.find({"application_id": application_id}).sort("due_at")]
+
+    # ---- webhook subscriptions ------------------------------------------------------------------
+
+    async def add_subscription(self, sub: dict[str, Any]) -> dict:
+        doc = {**sub, "_id": str(uuid.uuid4()), "status": ACTIVE, "created_at": self.clock.now(),
+               "failing_since": None, "last_error": None, "disabled_at": None}
+        await self.subscriptions.insert_one(doc)
+        return doc
+
+    async def subscription(self, subscription_id: str) -> dict | None:
+        return await self.subscriptions.find_one({"_id": subscription_id})
+
+    async def find_subscriptions(self, owner: str | None = None) -> list[dict]:
+        query = {"owner": owner} if owner else {}
+        return [d async for d in self.subscriptions.find(query).sort("created_at")]
+
+    async def active_subscriptions(self) -> list[dict]:
+        return [d async for d in self.subscriptions.find({"status": ACTIVE})]
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        await self.subscriptions.delete_one({"_id": subscription_id})
+        await self.deliveries.update_many({"subscription_id": subscription_id, "status": {"$in": [PENDING, SUSPENDED]}},
+                                          {"$set": {"status": "cancelled"}})
+
+    async def enqueue_delivery(self, delivery: dict[str, Any]) -> None:
+        now = self.clock.now()
+        await _insert(self.deliveries, {**delivery, "status": PENDING, "attempts": 0, "next_attempt_at": now,
+                                        "lease_until": EPOCH, "claim": None, "created_at": now, "log": []})
+
+    async def claim_delivery(self) -> dict | None:
+        async with self._claiming["webhook"]:
+            now = self.clock.now()
+            return await self.deliveries.find_one_and_update(
+                {"status": {"$in": [PENDING, SENDING]}, "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}},
+                {"$set": {"status": SENDING, "claim": uuid.uuid4().hex,
+                          "lease_until": now + timedelta(seconds=self.settings.webhook_lease_seconds)},
+                 "$inc": {"attempts": 1}},
+                sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+
+    async def delivery_attempted(self, doc: dict, entry: dict, status: str, delay_seconds: float = 0.0) -> None:
+        """Log the attempt and move the delivery on, in one update."""
+        fields: dict[str, Any] = {"status": status, "lease_until": EPOCH}
+        if status == PENDING:
+            fields["next_attempt_at"] = self.clock.now() + timedelta(seconds=delay_seconds)
+        await self.deliveries.update_one({"_id": doc["_id"], "claim": doc["claim"]},
+                                         {"$set": fields, "$push": {"log": entry}})
+
+    async def endpoint_succeeded(self, subscription_id: str) -> None:
+        await self.subscriptions.update_one({"_id": subscription_id},
+                                            {"$set": {"failing_since": None, "last_success_at": self.clock.now()}})
+
+    async def endpoint_failed(self, subscription_id: str, error: str) -> dict | None:
+        """Record the failure; the first of a run of failures sets ``failing_since``."""
+        now = self.clock.now()
+        await self.subscriptions.update_one({"_id": subscription_id, "failing_since": None},
+                                            {"$set": {"failing_since": now}})
+        return await self.subscriptions.find_one_and_update({"_id": subscription_id},
+                                                            {"$set": {"last_error": error}},
+                                                            return_document=ReturnDocument.AFTER)
+
+    async def disable_subscription(self, subscription_id: str) -> bool:
+        result = await self.subscriptions.update_one({"_id": subscription_id, "status": ACTIVE},
+                                                     {"$set": {"status": DISABLED, "disabled_at": self.clock.now()}})
+        await self.deliveries.update_many({"subscription_id": subscription_id, "status": PENDING},
+                                          {"$set": {"status": SUSPENDED}})
+        return result.modified_count == 1
+
+    async def enable_subscription(self, subscription_id: str) -> None:
+        await self.subscriptions.update_one({"_id": subscription_id},
+                                            {"$set": {"status": ACTIVE, "failing_since": None, "disabled_at": None}})
+        await self.deliveries.update_many({"subscription_id": subscription_id, "status": SUSPENDED},
+                                          {"$set": {"status": PENDING, "next_attempt_at": self.clock.now()}})
+
+    async def find_deliveries(self, subscription_id: str, limit: int = 200) -> list[dict]:
+        return [d async for d in self.deliveries.find({"subscription_id": subscription_id}, {"body": 0})
+                .sort("created_at").limit(limit)]
+
+
+async def _insert(collection, doc: dict) -> int:
+    """Insert unless a document with this id exists: 1 if inserted, 0 if it was already done."""
+    try:
+        await collection.insert_one(doc)
+        return 1
+    except DuplicateKeyError:
+        return 0
+
+
+def _staff(doc: dict) -> Recipient:
+    return Recipient(doc["role"], doc["email"], doc["name"], language(doc.get("language")))

@@ -1,0 +1,210 @@
+"""The background loops (started by app.py): the mailer, the webhook dispatcher and the reminder
+scheduler. Each claims one item at a time with a lease in the database, so several replicas
+can run side by side and a crashed one's work is taken over when its lease expires."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import aiosmtplib
+import httpx
+from cx_shared.envelope import Envelope
+from cx_shared.events.notifications import EmailFailed, EmailSent
+from cx_shared.logging import get_logger
+
+from notifications import mail, signature
+from notifications.domain import (
+    SUBSCRIBER,
+    VISITOR,
+    PlannedEmail,
+    Recipient,
+    backoff,
+    language,
+    message_id,
+    notification_id,
+    plan_reminder,
+    reminder_still_relevant,
+    should_disable,
+    unsubscribe_token,
+)
+from notifications.handlers import email_context, exchange_dates
+from notifications.storage import DELIVERED, FAILED, PENDING, Storage
+
+log = get_logger(__name__)
+
+
+async def _loop(name: str, step: Callable[[], Awaitable[bool]], poll_seconds: float) -> None:
+    """Run ``step`` while it finds work; sleep when idle; survive the database being away."""
+    while True:
+        try:
+            busy = await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(f"{name} step failed")
+            busy = False
+        if not busy:
+            await asyncio.sleep(poll_seconds)
+
+
+# ---- email -------------------------------------------------------------------------------------
+
+async def mailer(storage: Storage) -> None:
+    """``mail_concurrency`` senders side by side: the leases keep them off each other's emails."""
+    s = storage.settings
+    await asyncio.gather(*(_loop("mailer", lambda: send_next_email(storage), s.mail_poll_seconds)
+                           for _ in range(s.mail_concurrency)))
+
+
+async def send_next_email(storage: Storage) -> bool:
+    """Claim (leased), send, record. A crash after the SMTP server accepted the message but before
+    the record re-sends it when the lease expires, with the same Message-ID (see README)."""
+    s = storage.settings
+    doc = await storage.claim_email()
+    if doc is None:
+        return False
+    recipient = doc["recipient"]
+    unsubscribe = None if doc["mandatory"] else \
+        f"{s.public_base_url}/unsubscribe?token={unsubscribe_token(s.jwt_secret, recipient['email'])}"
+    try:
+        rendered = mail.render(doc["template"], recipient["language"],
+                               {**doc["context"], "recipient_name": recipient["name"], "role": recipient["role"]},
+                               unsubscribe)
+        message = mail.build_message(s, to=recipient["email"], rendered=rendered,
+                                     message_id=message_id(doc["_id"], s.mail_from), unsubscribe_url=unsubscribe)
+        await mail.send(s, message)
+    except Exception as exc:  # SMTP refusals, network, a template bug: retry or give up visibly
+        await _email_not_sent(storage, doc, exc)
+        return True
+    if s.mail_pause_after_send_seconds:
+        await asyncio.sleep(s.mail_pause_after_send_seconds)
+    if not await storage.email_sent(doc, _email_event(storage, doc, EmailSent, rendered.language)):
+        log.warning("lost the claim before recording the email as sent", notification_id=doc["_id"])
+    return True
+
+
+async def _email_not_sent(storage: Storage, doc: dict, exc: Exception) -> None:
+    s = storage.settings
+    error = f"{type(exc).__name__}: {exc}"[:1000]
+    permanent = isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500 \
+        or not isinstance(exc, (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError))
+    if permanent or doc["attempts"] >= s.mail_max_attempts:
+        log.error("email failed", notification_id=doc["_id"], error=error, attempts=doc["attempts"])
+        await storage.email_failed(doc, error, _email_event(storage, doc, EmailFailed, None, error=error))
+    else:
+        delay = backoff(doc["attempts"], s.mail_backoff_seconds, s.mail_backoff_max_seconds)
+        log.warning("email not sent, will retry", notification_id=doc["_id"], error=error, retry_in=delay)
+        await storage.email_retry(doc, error, delay)
+
+
+def _email_event(storage: Storage, doc: dict, cls, lang: str | None, **extra) -> Envelope:
+    cause, recipient = doc["cause"], doc["recipient"]
+    event = cls(notification_id=doc["_id"], application_id=doc.get("application_id"),
+                cause_event_id=cause["event_id"], cause_event_type=cause["event_type"],
+                recipient_role=recipient["role"], language=lang or recipient["language"],
+                template=doc["template"], **extra)
+    causation = cause["event_id"] if cause.get("is_event", True) else None  # reminders have no cause event
+    return Envelope.wrap(event, source=storage.settings.source, subject=cause["subject"] or doc["_id"],
+                         correlation_id=cause.get("correlation_id"), causation_id=causation)
+
+
+# ---- reminders -----------------------------------------------------------------------------------
+
+async def reminder_scheduler(storage: Storage) -> None:
+    await _loop("reminders", lambda: fire_next_reminder(storage), storage.settings.reminder_poll_seconds)
+
+
+async def fire_next_reminder(storage: Storage) -> bool:
+    """A due reminder becomes an email to the visitor (a queue item like any other)."""
+    reminder = await storage.claim_reminder()
+    if reminder is None:
+        return False
+    application = await storage.application(reminder["application_id"])
+    now = storage.clock.now()
+    if application is None or not reminder_still_relevant(reminder["kind"], now, exchange_dates(application)):
+        await storage.reminder_done(reminder["_id"], "skipped")
+        return True
+    audience = await storage.audience(application)
+    cause_id = f"reminder:{reminder['_id']}"
+    planned = plan_reminder(cause_id, reminder["kind"], audience,
+                            await storage.opted_out([r.email for r in audience.of(VISITOR)]))
+    cause = {**reminder["cause"], "event_id": cause_id, "event_type": f"reminder.{reminder['kind']}", "is_event": False}
+    context = email_context(application, await storage.call(application["call_id"]), {})
+    await storage.enqueue_emails(planned, cause=cause, application_id=application["_id"], context=context)
+    await storage.reminder_done(reminder["_id"], "fired")
+    log.info("reminder fired", reminder_id=reminder["_id"], emails=len(planned))
+    return True
+
+
+# ---- webhooks ------------------------------------------------------------------------------------
+
+async def webhook_dispatcher(storage: Storage) -> None:
+    async with httpx.AsyncClient(timeout=storage.settings.webhook_timeout_seconds,
+                                 follow_redirects=False) as client:
+        # Several at once, so one slow endpoint does not hold every other subscriber's deliveries.
+        await asyncio.gather(*(_loop("webhooks", lambda: deliver_next_webhook(storage, client),
+                                     storage.settings.webhook_poll_seconds)
+                               for _ in range(storage.settings.webhook_concurrency)))
+
+
+async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient) -> bool:
+    """POST the CloudEvent (structured JSON), signed; any 2xx is success, anything else is retried
+    with exponential backoff; a delivery that exhausts its retries may disable the subscription."""
+    s = storage.settings
+    doc = await storage.claim_delivery()
+    if doc is None:
+        return False
+    sub = await storage.subscription(doc["subscription_id"])
+    if sub is None or sub["status"] != "active":
+        await storage.delivery_attempted(doc, {"at": storage.clock.now(), "error": "subscription not active"},
+                                         "cancelled" if sub is None else "suspended")
+        return True
+    body = doc["body"].encode()
+    timestamp = int(time.time())
+    headers = {"Content-Type": "application/cloudevents+json; charset=utf-8",
+               signature.HEADER: signature.sign(sub["secret"], timestamp, body),
+               "X-CX-Delivery": doc["_id"], "X-CX-Attempt": str(doc["attempts"]),
+               "User-Agent": "ClusterXchange-Webhooks/1"}
+    started = time.monotonic()
+    status_code, error = None, None
+    try:
+        response = await client.post(sub["url"], content=body, headers=headers)
+        status_code = response.status_code
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    entry = {"at": storage.clock.now(), "attempt": doc["attempts"], "status_code": status_code, "error": error,
+             "duration_ms": int((time.monotonic() - started) * 1000)}
+    if error is None:
+        await storage.delivery_attempted(doc, entry, DELIVERED)
+        await storage.endpoint_succeeded(sub["_id"])
+        return True
+    failing = await storage.endpoint_failed(sub["_id"], error)
+    if doc["attempts"] < s.webhook_max_attempts:
+        await storage.delivery_attempted(doc, entry, PENDING,
+                                         backoff(doc["attempts"], s.webhook_backoff_seconds,
+                                                 s.webhook_backoff_max_seconds))
+        return True
+    await storage.delivery_attempted(doc, entry, FAILED)
+    if failing and should_disable(failing["failing_since"], storage.clock.now(), s.webhook_disable_after_seconds):
+        await _disable(storage, failing)
+    return True
+
+
+async def _disable(storage: Storage, sub: dict) -> None:
+    """Tell the owner first (idempotent id per run of failures), then disable: a crash in between
+    repeats both without a second email."""
+    owner = Recipient(SUBSCRIBER, sub["owner_email"], sub.get("owner_name") or sub["owner_email"],
+                      language(sub.get("owner_language")))
+    cause_id = f"webhook-disabled:{sub['_id']}:{sub['failing_since'].isoformat()}"
+    email = PlannedEmail(notification_id(cause_id, owner.email), owner, "webhook_disabled", True)
+    cause = {"event_id": cause_id, "event_type": "webhook.subscription.disabled", "subject": sub["_id"],
+             "correlation_id": None, "is_event": False}
+    context = {"subscription_id": sub["_id"], "url": sub["url"], "last_error": sub.get("last_error") or "",
+               "failing_since": sub["failing_since"].isoformat(timespec="seconds")}
+    await storage.enqueue_emails([email], cause=cause, application_id=None, context=context)
+    if await storage.disable_subscription(sub["_id"]):
+        log.warning("webhook subscription disabled", subscription_id=sub["_id"], url=sub["url"])

@@ -1,0 +1,150 @@
+"""Builders of upstream events (as their producers publish them) and readers of the SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from cx_shared.envelope import Envelope
+from cx_shared.events.applications import ApplicationSubmitted, CallPublished, OrganisationEnrolled
+from cx_shared.events.assessment import ApplicationApproved, ApplicationQueued, HostAccepted
+from cx_shared.events.common import Contact, Participant
+from cx_shared.events.grants import GrantAgreementAccepted, GrantAgreementIssued, GrantCommitted
+from cx_shared.testing.kafka import publish_envelope
+
+
+def participant(name: str, country: str, city: str, lang: str, email: str | None = None) -> Participant:
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    return Participant(organisation_id=org, legal_name=name, country=country, city=city,
+                       organisation_type="cluster_organisation",
+                       contact=Contact(name=f"Contact of {name}", language=lang,
+                                       email=email or f"{org}@example.org"))
+
+
+def wrap(event, subject: str, producer: str) -> Envelope:
+    return Envelope.wrap(event, source=f"/clusterxchange/{producer}", subject=subject)
+
+
+class Upstream:
+    """What applications, assessment and grants would publish, on this test's topics."""
+
+    def __init__(self, kafka: str, namespace: str):
+        self.kafka, self.namespace = kafka, namespace
+
+    async def publish(self, *envelopes: Envelope) -> None:
+        for e in envelopes:
+            await publish_envelope(self.kafka, e, self.namespace)
+
+    @staticmethod
+    def call(call_id: str, contact_email: str | None = None, mode: str = "automatic") -> Envelope:
+        return wrap(CallPublished(call_id=call_id, partnership_id="p-1", title="Photonics call 2026",
+                                  opens_on=date(2026, 1, 1), closes_on=date(2027, 1, 1),
+                                  eligible_countries=["FR", "DE", "IT"], budget_cents=10_000_000,
+                                  assessment_mode=mode, contact_email=contact_email), call_id, "applications")
+
+    @staticmethod
+    def enrolled(p: Participant, role: str) -> Envelope:
+        return wrap(OrganisationEnrolled(organisation_id=p.organisation_id, roles=[role], legal_name=p.legal_name,
+                                         country=p.country, city=p.city, organisation_type=p.organisation_type,
+                                         contact=p.contact), p.organisation_id, "applications")
+
+    @staticmethod
+    def submitted(app_id: str, call_id: str, visitor: Participant, host: Participant,
+                  start_in_days: int = 30, days: int = 5) -> Envelope:
+        start = date.today() + timedelta(days=start_in_days)
+        return wrap(ApplicationSubmitted(application_id=app_id, call_id=call_id, partnership_id="p-1",
+                                         visitor=visitor, host=host, purposes=["learn_from_other_cluster"],
+                                         planned_start=start, planned_end=start + timedelta(days=days),
+                                         working_days=days, submitted_at=datetime.now(UTC)), app_id, "applications")
+
+    @staticmethod
+    def approved(app_id: str, call_id: str) -> Envelope:
+        return wrap(ApplicationApproved(application_id=app_id, call_id=call_id, reasons=["eligible"]), app_id,
+                    "assessment")
+
+    @staticmethod
+    def host_accepted(app_id: str, call_id: str, host: Participant) -> Envelope:
+        return wrap(HostAccepted(application_id=app_id, call_id=call_id, host_id=host.organisation_id), app_id,
+                    "assessment")
+
+    @staticmethod
+    def committed(app_id: str, call_id: str, total: int = 123_456) -> Envelope:
+        return wrap(GrantCommitted(application_id=app_id, call_id=call_id, travel_cents=total - 23_456,
+                                   subsistence_cents=23_456, total_cents=total, rule_set_version="default-v1",
+                                   available_after_cents=5_000_000), app_id, "grants")
+
+
+    @staticmethod
+    def queued(app_id: str, call_id: str) -> Envelope:
+        return wrap(ApplicationQueued(application_id=app_id, call_id=call_id, partnership_id="p-1"), app_id,
+                    "assessment")
+
+    @staticmethod
+    def agreement_issued(app_id: str, call_id: str, visitor: Participant, total: int = 123_456) -> Envelope:
+        return wrap(GrantAgreementIssued(application_id=app_id, call_id=call_id,
+                                         visitor_organisation_id=visitor.organisation_id, total_cents=total,
+                                         prefinancing_cents=total // 2, document_sha256="0" * 64,
+                                         document_path=f"/agreements/{app_id}.pdf"), app_id, "grants")
+
+    @staticmethod
+    def agreement_accepted(app_id: str, call_id: str) -> Envelope:
+        return wrap(GrantAgreementAccepted(application_id=app_id, call_id=call_id, accepted_by="visitor",
+                                           document_sha256="0" * 64), app_id, "grants")
+
+
+class Sink:
+    """The SMTP sink's mail, read over HTTP; other tests share it, so always filter by recipient."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def to(self, address: str) -> list[dict]:
+        messages = httpx.get(f"{self.url}/messages", timeout=10).json()
+        return [m for m in messages if address.lower() in (m["to"] or "").lower()]
+
+    async def wait_for(self, address: str, count: int = 1, timeout: float = 30.0, subject: str | None = None):
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.to(address) if subject is None or subject in m["subject"]]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{count} email(s) to {address} {subject or ''} not received in {timeout}s; "
+                                     f"got {[m['subject'] for m in self.to(address)]}")
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def upstream(infra, namespace) -> Upstream:
+    return Upstream(infra.kafka, namespace)
+
+
+@pytest.fixture
+def sink(infra) -> Sink:
+    if not infra.smtp_sink_url:
+        pytest.skip("no SMTP sink (SMTP_SINK_URL) in this environment")
+    return Sink(infra.smtp_sink_url)
+
+
+async def eventually(check, timeout: float = 30.0, what: str = "condition"):
+    """Poll an async or plain check until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def helpers():
+    return SimpleNamespace(participant=participant, eventually=eventually, uid=lambda: uuid.uuid4().hex[:8])
