@@ -118,5 +118,14 @@ def test_an_unknown_event_lands_in_the_timeline_with_a_readable_summary():
     assert status is Status.SUBMITTED and timeline[-1]["summary"] == "Visit photographed"
 
 
+def test_the_timeline_says_who_acted():
+    timeline, _ = fold([entry("application.submitted", 0, **{**SUBMITTED, "visitor": {**SUBMITTED["visitor"],
+                                                                                     "organisation_id": "org-v"}}),
+                        entry("host.declined", 1, host_id="org-h", reason="no lab free"),
+                        entry("application.withdrawn", 2, withdrawn_by="vera"),
+                        entry("application.approved", 3)])
+    assert [e["actor"] for e in timeline] == ["org-v", "org-h", "vera", "test"]
+
+
 def test_event_name_of_a_cloudevents_type():
     assert domain.event_name("eu.clusterxchange.grant_agreement.accepted.v2") == "grant_agreement.accepted"

@@ -91,6 +91,7 @@ async def test_illegal_transitions_are_refused_with_409_and_change_nothing(progr
         withdrawn = await submit(3)
         done = await p.ok("POST", f"/applications/{withdrawn['application_id']}/withdraw", {"reason": "ill"}, vt)
         assert done["status"] == "withdrawn" and done["timeline"][-1]["summary"] == "Withdrawn by the visitor: ill"
+        assert done["timeline"][-1]["actor"] == "vera"
         before = await p.db.applications.find_one({"_id": withdrawn["application_id"]})
         again = await p.post(f"/applications/{withdrawn['application_id']}/withdraw", {}, vt)
         assert again.status_code == 409

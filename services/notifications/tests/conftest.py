@@ -97,26 +97,44 @@ class Upstream:
                                            document_sha256="0" * 64), app_id, "grants")
 
 
+class Mailbox:
+    """One reading of the sink. Other tests share it, so always ask by recipient."""
+
+    def __init__(self, messages: list[dict]):
+        self.messages = messages
+
+    def to(self, address: str, subject: str | None = None) -> list[dict]:
+        return [m for m in self.messages if address.lower() in (m["to"] or "").lower()
+                and (subject is None or subject in (m["subject"] or ""))]
+
+
 class Sink:
-    """The SMTP sink's mail, read over HTTP; other tests share it, so always filter by recipient."""
+    """The SMTP sink's mail over HTTP. It returns every message ever received (slow as it grows),
+    so tests read it as few times as they can: one reading answers many questions."""
 
     def __init__(self, url: str):
         self.url = url
 
-    def to(self, address: str) -> list[dict]:
-        messages = httpx.get(f"{self.url}/messages", timeout=10).json()
-        return [m for m in messages if address.lower() in (m["to"] or "").lower()]
+    def read(self) -> Mailbox:
+        return Mailbox(httpx.get(f"{self.url}/messages", timeout=30).json())
 
-    async def wait_for(self, address: str, count: int = 1, timeout: float = 30.0, subject: str | None = None):
+    def to(self, address: str, subject: str | None = None) -> list[dict]:
+        return self.read().to(address, subject)
+
+    async def wait(self, check, timeout: float = 60.0, what: str = "mail") -> Mailbox:
+        """Read until ``check(mailbox)`` holds; returns that reading."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [m for m in self.to(address) if subject is None or subject in m["subject"]]
-            if len(found) >= count:
-                return found
+            mailbox = await asyncio.to_thread(self.read)
+            if check(mailbox):
+                return mailbox
             if time.monotonic() > deadline:
-                raise AssertionError(f"{count} email(s) to {address} {subject or ''} not received in {timeout}s; "
-                                     f"got {[m['subject'] for m in self.to(address)]}")
-            await asyncio.sleep(0.2)
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            await asyncio.sleep(0.3)
+
+    async def wait_for(self, address: str, subject: str | None = None, timeout: float = 60.0) -> list[dict]:
+        mailbox = await self.wait(lambda mb: mb.to(address, subject), timeout, f"mail to {address} {subject or ''}")
+        return mailbox.to(address, subject)
 
 
 @pytest.fixture

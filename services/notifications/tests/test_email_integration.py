@@ -38,26 +38,25 @@ async def test_each_recipient_hears_once_in_their_language(run_service, upstream
                                approved, committed)
         await upstream.publish(approved, committed)  # redelivered: must not send again
 
-        decision = (await sink.wait_for(visitor.contact.email, subject="est approuvée"))[0]
+        v, h = visitor.contact.email, host.contact.email
+        expected = ((v, "est approuvée"), (v, "Subvention de"), (v, "a été reçue"), (h, "Bitte bestätigen"),
+                    (h, "möchte Sie besuchen"), (contact, "New application"))
+        mail = await sink.wait(lambda mb: all(mb.to(a, s) for a, s in expected), what="the six emails")
+        decision = mail.to(v, "est approuvée")[0]
         assert app_id in decision["subject"] and "Laser Jena GmbH" in decision["text"]
         assert decision["headers"]["Content-Language"] == "fr" and "<p>" in decision["html"]
-        money = (await sink.wait_for(visitor.contact.email, subject="Subvention de"))[0]
+        money = mail.to(v, "Subvention de")[0]
         assert "1\u202f234,56 €" in money["text"]
         assert "List-Unsubscribe" not in money["headers"]  # money is mandatory: no opting out
-        received = (await sink.wait_for(visitor.contact.email, subject="a été reçue"))[0]
-        assert "List-Unsubscribe" in received["headers"]  # an optional acknowledgement
-        confirm = (await sink.wait_for(host.contact.email, subject="Bitte bestätigen"))[0]
-        assert "Optique Lyon" in confirm["text"]
-        await sink.wait_for(host.contact.email, subject="möchte Sie besuchen")
-        new = (await sink.wait_for(contact, subject="New application"))[0]
-        assert "Photonics call 2026" in new["subject"]
+        assert "List-Unsubscribe" in mail.to(v, "a été reçue")[0]["headers"]  # an optional acknowledgement
+        assert "Optique Lyon" in mail.to(h, "Bitte bestätigen")[0]["text"]
+        assert "Photonics call 2026" in mail.to(contact, "New application")[0]["subject"]
 
         # Every (event, recipient) once: 3 to the visitor, 2 to the host, 1 to the contact.
         await watcher.wait_for(lambda: len(distinct(watcher.of_type(EmailSent))) >= 6, 30, "six EmailSent")
         await asyncio.sleep(1.0)  # give a wrongly re-planned duplicate the time to show up
-        assert len(sink.to(visitor.contact.email)) == 3
-        assert len(sink.to(host.contact.email)) == 2
-        assert len(sink.to(contact)) == 1
+        mail = sink.read()
+        assert (len(mail.to(v)), len(mail.to(h)), len(mail.to(contact))) == (3, 2, 1)
         sent = [e.data for e in distinct(watcher.of_type(EmailSent, app_id))]
         assert len(sent) == 6 and len({s["notification_id"] for s in sent}) == 6
         by_cause = {(s["cause_event_id"], s["recipient_role"]) for s in sent}
@@ -78,18 +77,19 @@ async def test_one_email_after_a_crash_between_send_and_record(run_service, upst
     host = helpers.participant("Ferme Nantes", "FR", "Nantes", "fr", f"host-{uid}@example.org")
     async with TopicWatcher(infra.kafka, topic_names(namespace, NOTIFICATIONS)) as watcher:
         await upstream.publish(upstream.submitted(app_id, call_id, visitor, host))
-        first = await helpers.eventually(lambda: sink.to(visitor.contact.email) or sink.to(host.contact.email),
-                                         30, "the first email")
+        first = await sink.wait(lambda mb: mb.to(visitor.contact.email) or mb.to(host.contact.email),
+                                what="the first email")
         service.kill()  # SIGKILL while the mailer sleeps between the 250 and the record
-        interrupted = first[0]["to"]
+        interrupted = (first.to(visitor.contact.email) + first.to(host.contact.email))[0]["to"]
         service.start(MAIL_PAUSE_AFTER_SEND_SECONDS="0")
 
         await watcher.wait_for(lambda: len(distinct(watcher.of_type(EmailSent, app_id))) >= 2, 40, "both EmailSent")
-        copies = sink.to(interrupted)
+        mail = sink.read()
+        copies = mail.to(interrupted)
         assert len(copies) == 2, "the kill fell in the window: the relay got the email twice"
         assert len({m["message_id"] for m in copies}) == 1, "...as the same email (one Message-ID)"
         other = visitor.contact.email if host.contact.email in interrupted else host.contact.email
-        assert len(sink.to(other)) == 1
+        assert len(mail.to(other)) == 1
         sent = distinct(watcher.of_type(EmailSent, app_id))
         assert len(sent) == 2 and len({e.data["notification_id"] for e in sent}) == 2
         log = httpx.get(f"{service.url}/notifications", params={"application_id": app_id},
@@ -147,7 +147,8 @@ async def test_staff_hear_of_their_work_and_a_decision_that_overtook_its_submiss
     await upstream.publish(upstream.submitted(app_id, call_id, visitor, host), upstream.queued(app_id, call_id),
                            upstream.committed(app_id, call_id))
 
-    await sink.wait_for(visitor.contact.email, subject=f"Ihre Bewerbung {app_id} ist genehmigt")  # enrolment's de
-    await sink.wait_for(assessor, subject=f"Neue Bewerbung {app_id}")  # new work in the panel's queue
-    await sink.wait_for(officer, subject="Subvention de")
-    await sink.wait_for(host.contact.email, subject="Please confirm")  # es falls back to English
+    await sink.wait(lambda mb: mb.to(visitor.contact.email, f"Ihre Bewerbung {app_id} ist genehmigt")  # updated: de
+                    and mb.to(assessor, f"Neue Bewerbung {app_id}")  # new work in the panel's queue
+                    and mb.to(officer, "Subvention de")
+                    and mb.to(host.contact.email, "Please confirm"),  # es falls back to English
+                    what="the decision, the assessor's and the grant officer's emails")

@@ -300,7 +300,7 @@ async def withdraw_application(application_id: str, request: Request, who: Who, 
     """The visitor withdraws (409 with the reason where the state machine does not allow it)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
     event = ApplicationWithdrawn(application_id=application_id, call_id=doc["call_id"],
-                                 reason=body.reason if body else "")
+                                 reason=body.reason if body else "", withdrawn_by=who.subject)
     return await change_status(store, request, doc, event, Status.WITHDRAWN)
 
 
@@ -310,7 +310,8 @@ async def cancel_application(application_id: str, body: ReasonIn, request: Reque
     """A programme manager of the partnership cancels an exchange."""
     doc = await visible_application(store, who, application_id)
     require_role(who, Role.PROGRAMME_MANAGER)
-    event = ApplicationCancelled(application_id=application_id, call_id=doc["call_id"], reason=body.reason)
+    event = ApplicationCancelled(application_id=application_id, call_id=doc["call_id"], reason=body.reason,
+                                 cancelled_by=who.subject)
     return await change_status(store, request, doc, event, Status.CANCELLED)
 
 

@@ -114,7 +114,24 @@ def timeline_entry(*, event_id: str, ce_type: str, source: str, at: datetime, da
     """One entry of an exchange's timeline: when, what, who (source) and why (summary)."""
     name = event_name(ce_type)
     return {"event_id": event_id, "at": instant(at), "event_type": ce_type, "event": name, "source": source,
-            "summary": summarise(name, data)}
+            "actor": actor(name, data, source), "summary": summarise(name, data)}
+
+
+# Fields in which contracts name the person or organisation that acted, most specific first.
+ACTOR_FIELDS = ("withdrawn_by", "cancelled_by", "confirmed_by", "submitted_by", "accepted_by", "closed_by",
+                "overridden_by", "assessor", "changed_by")
+
+
+def actor(name: str, data: Mapping[str, Any], source: str) -> str:
+    """Who did it: a person or organisation the event names, else the service that decided."""
+    for field in ACTOR_FIELDS:
+        if data.get(field):
+            return str(data[field])
+    if name == "application.submitted" and data.get("visitor", {}).get("organisation_id"):
+        return data["visitor"]["organisation_id"]
+    if name.startswith("host.") and data.get("host_id"):
+        return str(data["host_id"])
+    return source.rsplit("/", 1)[-1]
 
 
 def fold(entries: Iterable[Mapping[str, Any]]) -> tuple[list[dict], Status]:

@@ -4,6 +4,7 @@ subscriptions with their delivery logs. Thin: HTTP -> domain -> storage."""
 from __future__ import annotations
 
 import secrets
+from html import escape
 from typing import Annotated, Literal
 
 from cx_shared.auth import Principal, principal, require_role
@@ -87,23 +88,36 @@ async def list_staff(partnership_id: str, request: Request, who: Who) -> list[di
     return [named(d, "staff_id") for d in await storage_of(request).list_staff(partnership_id)]
 
 
-# ---- unsubscribe (the link in optional emails; the signed token is the proof) ----------------------
+# ---- unsubscribe ---------------------------------------------------------------------------------
 
-@router.api_route("/unsubscribe", methods=["GET", "POST"], response_class=HTMLResponse, tags=["email"])
+@router.get("/unsubscribe", response_class=HTMLResponse, tags=["email"])
+async def unsubscribe_page(token: str, request: Request) -> str:
+    """The link in optional emails: a page with a button. A GET changes nothing, because mail
+    scanners follow links; the button (and mail clients' one-click, RFC 8058) POSTs."""
+    _address(request, token)
+    return (f'<form method="post" action="/unsubscribe?token={escape(token)}">'
+            "<p>Stop optional ClusterXchange messages? Decisions and payments are always sent.</p>"
+            '<button type="submit">Unsubscribe</button></form>')
+
+
+@router.post("/unsubscribe", response_class=HTMLResponse, tags=["email"])
 async def unsubscribe(token: str, request: Request) -> str:
-    """Stop optional messages to the token's address; decisions and money still go (RFC 8058 one-click POST)."""
+    """Stop optional messages to the token's address; decisions and money still go."""
+    await storage_of(request).opt_out(_address(request, token))
+    return "<p>You will no longer receive optional messages. Decisions and payments are always sent.</p>"
+
+
+def _address(request: Request, token: str) -> str:
+    """The signed token is the proof: no login is needed to unsubscribe."""
     address = address_of_unsubscribe_token(request.app.state.settings.jwt_secret, token)
     if address is None:
         raise Invalid("this unsubscribe link is not valid", field="token", rule="signature")
-    await storage_of(request).opt_out(address)
-    return ("<p>You will no longer receive optional messages. Decisions and payments are always sent.</p>")
+    return address
 
 
 @router.post("/resubscribe", tags=["email"])
 async def resubscribe(token: str, request: Request) -> dict:
-    address = address_of_unsubscribe_token(request.app.state.settings.jwt_secret, token)
-    if address is None:
-        raise Invalid("this link is not valid", field="token", rule="signature")
+    address = _address(request, token)
     await storage_of(request).opt_in(address)
     return {"email": address, "optional_messages": True}
 

@@ -13,7 +13,8 @@ settings = Settings()
 service = Service(
     settings,
     title="notifications",
-    description=__doc__ or "",
+    description="Everyone in an exchange hears what concerns them, once, in their language (email); "
+                "other systems subscribe to exchange events over signed webhooks; reminders on schedule.",
     handlers=HANDLERS,
     storage=lambda db: Storage(db, settings),
     outbox_collections=OUTBOX_COLLECTIONS,

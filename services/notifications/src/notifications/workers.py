@@ -21,6 +21,7 @@ from notifications.domain import (
     PlannedEmail,
     Recipient,
     backoff,
+    email_context,
     language,
     message_id,
     notification_id,
@@ -29,7 +30,7 @@ from notifications.domain import (
     should_disable,
     unsubscribe_token,
 )
-from notifications.handlers import email_context, exchange_dates
+from notifications.handlers import exchange_dates
 from notifications.storage import DELIVERED, FAILED, PENDING, Storage
 
 log = get_logger(__name__)

@@ -67,6 +67,7 @@ class ApplicationWithdrawn(Event, name="application.withdrawn", topic=APPLICATIO
     application_id: str
     call_id: str
     reason: str = ""
+    withdrawn_by: str | None = None  # the subject (token sub) who withdrew it
 
 
 # Added by the applications service (additive: optional fields and new contracts only).
@@ -102,6 +103,7 @@ class ApplicationCancelled(Event, name="application.cancelled", topic=APPLICATIO
     application_id: str
     call_id: str
     reason: str
+    cancelled_by: str | None = None
 
 
 class ExchangeStarted(Event, name="exchange.started", topic=APPLICATIONS):
