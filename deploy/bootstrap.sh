@@ -13,4 +13,9 @@ if ! command -v uv >/dev/null; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 uv sync --all-packages --frozen --quiet
+# Debian's Chromium, for the dashboard's headless-browser test.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  echo "[bootstrap] installing Debian's chromium" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 deploy/infra.sh prepare

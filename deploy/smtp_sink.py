@@ -1,7 +1,7 @@
 """A real SMTP server for local mode: it accepts every message, keeps it as an .eml
 file and serves the sent mail as JSON over HTTP, so people and tests can read it.
 
-    GET  /messages      every message received, oldest first
+    GET  /messages      every message received, oldest first (?to=<address> keeps those to it)
     DELETE /messages    forget them all
 """
 
@@ -17,6 +17,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 from aiosmtpd.controller import Controller
 
@@ -31,10 +32,15 @@ class MaildirHandler:
         return "250 Message accepted for delivery"
 
 
-def read_messages(folder: Path) -> list[dict]:
+def read_messages(folder: Path, to: str | None = None) -> list[dict]:
     messages = []
     for path in sorted(folder.glob("*.eml")):
-        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        raw = path.read_bytes()
+        if to and to.encode().lower() not in raw.lower():
+            continue  # cheap pre-filter: parsing every message grows slow as the sink fills
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        if to and to.lower() not in str(msg["To"] or "").lower():
+            continue
         text = msg.get_body(preferencelist=("plain",))
         html = msg.get_body(preferencelist=("html",))
         messages.append({
@@ -57,8 +63,10 @@ def http_handler(folder: Path):
             self.wfile.write(data)
 
         def do_GET(self):  # noqa: N802
-            if self.path.rstrip("/") in ("/messages", ""):
-                self._send(200, read_messages(folder))
+            url = urlparse(self.path)
+            if url.path.rstrip("/") in ("/messages", ""):
+                to = parse_qs(url.query).get("to", [None])[0]
+                self._send(200, read_messages(folder, to))
             elif self.path == "/health":
                 self._send(200, {"status": "ok"})
             else:

@@ -43,13 +43,13 @@ async def test_application_reaches_a_committed_grant_and_an_email(system, infra,
     async with TopicWatcher(infra.kafka, topic_names(namespace, *ALL)) as watch:
         app_id = await run_to_committed_grant(journey, system)
 
-        submitted = watch.of_type(ApplicationSubmitted, app_id)[0]
-        checked_envelope = watch.of_type(EligibilityChecked, app_id)[0]
+        submitted = (await watch.wait_for(lambda: watch.of_type(ApplicationSubmitted, app_id), what="submission"))[0]
+        checked_envelope = (await watch.wait_for(lambda: watch.of_type(EligibilityChecked, app_id), what="check"))[0]
         checked = checked_envelope.event()
         assert checked.eligible and all(outcome.passed for outcome in checked.outcomes)
         assert checked_envelope.causationid == submitted.id
         assert checked_envelope.correlationid == submitted.correlationid
-        committed = watch.of_type(GrantCommitted, app_id)[0].event()
+        committed = (await watch.wait_for(lambda: watch.of_type(GrantCommitted, app_id), what="GrantCommitted"))[0].event()
         assert committed.total_cents > 0 and committed.total_cents == committed.travel_cents + committed.subsistence_cents
         budget = httpx.get(f"{system['grants'].url}/calls/{journey.call['call_id']}/budget",
                            headers=journey.manager, timeout=10).json()

@@ -44,6 +44,7 @@ class CallPublished(Event, name="call.published", topic=APPLICATIONS):
     lump_sum_rule_set: str = "default-v1"
     contact_email: str | None = None
     exchanges_end_on: date | None = None  # last day an exchange may end; default: closes_on
+    report_due_days: int = Field(default=30, ge=1)  # the visitor reports within this many days of the actual end
 
 
 class ApplicationSubmitted(Event, name="application.submitted", topic=APPLICATIONS):
@@ -112,6 +113,7 @@ class ExchangeStarted(Event, name="exchange.started", topic=APPLICATIONS):
     application_id: str
     call_id: str
     confirmed_by: str
+    actual_start: date | None = None  # the day the visitor actually arrived
 
 
 class ExchangeCompleted(Event, name="exchange.completed", topic=APPLICATIONS):
@@ -120,6 +122,11 @@ class ExchangeCompleted(Event, name="exchange.completed", topic=APPLICATIONS):
     application_id: str
     call_id: str
     confirmed_by: str
+    actual_start: date | None = None
+    actual_end: date | None = None
+    actual_working_days: int | None = None  # in the host country, its public holidays excluded
+    planned_working_days: int | None = None
+    report_due_on: date | None = None  # actual end + the call's report_due_days
 
 
 class ReportSubmitted(Event, name="report.submitted", topic=APPLICATIONS):
@@ -130,6 +137,12 @@ class ReportSubmitted(Event, name="report.submitted", topic=APPLICATIONS):
     submitted_by: str
     summary: str
     outcomes: list[str] = Field(default_factory=list)
+    # Structured answers (optional for older producers). outcomes may name the programme's
+    # kinds: new_collaboration, follow_up_project, technology_taken_up, market_opportunity.
+    learnt: str = ""
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    free_text: str = ""
+    late: bool = False  # submitted after the due date (ReportOverdue was raised)
 
 
 class ExchangeClosed(Event, name="exchange.closed", topic=APPLICATIONS):
@@ -139,3 +152,68 @@ class ExchangeClosed(Event, name="exchange.closed", topic=APPLICATIONS):
     call_id: str
     closed_by: str
     reason: str = ""
+
+
+# Preparation, follow-up and evaluation (issue 7).
+
+class PreparationUpdated(Event, name="preparation.updated", topic=APPLICATIONS):
+    """The visitor ticked off (part of) the preparation checklist after signing the agreement."""
+
+    application_id: str
+    call_id: str
+    updated_by: str
+    travel_booked: bool = False
+    insurance: bool = False
+    agenda_agreed: bool = False
+    ready: bool = False  # every item is ticked
+
+
+class ExchangeNoShow(Event, name="exchange.no_show", topic=APPLICATIONS):
+    """The host reports that the visitor never came: the exchange is cancelled, its grant released."""
+
+    application_id: str
+    call_id: str
+    reported_by: str
+    reason: str = ""
+
+
+class HostFeedbackSubmitted(Event, name="host_feedback.submitted", topic=APPLICATIONS):
+    """The host's feedback on a completed exchange."""
+
+    application_id: str
+    call_id: str
+    submitted_by: str
+    satisfaction: int = Field(ge=1, le=5)
+    free_text: str = ""
+
+
+class ReportAccepted(Event, name="report.accepted", topic=APPLICATIONS):
+    """The partnership accepted the visitor's report: grants pays the balance from these figures
+    (reduced by its rule when the exchange was shorter than planned)."""
+
+    application_id: str
+    call_id: str
+    accepted_by: str
+    actual_start: date
+    actual_end: date
+    actual_working_days: int = Field(ge=0)
+    planned_working_days: int = Field(ge=0)
+
+
+class ReportChangesRequested(Event, name="report.changes_requested", topic=APPLICATIONS):
+    """The partnership asks the visitor to change the report and submit it again."""
+
+    application_id: str
+    call_id: str
+    requested_by: str
+    reasons: list[str] = Field(min_length=1)
+
+
+class ReportOverdue(Event, name="report.overdue", topic=APPLICATIONS):
+    """No report by its due date: escalated to the partnership, and the balance is blocked
+    until a (late) report is accepted."""
+
+    application_id: str
+    call_id: str
+    due_on: date
+    detected_on: date

@@ -34,8 +34,13 @@ class TopicWatcher:
         await self._consumer.stop()
 
     async def _collect(self) -> None:
+        seen: set[tuple[str, int, int]] = set()
         async for record in self._consumer:
-            self.records.append(record)
+            # A rebalance of the watcher's own group can deliver a record again: keep each once.
+            position = (record.topic, record.partition, record.offset)
+            if position not in seen:
+                seen.add(position)
+                self.records.append(record)
 
     def envelopes(self) -> list[Envelope]:
         result = []
