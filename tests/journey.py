@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from cx_shared.testing.kafka import wait_consumed  # noqa: F401 (the tests import it from here)
 
 
 def next_monday(after_days: int) -> date:
@@ -94,35 +93,3 @@ class Journey:
 
 def mail_to(sink_url: str, address: str) -> list[dict]:
     return httpx.get(f"{sink_url}/messages", params={"to": address}, timeout=10).json()
-
-
-async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], timeout: float = 60) -> None:
-    """Wait until every group has committed, on every partition it consumes (has committed before),
-    up to the partition's end: every delivered message has been handled."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await consumer.start()
-    await admin.start()
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or
-                                                                      await _partitions(consumer, t))]
-        ends = await consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lagging = []
-            for group in groups:
-                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-                lagging += [(group, tp) for tp in partitions
-                            if tp in committed and 0 <= committed[tp].offset < ends[tp]]
-            if not lagging:
-                return
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"consumers still lagging: {lagging}")
-    finally:
-        await admin.close()
-        await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()

@@ -10,9 +10,9 @@ from cx_shared.events.applications import ApplicationSubmitted
 from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
 from cx_shared.events.grants import GrantCommitted
 from cx_shared.events.notifications import EmailSent
-from cx_shared.testing.kafka import TopicWatcher, publish_raw, topic_names
+from cx_shared.testing.kafka import TopicWatcher, publish_raw, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, qualified
-from tests.journey import Journey, mail_to, wait_consumed
+from tests.journey import Journey, mail_to
 
 pytestmark = pytest.mark.infra
 ALL = (APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS)
