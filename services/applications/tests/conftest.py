@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import holidays
 import httpx
 import pytest
 import pytest_asyncio
@@ -91,7 +92,20 @@ class Programme:
 
 @pytest_asyncio.fixture
 async def programme(run_service, infra, namespace, token):
-    service = run_service("applications")
+    async for p in running_programme(run_service, infra, namespace, token):
+        yield p
+
+
+@pytest_asyncio.fixture
+async def programme_200_days_later(run_service, infra, namespace, token):
+    """The service with its follow-up clock 200 days ahead: report deadlines pass at once."""
+    async for p in running_programme(run_service, infra, namespace, token, CLOCK_OFFSET_SECONDS=str(200 * 86400),
+                                     OVERDUE_POLL_SECONDS="0.5"):
+        yield p
+
+
+async def running_programme(run_service, infra, namespace, token, **env):
+    service = run_service("applications", **env)
     client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
     db = client[service.env["MONGODB_DATABASE"]]
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
@@ -103,3 +117,16 @@ async def programme(run_service, infra, namespace, token):
 @pytest.fixture
 def later():
     return next_monday
+
+
+def quiet_week(after_days: int) -> date:
+    """A Monday whose week has no German public holiday (so Mon..Fri are 5 working days)."""
+    day = next_monday(after_days)
+    while any(day + timedelta(days=i) in holidays.country_holidays("DE", years=day.year) for i in range(5)):
+        day += timedelta(days=7)
+    return day
+
+
+@pytest.fixture
+def quiet():
+    return quiet_week

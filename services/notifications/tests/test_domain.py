@@ -178,3 +178,25 @@ def test_only_events_about_people_are_looked_at_for_emails():
     assert d.concerns_people("grant_agreement.accepted") and d.concerns_people("report.submitted")
     assert d.concerns_people("application.withdrawn")
     assert not d.concerns_people("eligibility.checked") and not d.concerns_people("email.sent")
+
+
+# --- issue 7: follow-up routing and the report reminder from the actual end -------------------
+
+def test_follow_up_events_reach_the_people_concerned():
+    from notifications.domain import (ROUTES, Audience, Recipient, plan_emails, rescheduled_reminders, routing_key,
+                                      ReminderPolicy, CANCELLED_BY, REPORT_DUE, ALL_REMINDERS)
+    people = Audience(visitor=Recipient("visitor", "v@x.eu", "V", "fr"), host=Recipient("host", "h@x.eu", "H", "de"),
+                      partnership_contact=Recipient("partnership_contact", "c@x.eu", "C"),
+                      grant_officers=(Recipient("grant_officer", "o@x.eu", "O"),))
+    no_show = plan_emails("e1", "exchange.no_show", people)
+    assert sorted(p.recipient.email for p in no_show) == ["c@x.eu", "h@x.eu", "o@x.eu", "v@x.eu"]
+    assert [p.recipient.email for p in plan_emails("e2", "report.changes_requested", people)] == ["v@x.eu"]
+    assert sorted(p.recipient.email for p in plan_emails("e3", "report.overdue", people)) == [
+        "c@x.eu", "o@x.eu", "v@x.eu"]
+    assert routing_key("payment.ordered", {"kind": "balance"}) in ROUTES
+    assert routing_key("payment.ordered", {"kind": "prefinancing"}) not in ROUTES
+    assert routing_key("report.overdue", {}) == "report.overdue"
+    assert CANCELLED_BY["exchange.no_show"] == ALL_REMINDERS and CANCELLED_BY["report.accepted"] == (REPORT_DUE,)
+    moved = rescheduled_reminders("exchange.completed", "app-1", {"actual_end": "2027-03-24"}, ReminderPolicy())
+    assert [(r.kind, r.due_at.isoformat()) for r in moved] == [(REPORT_DUE, "2027-03-25T08:00:00+00:00")]
+    assert rescheduled_reminders("exchange.completed", "app-1", {}, ReminderPolicy()) == []

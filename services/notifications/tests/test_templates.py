@@ -11,7 +11,7 @@ CONTEXT = {"recipient_name": "Vera <Admin>", "role": "visitor", "application_id"
            "planned_start": "2026-05-04", "planned_end": "2026-05-08", "reasons": ["too short"], "reason": "busy",
            "total_cents": 123_456, "travel_cents": 100_000, "subsistence_cents": 23_456, "released_cents": 500,
            "prefinancing_cents": 60_000, "amount_cents": 60_000, "total_after_cents": 100_000,
-           "finance_reference": "FIN-1",
+           "finance_reference": "FIN-1", "due_on": "2026-06-08",
            "subscription_id": "sub-1", "url": "https://crm.example.org/hook", "last_error": "HTTP 500",
            "failing_since": "2026-01-01T00:00:00+00:00"}
 

@@ -4,6 +4,7 @@ store the change together with its event. Every error is an RFC 9457 problem."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -12,18 +13,21 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Conflict, Forbidden, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished, ExchangeClosed, ExchangeCompleted, ExchangeStarted,
-                                           OfferPublished, OrganisationEnrolled, OrganisationUpdated,
-                                           PartnershipFormed, ReportSubmitted)
+                                           CallPublished, ExchangeClosed, ExchangeCompleted, ExchangeNoShow,
+                                           ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
+                                           OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
+                                           PreparationUpdated, ReportAccepted, ReportChangesRequested,
+                                           ReportSubmitted)
 from cx_shared.events.common import Participant
 from cx_shared.http import emit
 from cx_shared.store import public
 from cx_shared.vocabulary import Ecosystem, Role
 
-from applications import access, documents, domain, rules
+from applications import access, documents, domain, followup, rules
 from applications.domain import Status
-from applications.schemas import (ApplicationIn, CallIn, OfferIn, OrganisationIn, OrganisationPatch, PartnershipIn,
-                                  ReasonIn, ReportIn)
+from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, DepartureIn, HostFeedbackIn, OfferIn,
+                                  OrganisationIn, OrganisationPatch, PartnershipIn, PreparationIn, ReasonIn,
+                                  ReportIn, ReviewIn)
 from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
                                   Storage)
 
@@ -251,7 +255,8 @@ async def submit_application(body: ApplicationIn, request: Request, who: Who, st
         offer_id=body.offer_id, visitor=participant(visitor), host=participant(host), purposes=body.purposes,
         objectives=body.objectives, planned_start=body.planned_start, planned_end=body.planned_end,
         working_days=rules.working_days(body.planned_start, body.planned_end, host["country"]),
-        travel_mode=body.travel_mode, ecosystems=sorted(ecosystems), submitted_at=datetime.now(UTC))
+        travel_mode=body.travel_mode, ecosystems=sorted(ecosystems), submitted_at=datetime.now(UTC),
+        visitor_ecosystems=visitor["ecosystems"], host_ecosystems=host["ecosystems"])
     envelope = emit(request, event, subject=application_id)
     doc = documents.application(event, envelope)
     if not await store.create(APPLICATIONS, doc, envelope):  # the same key, submitted concurrently
@@ -315,29 +320,93 @@ async def cancel_application(application_id: str, body: ReasonIn, request: Reque
     return await change_status(store, request, doc, event, Status.CANCELLED)
 
 
+@router.put("/applications/{application_id}/preparation", tags=["exchanges"])
+async def update_preparation(application_id: str, body: PreparationIn, request: Request, who: Who,
+                             store: Store) -> dict:
+    """The visitor ticks off the preparation checklist (after the grant agreement is signed)."""
+    doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
+    event = PreparationUpdated(application_id=application_id, call_id=doc["call_id"], updated_by=who.subject,
+                               **followup.checklist(body.model_dump()))
+    return await record(store, request, doc, event, lambda d: require_status(d, Status.AGREEMENT_SIGNED))
+
+
 @router.post("/applications/{application_id}/start", tags=["exchanges"])
-async def start_exchange(application_id: str, request: Request, who: Who, store: Store) -> dict:
-    """The host confirms the visitor arrived (from agreement_signed)."""
+async def start_exchange(application_id: str, request: Request, who: Who, store: Store,
+                         body: Annotated[ArrivalIn | None, Body()] = None) -> dict:
+    """The host confirms the visitor arrived, on `actual_start` (default: the planned start)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
-    event = ExchangeStarted(application_id=application_id, call_id=doc["call_id"], confirmed_by=who.subject)
+    actual_start = (body.actual_start if body else None) or date.fromisoformat(doc["planned_start"])
+    event = ExchangeStarted(application_id=application_id, call_id=doc["call_id"], confirmed_by=who.subject,
+                            actual_start=actual_start)
     return await change_status(store, request, doc, event, Status.IN_PROGRESS)
 
 
 @router.post("/applications/{application_id}/complete", tags=["exchanges"])
-async def complete_exchange(application_id: str, request: Request, who: Who, store: Store) -> dict:
-    """The host confirms the visit ended (from in_progress)."""
+async def complete_exchange(application_id: str, request: Request, who: Who, store: Store,
+                            body: Annotated[DepartureIn | None, Body()] = None) -> dict:
+    """The host confirms the visitor left, on `actual_end` (default: the planned end); the actual
+    working days are counted in the host country and the report falls due."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
-    event = ExchangeCompleted(application_id=application_id, call_id=doc["call_id"], confirmed_by=who.subject)
+    call = await store.get(CALLS, doc["call_id"]) or {}
+    actual_start = date.fromisoformat(doc.get("actual_start") or doc["planned_start"])
+    actual_end = (body.actual_end if body else None) or date.fromisoformat(doc["planned_end"])
+    figures = followup.actual_figures(actual_start, actual_end, doc["host"]["country"], doc["working_days"],
+                                      call.get("report_due_days") or followup.DEFAULT_REPORT_DUE_DAYS)
+    event = ExchangeCompleted(application_id=application_id, call_id=doc["call_id"], confirmed_by=who.subject,
+                              **figures)
     return await change_status(store, request, doc, event, Status.COMPLETED)
+
+
+@router.post("/applications/{application_id}/no-show", tags=["exchanges"])
+async def report_no_show(application_id: str, request: Request, who: Who, store: Store,
+                         body: Annotated[ReasonIn | None, Body()] = None) -> dict:
+    """The host reports the visitor never came: the exchange is cancelled (grants releases the grant)."""
+    doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
+    event = ExchangeNoShow(application_id=application_id, call_id=doc["call_id"], reported_by=who.subject,
+                           reason=body.reason if body else "")
+    return await change_status(store, request, doc, event, Status.CANCELLED,
+                               lambda d: require_status(d, Status.GRANT_COMMITTED, Status.AGREEMENT_SIGNED))
 
 
 @router.post("/applications/{application_id}/report", tags=["exchanges"])
 async def submit_report(application_id: str, body: ReportIn, request: Request, who: Who, store: Store) -> dict:
-    """The visitor reports on a completed exchange."""
+    """The visitor reports on a completed exchange (again after changes were requested; late if overdue)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
     event = ReportSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
-                            **body.model_dump())
+                            late=bool(doc.get("report_overdue")), **body.model_dump())
     return await change_status(store, request, doc, event, Status.REPORTED)
+
+
+@router.post("/applications/{application_id}/host-feedback", tags=["exchanges"])
+async def submit_host_feedback(application_id: str, body: HostFeedbackIn, request: Request, who: Who,
+                               store: Store) -> dict:
+    """The host's feedback on the exchange (satisfaction 1-5, free text)."""
+    doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
+    event = HostFeedbackSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
+                                  **body.model_dump())
+    return await record(store, request, doc, event, followup.check_host_feedback)
+
+
+@router.post("/applications/{application_id}/report/review", tags=["exchanges"])
+async def review_report(application_id: str, body: ReviewIn, request: Request, who: Who, store: Store) -> dict:
+    """The partnership (its programme manager or grant officer) accepts the report, which lets
+    grants pay the balance, or asks for changes with the reasons."""
+    doc = await visible_application(store, who, application_id)
+    require_role(who, Role.PROGRAMME_MANAGER, Role.GRANT_OFFICER)
+    if not who.in_partnership(doc["partnership_id"]):
+        raise Forbidden("you do not review this partnership's reports")
+    if not body.accept:
+        if not [r for r in body.reasons if r.strip()]:
+            rules.refuse([rules.violation("reasons", "reasons_given", "say what the visitor should change")])
+        event = ReportChangesRequested(application_id=application_id, call_id=doc["call_id"],
+                                       requested_by=who.subject, reasons=body.reasons)
+        return await change_status(store, request, doc, event, Status.COMPLETED, followup.check_reviewable)
+    event = ReportAccepted(application_id=application_id, call_id=doc["call_id"], accepted_by=who.subject,
+                           actual_start=doc.get("actual_start") or doc["planned_start"],
+                           actual_end=doc.get("actual_end") or doc["planned_end"],
+                           actual_working_days=doc.get("actual_working_days", doc["working_days"]),
+                           planned_working_days=doc["working_days"])
+    return await record(store, request, doc, event, followup.check_reviewable)
 
 
 @router.post("/applications/{application_id}/close", tags=["exchanges"])
@@ -360,8 +429,25 @@ async def acting_as(store: Storage, who: Principal, application_id: str, party: 
     return doc
 
 
-async def change_status(store: Storage, request: Request, doc: dict, event: Any, target: Status) -> dict:
+async def change_status(store: Storage, request: Request, doc: dict, event: Any, target: Status,
+                        also: Callable[[dict], None] | None = None) -> dict:
+    def check(current: dict) -> None:
+        domain.transition(current["status"], target)
+        if also is not None:
+            also(current)
+    return await record(store, request, doc, event, check)
+
+
+async def record(store: Storage, request: Request, doc: dict, event: Any, check: Callable[[dict], None]) -> dict:
+    """Fold the event into the exchange with its follow-up facts, if `check` allows it against
+    the exchange as it stands (checked and changed in one conditional update)."""
     envelope = emit(request, event, subject=doc["_id"])
     folded = await store.fold_event(doc["_id"], documents.entry(envelope), event_id=envelope.id,
-                                    events=(envelope,), check=lambda d: domain.transition(d["status"], target))
+                                    events=(envelope,), check=check,
+                                    fields=documents.follow_up_fields(type(event).name, envelope.data))
     return out(folded)
+
+
+def require_status(doc: dict, *allowed: Status) -> None:
+    if doc["status"] not in allowed:
+        raise Conflict(f"this is done when the exchange is {' or '.join(allowed)}, not {doc['status']}")

@@ -7,8 +7,9 @@ OpenAPI and AsyncAPI description.)
 
 from cx_shared.service import Service
 
-from applications import api
+from applications import api, indicators_api
 from applications.handlers import HANDLERS
+from applications.overdue import overdue_watcher
 from applications.settings import Settings
 from applications.storage import OUTBOX_COLLECTIONS, Storage
 
@@ -20,6 +21,7 @@ service = Service(
     handlers=HANDLERS,
     storage=Storage,
     outbox_collections=OUTBOX_COLLECTIONS,
-    routers=[api.router],
+    routers=[api.router, indicators_api.router],
+    background=[overdue_watcher(settings)],
 )
 app = service.app()

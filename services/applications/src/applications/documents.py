@@ -45,3 +45,26 @@ def application(event: ApplicationSubmitted, envelope: Envelope) -> dict[str, An
             "visitor_id": event.visitor.organisation_id, "host_id": event.host.organisation_id,
             "countries": sorted({event.visitor.country, event.host.country}),
             "status": str(status), "timeline": timeline, "revision": 1}
+
+
+# What each follow-up event sets on the exchange, beside its timeline (the same live and in a rebuild).
+def follow_up_fields(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    match name:
+        case "preparation.updated":
+            return {"preparation": {k: data.get(k, False) for k in ("travel_booked", "insurance", "agenda_agreed",
+                                                                     "ready")}}
+        case "exchange.started":
+            return {"actual_start": data.get("actual_start")}
+        case "exchange.completed":
+            return {k: data.get(k) for k in ("actual_start", "actual_end", "actual_working_days", "report_due_on")}
+        case "report.submitted":
+            return {"report": {k: data.get(k) for k in ("summary", "outcomes", "learnt", "satisfaction", "free_text",
+                                                        "submitted_by", "late")}}
+        case "host_feedback.submitted":
+            return {"host_feedback": {k: data.get(k) for k in ("satisfaction", "free_text", "submitted_by")}}
+        case "report.changes_requested":
+            return {"report_review": {"outcome": "changes_requested", "reasons": data.get("reasons", []),
+                                      "by": data.get("requested_by")}}
+        case "report.accepted":
+            return {"report_review": {"outcome": "accepted", "reasons": [], "by": data.get("accepted_by")}}
+    return {}

@@ -49,7 +49,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.AGREEMENT_SIGNED: frozenset({S.IN_PROGRESS, S.WITHDRAWN, S.CANCELLED}),
     S.IN_PROGRESS: frozenset({S.COMPLETED, S.CANCELLED}),
     S.COMPLETED: frozenset({S.REPORTED}),
-    S.REPORTED: frozenset({S.CLOSED}),
+    # the partnership may send the report back for changes: completed again until resubmitted
+    S.REPORTED: frozenset({S.CLOSED, S.COMPLETED}),
     S.REJECTED: frozenset({S.UNDER_ASSESSMENT, S.CLOSED}),  # back under assessment only on appeal
     S.CLOSED: frozenset(),
     S.WITHDRAWN: frozenset(),
@@ -85,7 +86,10 @@ STATUS_AFTER: dict[str, Status] = {
     "exchange.reported": S.REPORTED,
     "exchange.closed": S.CLOSED,
     "application.closed": S.CLOSED,
+    "exchange.no_show": S.CANCELLED,
+    "report.changes_requested": S.COMPLETED,
 }
+# report.accepted and report.overdue change the report's state (and the balance), not the status.
 
 
 def can(current: Status | str, target: Status | str) -> bool:
@@ -110,16 +114,24 @@ def event_name(ce_type: str) -> str:
     return head if version.startswith("v") and version[1:].isdigit() else name
 
 
+# Figures an entry keeps from its event, for the indicators (money and the payment's kind).
+FIGURES = ("total_cents", "released_cents", "amount_cents", "kind")
+
+
 def timeline_entry(*, event_id: str, ce_type: str, source: str, at: datetime, data: Mapping[str, Any]) -> dict:
     """One entry of an exchange's timeline: when, what, who (source) and why (summary)."""
     name = event_name(ce_type)
-    return {"event_id": event_id, "at": instant(at), "event_type": ce_type, "event": name, "source": source,
-            "actor": actor(name, data, source), "summary": summarise(name, data)}
+    entry = {"event_id": event_id, "at": instant(at), "event_type": ce_type, "event": name, "source": source,
+             "actor": actor(name, data, source), "summary": summarise(name, data)}
+    figures = {k: data[k] for k in FIGURES if data.get(k) is not None}
+    if figures and name.split(".")[0] in ("grant", "commitment", "payment"):
+        entry["figures"] = figures
+    return entry
 
 
 # Fields in which contracts name the person or organisation that acted, most specific first.
 ACTOR_FIELDS = ("withdrawn_by", "cancelled_by", "confirmed_by", "submitted_by", "accepted_by", "closed_by",
-                "overridden_by", "assessor", "changed_by")
+                "overridden_by", "assessor", "changed_by", "updated_by", "reported_by", "requested_by")
 
 
 def actor(name: str, data: Mapping[str, Any], source: str) -> str:
@@ -148,6 +160,27 @@ def fold(entries: Iterable[Mapping[str, Any]]) -> tuple[list[dict], Status]:
             status = target
         entry["status"] = str(status)
     return ordered, status
+
+
+# --- the report's state and the balance -------------------------------------------------------
+
+REPORT_STATE_AFTER = {"exchange.completed": "due", "report.submitted": "submitted",
+                      "report.changes_requested": "changes_requested", "report.accepted": "accepted"}
+
+
+def report_state(timeline: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Where the visitor's report stands (none, due, submitted, changes_requested, accepted),
+    whether it went overdue, and whether the balance is blocked: overdue and not accepted since.
+    A late report can still be accepted: that unblocks the balance."""
+    state, overdue = "none", False
+    for entry in timeline:  # in time order (the fold's)
+        name = entry["event"]
+        if name == "report.overdue" and state in ("due", "changes_requested"):
+            overdue = True
+        elif name in REPORT_STATE_AFTER and (name != "exchange.completed" or state == "none"):
+            state = REPORT_STATE_AFTER[name]
+    return {"report_state": state, "report_overdue": overdue,
+            "balance_blocked": overdue and state != "accepted"}
 
 
 def instant(at: datetime) -> str:
@@ -219,11 +252,37 @@ def summarise(name: str, d: Mapping[str, Any]) -> str:
             kind = f"{d['kind']} " if d.get("kind") else ""
             return f"Payment ({kind.strip() or 'payment'}) of {euros(d.get('amount_cents', 0))} {verb}"
         case "exchange.started":
-            return f"The visitor arrived (confirmed by {d.get('confirmed_by', '')})"
+            on = f" on {d['actual_start']}" if d.get("actual_start") else ""
+            return f"The visitor arrived{on} (confirmed by {d.get('confirmed_by', '')})"
         case "exchange.completed":
+            if d.get("actual_end"):
+                return (f"The visit ended on {d['actual_end']} (confirmed by {d.get('confirmed_by', '')}): "
+                        f"{d.get('actual_working_days')} working days of {d.get('planned_working_days')} planned; "
+                        f"report due by {d.get('report_due_on')}")
             return f"The visit ended (confirmed by {d.get('confirmed_by', '')})"
         case "report.submitted":
-            return f"Report submitted by {d.get('submitted_by', '')}: {d.get('summary', '')}"
+            late = " (late)" if d.get("late") else ""
+            return f"Report submitted{late} by {d.get('submitted_by', '')}: {d.get('summary', '')}"
+        case "preparation.updated":
+            done = [label for key, label in (("travel_booked", "travel booked"), ("insurance", "insurance"),
+                                             ("agenda_agreed", "agenda agreed with the host")) if d.get(key)]
+            return "Preparation: " + (", ".join(done) if done else "nothing ticked yet") + (
+                " (ready)" if d.get("ready") else "")
+        case "exchange.no_show":
+            return f"The visitor never came (reported by {d.get('reported_by', '')})" + (
+                f": {d['reason']}" if d.get("reason") else "")
+        case "host_feedback.submitted":
+            return f"Host feedback: satisfaction {d.get('satisfaction')}/5" + (
+                f", {d['free_text']}" if d.get("free_text") else "")
+        case "report.accepted":
+            return (f"Report accepted by {d.get('accepted_by', '')}: {d.get('actual_working_days')} working days "
+                    f"({d.get('actual_start')} to {d.get('actual_end')}) of {d.get('planned_working_days')} "
+                    "planned; the balance can be paid")
+        case "report.changes_requested":
+            return f"Changes to the report requested by {d.get('requested_by', '')}" + _reasons(d)
+        case "report.overdue":
+            return (f"Report overdue (due {d.get('due_on')}): escalated to the partnership; "
+                    "the balance is blocked until a report is accepted")
         case "exchange.closed":
             return f"Closed by {d.get('closed_by', '')}" + (f": {d['reason']}" if d.get("reason") else "")
         case "application.withdrawn":

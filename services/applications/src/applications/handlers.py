@@ -38,7 +38,9 @@ async def on_lifecycle_event(event: Event, delivery: Delivery, storage: Storage)
     application_id = getattr(event, "application_id", None)
     if not application_id:
         return  # e.g. an email not about an exchange
-    folded = await storage.fold_event(application_id, documents.entry(delivery.envelope), event_id=delivery.event_id)
+    fields = documents.follow_up_fields(type(event).name, delivery.envelope.data)
+    folded = await storage.fold_event(application_id, documents.entry(delivery.envelope), event_id=delivery.event_id,
+                                      fields=fields)
     if folded is None:
         log.warning("event for an unknown application ignored", application_id=application_id)
 

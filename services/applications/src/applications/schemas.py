@@ -71,6 +71,7 @@ class CallIn(Strict):
     eligibility_rule_set: str = "default-v1"
     lump_sum_rule_set: str = "default-v1"
     contact_email: EmailStr | None = None
+    report_due_days: int = Field(default=30, ge=1, le=365)
 
 
 class OfferIn(Strict):
@@ -101,5 +102,37 @@ class ReasonIn(Strict):
 
 
 class ReportIn(Strict):
+    """The visitor's report: what was learnt, outcomes (the programme's kinds: new_collaboration,
+    follow_up_project, technology_taken_up, market_opportunity; or its own words), satisfaction 1-5."""
+
     summary: str = Field(min_length=1, max_length=10000)
     outcomes: list[str] = Field(default_factory=list, max_length=50)
+    learnt: str = Field(default="", max_length=10000)
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    free_text: str = Field(default="", max_length=10000)
+
+
+class PreparationIn(Strict):
+    travel_booked: bool = False
+    insurance: bool = False
+    agenda_agreed: bool = False
+
+
+class ArrivalIn(Strict):
+    actual_start: date | None = None  # default: the planned start
+
+
+class DepartureIn(Strict):
+    actual_end: date | None = None  # default: the planned end
+
+
+class HostFeedbackIn(Strict):
+    satisfaction: int = Field(ge=1, le=5)
+    free_text: str = Field(default="", max_length=10000)
+
+
+class ReviewIn(Strict):
+    """The partnership's review of a report: accept, or ask for changes with the reasons."""
+
+    accept: bool
+    reasons: list[str] = Field(default_factory=list, max_length=20)

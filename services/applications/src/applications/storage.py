@@ -145,13 +145,24 @@ class Storage:
                  "planned_start": {"$lte": end}, "planned_end": {"$gte": start}}
         return [d["_id"] async for d in self.applications.find(query, {"_id": 1})]
 
+    async def overdue_candidates(self, today: date) -> list[dict]:
+        """Exchanges whose report is due before today and not in (the poller decides which are overdue)."""
+        query = {"report_due_on": {"$lt": today.isoformat()}, "report_state": {"$in": ["due", "changes_requested"]},
+                 "report_overdue": {"$ne": True}}
+        return [d async for d in self.applications.find(query, {"timeline": 0}).limit(500)]
+
+    async def exchanges_for_indicators(self, f: ApplicationFilter, limit: int = 20000) -> list[dict]:
+        cursor = self.applications.find(f.query()).sort([("submitted_at", 1), ("_id", 1)])
+        return [d async for d in cursor.limit(limit)]
+
     async def fold_event(self, application_id: str, entry: Mapping[str, Any], *, event_id: str,
-                         events: tuple[Envelope, ...] = (),
+                         events: tuple[Envelope, ...] = (), fields: Mapping[str, Any] | None = None,
                          check: Callable[[dict], None] | None = None) -> dict | None:
         """Add a lifecycle event to an exchange's timeline and refold its status, atomically:
         the update only lands on the revision it was computed from (optimistic concurrency),
         else it is recomputed. `check` may refuse the change (e.g. an illegal transition)
-        against the exchange as it stands. Returns the exchange, None if there is none."""
+        against the exchange as it stands; `fields` are set with it (follow-up facts: actual dates,
+        report...). Returns the exchange, None if there is none."""
         for _ in range(MAX_RACES):
             doc = await self.applications.find_one({"_id": application_id})
             if doc is None:
@@ -161,10 +172,11 @@ class Storage:
             if check is not None:
                 check(doc)
             timeline, status = domain.fold([*doc.get("timeline", []), entry])
+            state = {**(fields or {}), "timeline": timeline, "status": str(status), "revision": doc["revision"] + 1,
+                     **domain.report_state(timeline)}
             result = await self.applications.update_one(
                 not_processed({"_id": application_id, "revision": doc["revision"]}, event_id),
-                change({"$set": {"timeline": timeline, "status": str(status), "revision": doc["revision"] + 1}},
-                       events=events, processed=event_id))
+                change({"$set": state}, events=events, processed=event_id))
             if result.matched_count == 1:
                 return await self.applications.find_one({"_id": application_id})
         raise RuntimeError(f"exchange {application_id} kept changing while folding {event_id}")

@@ -227,8 +227,8 @@ async def cancel_commitment(application_id: str, body: Cancellation, request: Re
 @router.post("/commitments/{application_id}/report-acceptance")
 async def accept_report(application_id: str, body: ReportAcceptance, request: Request,
                         who: Principal = Depends(principal)) -> dict:
-    """The follow-up report is accepted: order the balance (reduced for a shorter exchange).
-    Stands in for a report event of the applications service until there is one."""
+    """The follow-up report is accepted by hand: order the balance (reduced for a shorter exchange).
+    The applications service's ReportAccepted event does the same; whichever comes first wins."""
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
     rules = rule_set(doc["rule_set_version"])
     cause = cause_of(request, who)

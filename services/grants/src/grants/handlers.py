@@ -14,8 +14,9 @@ from typing import Any
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events import Event
+from cx_shared.errors import Conflict, Invalid, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished)
+                                           CallPublished, ExchangeNoShow, ReportAccepted)
 from cx_shared.events.assessment import HostAccepted, HostDeclined
 from cx_shared.events.grants import BudgetOpened, PaymentConfirmed
 from cx_shared.logging import get_logger
@@ -167,8 +168,10 @@ def lump_sum_of(facts: dict[str, Any], rules) -> LumpSum:
     return compute_lump_sum(rules, origin, destination, facts["working_days"], facts["travel_mode"])
 
 
-async def release(event: ApplicationWithdrawn | ApplicationCancelled | HostDeclined, delivery: Delivery, storage: Storage,
-                  reason: str) -> None:
+Releasing = ApplicationWithdrawn | ApplicationCancelled | HostDeclined | ExchangeNoShow
+
+
+async def release(event: Releasing, delivery: Delivery, storage: Storage, reason: str) -> None:
     # Recorded first, so an exchange still waiting for its budget is never committed afterwards
     # and a commitment racing with this withdrawal sees it (settle_exchange checks after committing).
     await storage.record_withdrawal(event.application_id, event.call_id, reason)
@@ -189,6 +192,29 @@ async def on_host_declined(event: HostDeclined, delivery: Delivery, storage: Sto
     await release(event, delivery, storage, f"host declined: {event.reason}")
 
 
+async def on_exchange_no_show(event: ExchangeNoShow, delivery: Delivery, storage: Storage) -> None:
+    await release(event, delivery, storage, "the visitor never came" + (f": {event.reason}" if event.reason else ""))
+
+
+async def on_report_accepted(event: ReportAccepted, delivery: Delivery, storage: Storage) -> None:
+    """The partnership accepted the report: order the balance from the actual working days
+    (reduced by the rule set's recomputation when shorter than planned). The API's
+    report-acceptance does the same for an officer acting by hand; whichever comes first wins."""
+    found = await storage.state(event.call_id)
+    if found is None:
+        log.warning("report accepted for a call without a budget", call_id=event.call_id)
+        return
+    rules = rule_set(found[2]["rule_set_version"])
+    cause = cause_of(delivery)
+    try:
+        await storage.update_budget(
+            event.call_id,
+            lambda b: domain.accept_report(b, event.application_id, event.actual_working_days, rules, cause),
+            delivery_wrap(delivery), processed=delivery.event_id)
+    except (Conflict, NotFound, Invalid) as refused:  # no open commitment, or already accepted by hand
+        log.info("report acceptance changes nothing", application_id=event.application_id, reason=refused.detail)
+
+
 async def on_payment_confirmed(event: PaymentConfirmed, delivery: Delivery, storage: Storage) -> None:
     cause = cause_of(delivery)
     result = await storage.update_budget(
@@ -207,4 +233,6 @@ HANDLERS = {
     ApplicationWithdrawn: on_application_withdrawn,
     ApplicationCancelled: on_application_cancelled,
     PaymentConfirmed: on_payment_confirmed,
+    ExchangeNoShow: on_exchange_no_show,
+    ReportAccepted: on_report_accepted,
 }

@@ -44,6 +44,10 @@ TEMPLATES: dict[str, bool] = {
     "reminder_exchange_starting_soon": False,
     "reminder_report_due": True,
     "webhook_disabled": True,
+    "exchange_no_show": True,
+    "report_changes_requested": True,
+    "report_overdue": True,
+    "payment_ordered": True,
 }
 
 # Event name -> who hears of it, with which template. The whole routing in one table.
@@ -64,7 +68,20 @@ ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
     "grant_agreement.issued": ((VISITOR, "agreement_issued"),),
     "commitment.reduced": ((VISITOR, "commitment_reduced"), (GRANT_OFFICER, "commitment_reduced")),
     "payment.settled": ((VISITOR, "payment_settled"),),
+    "exchange.no_show": ((VISITOR, "exchange_no_show"), (HOST, "exchange_no_show"), (CONTACT, "exchange_no_show"),
+                         (GRANT_OFFICER, "exchange_no_show")),
+    "report.changes_requested": ((VISITOR, "report_changes_requested"),),
+    "report.overdue": ((VISITOR, "report_overdue"), (CONTACT, "report_overdue"), (GRANT_OFFICER, "report_overdue")),
+    # the balance after the report's acceptance (the pre-financing order is told by agreement emails)
+    "payment.ordered:balance": ((VISITOR, "payment_ordered"),),
 }
+
+
+def routing_key(event_name: str, data: dict) -> str:
+    """The ROUTES key of an event: payment orders are routed by their kind."""
+    if event_name == "payment.ordered":
+        return f"{event_name}:{data.get('kind', '')}"
+    return event_name
 
 
 @dataclass(frozen=True)
@@ -164,14 +181,18 @@ CANCELLED_BY: dict[str, tuple[str, ...]] = {
     "commitment.released": ALL_REMINDERS,
     "host.declined": ALL_REMINDERS,
     "grant.refused": ALL_REMINDERS,
+    "exchange.no_show": ALL_REMINDERS,
+    "report.accepted": (REPORT_DUE,),
 }
 SCHEDULED_BY = ("grant_agreement.issued", "host.accepted")
+RESCHEDULED_BY = ("exchange.completed",)  # the report falls due from the actual end
 MORNING = time(8, 0, tzinfo=UTC)
 
 
 def concerns_people(event_name: str) -> bool:
     """Does this event send, schedule or cancel anything for the people of an application?"""
-    return event_name in ROUTES or event_name in CANCELLED_BY or event_name in SCHEDULED_BY
+    return (event_name in ROUTES or event_name in CANCELLED_BY or event_name in SCHEDULED_BY
+            or event_name in RESCHEDULED_BY or event_name == "payment.ordered")
 
 
 @dataclass(frozen=True)
@@ -208,6 +229,15 @@ def reminders_for(event_name: str, application_id: str, happened_at: datetime, d
         before, after = timedelta(days=policy.starting_soon_days), timedelta(days=policy.report_due_days)
         return [Reminder(STARTING_SOON, application_id, dates.planned_start - before),
                 Reminder(REPORT_DUE, application_id, dates.planned_end + after)]
+    return []
+
+
+def rescheduled_reminders(event_name: str, application_id: str, data: dict,
+                          policy: ReminderPolicy) -> list[Reminder]:
+    """Reminders an event moves: the report one from the actual end the host confirmed, not the planned one."""
+    if event_name == "exchange.completed" and data.get("actual_end"):
+        actual_end = morning_of(datetime.fromisoformat(str(data["actual_end"])).date())
+        return [Reminder(REPORT_DUE, application_id, actual_end + timedelta(days=policy.report_due_days))]
     return []
 
 

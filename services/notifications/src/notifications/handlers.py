@@ -25,6 +25,8 @@ from notifications.domain import (
     morning_of,
     plan_emails,
     reminders_for,
+    rescheduled_reminders,
+    routing_key,
     structured_cloudevent,
     wants,
     webhook_delivery_id,
@@ -76,11 +78,13 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
              "correlation_id": envelope.correlationid}
     audience = await storage.audience(application)
     opted_out = await storage.opted_out([r.email for r in audience.everyone()])
-    planned = plan_emails(envelope.id, name, audience, opted_out)
+    planned = plan_emails(envelope.id, routing_key(name, envelope.data), audience, opted_out)
     context = email_context(application, await storage.call(application["call_id"]), event.model_dump(mode="json"))
     await storage.enqueue_emails(planned, cause=cause, application_id=application_id, context=context)
     await storage.schedule(reminders_for(name, application_id, envelope.time, exchange_dates(application),
                                          reminder_policy(storage)), cause)
+    await storage.reschedule(rescheduled_reminders(name, application_id, envelope.data, reminder_policy(storage)),
+                             cause)
     if name in CANCELLED_BY:
         await storage.cancel_reminders(application_id, CANCELLED_BY[name])
 

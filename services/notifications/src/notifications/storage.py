@@ -208,6 +208,15 @@ class Storage:
                                            "due_at": r.due_at, "status": "scheduled", "cause": cause,
                                            "scheduled_at": self.clock.now()})
 
+    async def reschedule(self, reminders: list[Reminder], cause: dict[str, Any]) -> None:
+        """Move a scheduled reminder to a new due time (created if there was none); one that
+        already fired or was cancelled stays as it is."""
+        for r in reminders:
+            moved = await self.reminders.update_one({"_id": r.reminder_id, "status": "scheduled"},
+                                                    {"$set": {"due_at": r.due_at, "rescheduled_by": cause}})
+            if moved.matched_count == 0:
+                await self.schedule([r], cause)
+
     async def cancel_reminders(self, application_id: str, kinds: tuple[str, ...]) -> None:
         await self.reminders.update_many(
             {"application_id": application_id, "kind": {"$in": list(kinds)}, "status": "scheduled"},

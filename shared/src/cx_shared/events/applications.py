@@ -62,6 +62,9 @@ class ApplicationSubmitted(Event, name="application.submitted", topic=APPLICATIO
     travel_mode: TravelMode = TravelMode.STANDARD
     ecosystems: list[Ecosystem] = Field(default_factory=list)
     submitted_at: datetime
+    # Each side's own ecosystems (the snapshots do not carry them): tells ecosystems crossed.
+    visitor_ecosystems: list[Ecosystem] = Field(default_factory=list)
+    host_ecosystems: list[Ecosystem] = Field(default_factory=list)
 
 
 class ApplicationWithdrawn(Event, name="application.withdrawn", topic=APPLICATIONS):
