@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import httpx
-from cx_shared.testing.kafka import wait_consumed  # noqa: F401 (the tests import it from here)
 
 
 def next_monday(after_days: int) -> date:
@@ -93,3 +92,18 @@ class Journey:
 
 def mail_to(sink_url: str, address: str) -> list[dict]:
     return httpx.get(f"{sink_url}/messages", params={"to": address}, timeout=10).json()
+
+
+async def wait_mail_settled(notifications_url: str, application_id: str, headers: dict, timeout: float = 60) -> None:
+    """Wait until no email of this application is still pending or being sent: the mailer
+    works apart from the consumer, so a caught-up consumer can still have mail in hand."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{notifications_url}/notifications", params={"application_id": application_id},
+                             headers=headers, timeout=10)
+        assert response.status_code == 200, response.text
+        items = response.json()
+        if items and all(n["status"] not in ("pending", "sending") for n in items):
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"emails of {application_id} still pending after {timeout}s")

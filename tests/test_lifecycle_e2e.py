@@ -12,7 +12,7 @@ from cx_shared.events.grants import GrantCommitted
 from cx_shared.events.notifications import EmailSent
 from cx_shared.testing.kafka import TopicWatcher, publish_raw, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, qualified
-from tests.journey import Journey, mail_to
+from tests.journey import Journey, mail_to, wait_mail_settled
 
 pytestmark = pytest.mark.infra
 ALL = (APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS)
@@ -76,6 +76,7 @@ async def test_redelivered_events_duplicate_no_state_event_or_email(system, infr
     async with TopicWatcher(infra.kafka, topics) as watch:
         app_id = await run_to_committed_grant(journey, system)
         await watch.wait_for(lambda: mail_to(infra.smtp_sink_url, journey.visitor_email), what="first email")
+        await wait_mail_settled(system["notifications"].url, app_id, journey.manager)
         await wait_consumed(infra.kafka, groups, topics)
         before_counts = {t: len([e for e in watch.envelopes() if e.subject == app_id and e.type == t])
                          for t in {e.type for e in watch.envelopes()}}
