@@ -100,6 +100,7 @@ mongo_up() {
 
 smtp_up() {
   alive smtp && return 0
+  port_open "$SMTP_PORT" && { log "port $SMTP_PORT is taken by something else"; return 1; }
   start smtp "$ROOT/.venv/bin/python" "$ROOT/deploy/smtp_sink.py" --smtp-port "$SMTP_PORT" \
     --http-port "$SMTP_HTTP_PORT" --folder "$LOCAL/mail"
   wait_port smtp "$SMTP_PORT"
