@@ -129,7 +129,8 @@ async def test_malformed_message_is_dead_lettered_and_the_next_is_processed(syst
 
 
 async def test_event_written_but_not_published_arrives_after_a_crash(run_service, infra, namespace, token):
-    system = {name: run_service(name) for name in SERVICES[1:]}
+    for downstream in SERVICES[1:]:
+        run_service(downstream)
     applications = run_service("applications")
     journey = Journey(applications.url, token)
     journey.open_call()

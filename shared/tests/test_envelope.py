@@ -1,6 +1,6 @@
 """The CloudEvents envelope: binary-mode round trip and precise errors for bad messages."""
 
-from datetime import date, datetime, UTC
+from datetime import UTC, datetime
 
 import pytest
 

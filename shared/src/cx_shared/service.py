@@ -126,3 +126,12 @@ class Service:
         for router in self.routers:
             app.include_router(router)
         return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """`python -m <service>`: the HTTP API, the consumer and the relay in one process; SIGTERM
+    lets in-flight requests finish and stops the consumer cleanly."""
+    import uvicorn
+
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                timeout_graceful_shutdown=10)

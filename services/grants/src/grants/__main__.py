@@ -1,9 +1,8 @@
 """`python -m grants`: serve the HTTP API and the Kafka consumer in one process."""
 
-import uvicorn
+from cx_shared.service import serve
 
 from grants.app import app, settings
 
 if __name__ == "__main__":
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                timeout_graceful_shutdown=10)
+    serve(app, settings)

@@ -118,9 +118,10 @@ async def settle_exchange(storage: Storage, application_id: str, source: str) ->
             rules = rule_set(rules_version)
             lump_sum = lump_sum_of(facts, rules)
         except (LumpSumError, UnknownRuleSet) as exc:
-            await storage.update_budget(call_id, lambda b: domain.refuse(b, application_id, str(exc), cause),
+            reason = str(exc)
+            await storage.update_budget(call_id, lambda b: domain.refuse(b, application_id, reason, cause),
                                         wrap_change)
-            log.info("grant refused", application_id=application_id, reason=str(exc))
+            log.info("grant refused", application_id=application_id, reason=reason)
             return
         exchange = {k: facts[k] for k in ("planned_start", "planned_end", "working_days", "travel_mode")}
         document = render_agreement(application_id=application_id, call_id=call_id, parties=facts["parties"],
