@@ -79,11 +79,15 @@ async def enrol_organisation(body: OrganisationIn, request: Request, who: Who, s
     return out(doc)
 
 
-async def organisation_or_404(store: Storage, organisation_id: str) -> dict:
-    doc = await store.get(ORGANISATIONS, organisation_id)
+async def one_or_404(store: Storage, collection: str, key: str, what: str) -> dict:
+    doc = await store.get(collection, key)
     if doc is None:
-        raise NotFound(f"no organisation {organisation_id}")
+        raise NotFound(f"no {what} {key}")
     return doc
+
+
+async def organisation_or_404(store: Storage, organisation_id: str) -> dict:
+    return await one_or_404(store, ORGANISATIONS, organisation_id, "organisation")
 
 
 @router.get("/organisations/{organisation_id}", tags=["enrolment"])
@@ -133,10 +137,7 @@ async def form_partnership(body: PartnershipIn, request: Request, who: Who, stor
 
 @router.get("/partnerships/{partnership_id}", tags=["calls"])
 async def get_partnership(partnership_id: str, who: Who, store: Store) -> dict:
-    doc = await store.get(PARTNERSHIPS, partnership_id)
-    if doc is None:
-        raise NotFound(f"no partnership {partnership_id}")
-    return out(doc)
+    return out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
 
 
 def call_out(doc: dict) -> dict:
@@ -163,10 +164,7 @@ async def publish_call(body: CallIn, request: Request, who: Who, store: Store) -
 
 @router.get("/calls/{call_id}", tags=["calls"])
 async def get_call(call_id: str, who: Who, store: Store) -> dict:
-    doc = await store.get(CALLS, call_id)
-    if doc is None:
-        raise NotFound(f"no call {call_id}")
-    return call_out(doc)
+    return call_out(await one_or_404(store, CALLS, call_id, "call"))
 
 
 @router.get("/calls", tags=["calls"])
@@ -194,10 +192,7 @@ async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store)
 
 @router.get("/offers/{offer_id}", tags=["offers"])
 async def get_offer(offer_id: str, who: Who, store: Store) -> dict:
-    doc = await store.get(OFFERS, offer_id)
-    if doc is None:
-        raise NotFound(f"no offer {offer_id}")
-    return out(doc)
+    return out(await one_or_404(store, OFFERS, offer_id, "offer"))
 
 
 @router.get("/offers", tags=["offers"])
