@@ -128,3 +128,31 @@ async def test_health_asyncapi_and_problem_details(kit_service, namespace):
         assert invalid.status_code == 422
         fields = {e["field"] for e in invalid.json()["errors"]}
         assert {"subject", "roles.0"} <= fields
+
+
+async def test_two_relays_over_one_outbox_publish_each_event_once(infra, namespace, mongo_db):
+    """Replicas of a service share its database: their relays must not all publish the same events."""
+    from cx_shared.kafka import Publisher, ensure_topics
+    from cx_shared.outbox import OutboxRelay
+
+    await ensure_topics(infra.kafka, namespace, partitions=3, replication=1)
+    envelopes = [Envelope.wrap(ApplicationRejected(application_id=f"r{i}", call_id="c", reasons=["r"]),
+                               source="/t", subject=f"r{i}") for i in range(30)]
+    await mongo_db.tallies.insert_many([new_document({"_id": f"r{i}"}, events=[e]) for i, e in enumerate(envelopes)])
+    publishers = [Publisher(infra.kafka, namespace), Publisher(infra.kafka, namespace)]
+    for p in publishers:
+        await p.start()
+    relays = [OutboxRelay(mongo_db, ["tallies"], p) for p in publishers]
+    try:
+        async with TopicWatcher(infra.kafka, topic_names(namespace, ASSESSMENT)) as watch:
+            import asyncio
+            sent = await asyncio.gather(*(r.relay_once() for r in relays))
+            assert sum(sent) == 30
+            await watch.wait_for(lambda: len(watch.of_type(ApplicationRejected)) >= 30, what="30 events")
+            ids = [e.id for e in watch.of_type(ApplicationRejected)]
+            assert sorted(ids) == sorted(e.id for e in envelopes)
+        assert await mongo_db.tallies.count_documents({"outbox.0": {"$exists": True}}) == 0
+        assert await mongo_db.tallies.count_documents({"relay_lease_until": {"$exists": True}}) == 0
+    finally:
+        for p in publishers:
+            await p.stop()

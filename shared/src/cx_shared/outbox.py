@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from cx_shared.envelope import Envelope
 from cx_shared.kafka import Publisher
 from cx_shared.logging import get_logger
-from cx_shared.store import OUTBOX
+from cx_shared.store import OUTBOX, RELAY_LEASE
 
 log = get_logger(__name__)
 BATCH = 100
+LEASE = timedelta(seconds=30)
 
 
 class OutboxRelay:
@@ -53,11 +56,21 @@ class OutboxRelay:
         sent = 0
         for name in self.collections:
             collection = self.db[name]
-            async for doc in collection.find({f"{OUTBOX}.0": {"$exists": True}}, {OUTBOX: 1}).limit(BATCH):
-                entries = doc[OUTBOX]
+            async for doc in collection.find({f"{OUTBOX}.0": {"$exists": True}}, {"_id": 1}).limit(BATCH):
+                entries = await self._claim(collection, doc["_id"])
                 for entry in entries:
                     await self.publisher.publish(Envelope.from_outbox(entry))
                 # $pullAll with the exact entries read: ones appended meanwhile stay for the next pass.
-                await collection.update_one({"_id": doc["_id"]}, {"$pullAll": {OUTBOX: entries}})
+                await collection.update_one({"_id": doc["_id"]},
+                                            {"$pullAll": {OUTBOX: entries}, "$unset": {RELAY_LEASE: ""}})
                 sent += len(entries)
         return sent
+
+    async def _claim(self, collection, doc_id) -> list[dict]:
+        """Lease the document's outbox so that replicas of the service do not all publish the
+        same events; a relay that dies holding a lease lets it lapse, and another takes over."""
+        now = datetime.now(UTC)
+        claimed = await collection.find_one_and_update(
+            {"_id": doc_id, "$or": [{RELAY_LEASE: {"$exists": False}}, {RELAY_LEASE: {"$lt": now}}]},
+            {"$set": {RELAY_LEASE: now + LEASE}}, return_document=ReturnDocument.AFTER)  # (FerretDB: no projection)
+        return claimed[OUTBOX] if claimed else []

@@ -15,6 +15,8 @@ from cx_shared.envelope import Envelope
 
 OUTBOX = "outbox"
 PROCESSED = "processed"
+RELAY_LEASE = "relay_lease_until"
+PLUMBING = (OUTBOX, PROCESSED, RELAY_LEASE)
 
 
 def change(update: Mapping[str, Any] | None = None, *, events: Iterable[Envelope] = (),
@@ -54,4 +56,4 @@ def public(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The document without its plumbing fields, for API responses."""
     if doc is None:
         return None
-    return {k: v for k, v in doc.items() if k not in (OUTBOX, PROCESSED)}
+    return {k: v for k, v in doc.items() if k not in PLUMBING}

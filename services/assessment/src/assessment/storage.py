@@ -26,13 +26,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from cx_shared.envelope import Envelope
-from cx_shared.store import OUTBOX, PROCESSED, new_document
+from cx_shared.store import PLUMBING, PROCESSED, new_document
 
 from assessment.domain import CallBook, Entry, Policy
 
 CALL_BOOKS, SUBMISSIONS = "call_books", "submissions"
 OUTBOX_COLLECTIONS = [CALL_BOOKS]
-PLUMBING = {OUTBOX: 0, PROCESSED: 0}
+WITHOUT_PLUMBING = {field: 0 for field in PLUMBING}
 
 
 def plain(value: Any) -> Any:
@@ -54,7 +54,7 @@ def book_state(book: CallBook) -> dict[str, Any]:
 
 
 def book_from(doc: dict[str, Any]) -> CallBook:
-    fields = {k: v for k, v in doc.items() if k not in ("_id", "revision", "saved_at", OUTBOX, PROCESSED)}
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "revision", "saved_at", *PLUMBING)}
     fields["opens_on"], fields["closes_on"] = date.fromisoformat(doc["opens_on"]), date.fromisoformat(doc["closes_on"])
     fields["policies"] = [Policy(**p) for p in doc["policies"]]
     fields["entries"] = {e["application_id"]: Entry(**{**e, "planned_start": date.fromisoformat(e["planned_start"]),
@@ -91,7 +91,7 @@ class Storage:
         return await self._insert_revision(book, 0, events, processed)
 
     async def load_call(self, call_id: str) -> tuple[CallBook, int] | None:
-        docs = await self.books.find({"call_id": call_id}, PLUMBING).sort("revision", DESCENDING).limit(1).to_list()
+        docs = await self.books.find({"call_id": call_id}, WITHOUT_PLUMBING).sort("revision", DESCENDING).limit(1).to_list()
         return (book_from(docs[0]), docs[0]["revision"]) if docs else None
 
     async def has_processed(self, call_id: str, event_id: str) -> bool:
