@@ -4,6 +4,7 @@ from datetime import date
 
 import pytest
 
+from cx_shared.duration import last_day_within_one_month
 from cx_shared.errors import Invalid
 from applications import rules
 from applications.rules import Context, Proposal, working_days
@@ -48,7 +49,7 @@ def test_three_working_days_depend_on_the_host_country():
                                                (date(2026, 12, 15), date(2027, 1, 14)),
                                                (date(2026, 1, 31), date(2026, 2, 27))])
 def test_at_most_one_month(start, latest):
-    assert rules.last_day_within_one_month(start) == latest
+    assert last_day_within_one_month(start) == latest
     assert not [v for v in rules.duration_violations(start, latest, "BE") if v["rule"] == "max_one_month"]
     [too_long] = [v for v in rules.duration_violations(start, date.fromordinal(latest.toordinal() + 1), "BE")
                   if v["rule"] == "max_one_month"]

@@ -11,10 +11,12 @@ from cx_shared.errors import Conflict, Forbidden, Invalid
 
 from assessment import domain
 from assessment.domain import Assessor, CallBook, estimate_lump_sum_cents
-from assessment.rules import RULES, Candidate, Party
+from assessment import rules
+from assessment.rules import RULES, Candidate, Context, Party
 
 OPENS, CLOSES = date(2026, 1, 1), date(2026, 12, 31)
 FIVE_DAYS = estimate_lump_sum_cents(5, "standard")
+CONTEXT = Context(OPENS, CLOSES)
 
 
 def party(org: str, country: str, kind: str = "cluster_organisation", cluster: str | None = None) -> Party:
@@ -59,8 +61,23 @@ def test_each_rule_fails_alone_with_its_reason(rule):
 
 
 def test_duration_above_one_month_fails():
-    checked, _ = book().admit(candidate(working_days=23), FIVE_DAYS)
-    assert [o["rule"] for o in checked.outcomes if not o["passed"]] == ["duration"]
+    checked, _ = book().admit(candidate(planned_end=date(2026, 4, 2), working_days=23), FIVE_DAYS)
+    [failed] = [o for o in checked.outcomes if not o["passed"]]
+    assert failed["rule"] == "duration" and "ends by 2026-04-01" in failed["reason"]
+
+
+def test_a_full_month_of_23_working_days_is_not_too_long():
+    # 2 March to 1 April 2026 is one month, as the applications service accepts it on submission
+    checked, _ = book().admit(candidate(planned_end=date(2026, 4, 1), working_days=23), estimate_lump_sum_cents(23, "standard"))
+    assert checked.eligible, checked.outcomes
+
+
+def test_a_call_may_cap_the_working_days():
+    capped = [{**r, "params": {"max_working_days": 20}} if r["rule"] == "duration" else r
+              for r in rules.default_rules(["FR", "DE"])]
+    verdict = rules.evaluate(capped, candidate(planned_end=date(2026, 4, 1), working_days=23), CONTEXT)
+    [failed] = [o for o in verdict if not o.passed]
+    assert failed.rule == "duration" and "at most 20" in failed.reason
 
 
 def test_overlapping_exchange_of_the_visitor_fails_alone():

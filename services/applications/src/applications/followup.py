@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from cx_shared.duration import last_day_within_one_month
 from cx_shared.errors import Conflict
 
-from applications.rules import last_day_within_one_month, refuse, violation, working_days
+from applications.rules import refuse, violation, working_days
 
 CHECKLIST = ("travel_booked", "insurance", "agenda_agreed")
 # What a report may name as outcomes (the programme's impact indicators count these).

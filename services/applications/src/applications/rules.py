@@ -7,7 +7,6 @@ Working days use the maintained `holidays` library for the host country's public
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -17,11 +16,11 @@ from typing import Any
 import holidays
 import pycountry
 
+from cx_shared.duration import MIN_WORKING_DAYS, last_day_within_one_month
 from cx_shared.errors import Invalid
 from cx_shared.vocabulary import LANGUAGES, OrganisationType, SupportOrganisationSubtype
 
 KOSOVO = "XK"  # user-assigned ISO 3166 code, not in the standard's list but a COSME participant
-MIN_WORKING_DAYS = 3
 
 Violation = dict[str, str]
 
@@ -64,13 +63,6 @@ def working_days(start: date, end: date, country: str) -> int:
             days += 1
         day += timedelta(days=1)
     return days
-
-
-def last_day_within_one_month(start: date) -> date:
-    """The latest end date of an exchange starting on `start` (one calendar month, inclusive)."""
-    year, month = (start.year, start.month + 1) if start.month < 12 else (start.year + 1, 1)
-    day = min(start.day, calendar.monthrange(year, month)[1])
-    return date(year, month, day) - timedelta(days=1)
 
 
 def duration_violations(start: date, end: date, host_country: str) -> list[Violation]:

@@ -12,12 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from cx_shared.duration import MIN_WORKING_DAYS, last_day_within_one_month
 from cx_shared.vocabulary import DEFAULT_ELIGIBLE_COUNTRIES, OrganisationType
 
-MIN_WORKING_DAYS = 3
-# "Up to one month" read as 22 working days (a month of weekdays), the figure the
-# applications service computes in the host country, public holidays excluded.
-MAX_WORKING_DAYS = 22
 
 
 @dataclass(frozen=True)
@@ -113,13 +110,20 @@ def _sme_cluster(params, c: Candidate, ctx: Context):
 
 @rule("duration")
 def _duration(params, c: Candidate, ctx: Context):
+    # Working days come from the applications service (host country, public holidays excluded);
+    # "up to one month" is the calendar month both services read from the shared definition.
     low = int(params.get("min_working_days", MIN_WORKING_DAYS))
-    high = int(params.get("max_working_days", MAX_WORKING_DAYS))
+    latest = last_day_within_one_month(c.planned_start)
     if c.planned_end < c.planned_start:
         return False, f"the exchange ends ({c.planned_end}) before it starts ({c.planned_start})"
-    if not low <= c.working_days <= high:
-        return False, f"{c.working_days} working days in the host country; the exchange must last {low} to {high}"
-    return True, f"{c.working_days} working days, within {low} to {high}"
+    if c.working_days < low:
+        return False, f"{c.working_days} working days in the host country; the exchange lasts at least {low}"
+    if c.planned_end > latest:
+        return False, f"the exchange lasts more than one month: starting {c.planned_start} it ends by {latest}"
+    high = params.get("max_working_days")  # a cap some calls add, and rule sets stored before this one had
+    if high is not None and c.working_days > int(high):
+        return False, f"{c.working_days} working days in the host country; this call allows at most {high}"
+    return True, f"{c.working_days} working days, ending by {latest}: within three working days and one month"
 
 
 @rule("dates_inside_call")
@@ -159,7 +163,7 @@ def default_rules(eligible_countries: list[str]) -> list[dict[str, Any]]:
     params: dict[str, dict[str, Any]] = {
         "eligible_countries": {"countries": list(eligible_countries)},
         "organisation_types": {"types": [t.value for t in OrganisationType]},
-        "duration": {"min_working_days": MIN_WORKING_DAYS, "max_working_days": MAX_WORKING_DAYS},
+        "duration": {"min_working_days": MIN_WORKING_DAYS},
         "host_capacity": {"offer_capacities": {}},
     }
     return [{"rule": name, "params": params.get(name, {})} for name in RULES]
