@@ -49,3 +49,8 @@ class NotFound(Problem):
 
 class Conflict(Problem):
     status, title = 409, "Conflict"
+
+
+class Busy(Problem):
+    """A short lock stayed taken: the request changed nothing and may simply be sent again."""
+    status, title = 503, "Service busy"

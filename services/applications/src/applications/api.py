@@ -232,8 +232,18 @@ async def submit_application(body: ApplicationIn, request: Request, who: Who, st
         raise Forbidden("you do not act for this visitor organisation")
     application_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{body.visitor_id}\n{idempotency_key}"))
                       if idempotency_key else str(uuid.uuid4()))
-    if idempotency_key and (first := await store.get(APPLICATIONS, application_id)) is not None:
-        return replay(first, body)
+    # Capacity and overlap are read from other applications: the check and the insert hold the
+    # offer's and the visitor's locks, so two submissions cannot both take the last place (and a
+    # repeat of a request still in flight finds its first result, not an overlap with it).
+    locks = [f"visitor:{body.visitor_id}"] + ([f"offer:{body.offer_id}"] if body.offer_id else [])
+    async with store.locks.hold(*locks):
+        if idempotency_key and (first := await store.get(APPLICATIONS, application_id)) is not None:
+            return replay(first, body)
+        return await check_and_submit(body, request, store, application_id, visitor)
+
+
+async def check_and_submit(body: ApplicationIn, request: Request, store: Storage, application_id: str,
+                           visitor: dict | None) -> dict:
     call = await store.get(CALLS, body.call_id)
     host = await store.get(ORGANISATIONS, body.host_id)
     offer = await store.get(OFFERS, body.offer_id) if body.offer_id else None

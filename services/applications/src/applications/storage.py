@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from cx_shared.envelope import Envelope
+from cx_shared.locks import Locks
 from cx_shared.logging import get_logger
 from cx_shared.store import PROCESSED, change, new_document, not_processed
 
@@ -64,6 +65,8 @@ class Storage:
         self.calls = db[CALLS]
         self.offers = db[OFFERS]
         self.applications = db[APPLICATIONS]
+        # Submissions to one offer, or by one visitor, are checked and stored one at a time.
+        self.locks = Locks(db["locks"])
 
     async def init(self) -> None:
         for key in ("visitor_id", "host_id", "call_id", "offer_id", "status"):
