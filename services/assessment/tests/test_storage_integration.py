@@ -11,7 +11,7 @@ import pytest
 from cx_shared.envelope import Envelope
 
 from assessment.domain import Assessor, CallBook
-from assessment.storage import Storage
+from assessment.storage import FULL_REVISIONS, Storage
 from assessment.workflow import act_on_call
 
 pytestmark = pytest.mark.infra
@@ -46,3 +46,24 @@ async def test_concurrent_changes_of_one_call_book_are_all_kept(mongo_db):
     assert (await storage.load_call("call-s"))[1] == 25
     with pytest.raises(Exception, match="not in the assessment"):
         await act_on_call(storage, "call-s", lambda b: b.claim("nope", Assessor("ann")), wrap)
+
+
+async def test_only_the_newest_revisions_keep_the_whole_state_and_old_causes_are_still_known(mongo_db):
+    storage = Storage(mongo_db)
+    await storage.init()
+    book = CallBook.open("call-h", "p-1", date(2026, 1, 1), date(2026, 12, 31), 1_000_000, "panel", ["FR"], "d")
+    assert await storage.open_call(book, [], processed="published-h")
+    for n in range(12):
+        assert await act_on_call(storage, "call-h", lambda b: b.change_rule_set("pm"), wrap, processed=f"cause-{n}")
+
+    revisions = {doc["revision"]: doc async for doc in mongo_db["call_books"].find({"call_id": "call-h"})}
+    assert sorted(revisions) == list(range(13))
+    full = sorted(r for r, doc in revisions.items() if "entries" in doc and "policies" in doc)
+    assert full == list(range(13 - FULL_REVISIONS, 13))
+    assert all(len(doc["outbox"]) == 1 for r, doc in revisions.items() if r > 0)  # the events stay to be relayed
+    # a redelivery of the oldest causes still changes nothing
+    assert await storage.has_processed("call-h", "published-h") and await storage.has_processed("call-h", "cause-0")
+    assert await act_on_call(storage, "call-h", lambda b: b.change_rule_set("pm"), wrap, processed="cause-0") is None
+    latest, revision = await storage.load_call("call-h")
+    assert revision == 12 and latest.policy.version == 13
+    assert [b.call_id for b in await storage.calls_of_partnership("p-1")] == ["call-h"]

@@ -8,7 +8,10 @@ document lose writes, even ``$inc`` and a filter on a revision field, and the sh
 outbox relay's ``$pullAll`` could overwrite a concurrent state change. A unique
 ``_id`` per (call, revision) makes a racing writer fail with DuplicateKeyError (it reads
 again and retries), the relay only ever touches the outbox of revisions nobody writes
-again, and the chain is the audit trail of every decision.
+again, and the chain is the audit trail of every decision. Only the newest ``FULL_REVISIONS``
+keep the whole state: older ones are slimmed to their cause (``processed``), their time and
+their outbox, so a call of n applications stores O(n) and not O(n²), and redeliveries of any
+age are still recognised.
 
 ``submissions``: the facts of each ApplicationSubmitted as received (participant
 snapshots, correlation), kept also for applications that arrive before their call.
@@ -33,6 +36,8 @@ from assessment.domain import CallBook, Entry, Policy
 CALL_BOOKS, SUBMISSIONS = "call_books", "submissions"
 OUTBOX_COLLECTIONS = [CALL_BOOKS]
 WITHOUT_PLUMBING = {field: 0 for field in PLUMBING}
+FULL_REVISIONS = 5  # a racing writer re-reads the latest; older states are only history
+STATE_OF_A_REVISION = ("entries", "policies")
 
 
 def plain(value: Any) -> Any:
@@ -71,6 +76,7 @@ class Storage:
     async def init(self) -> None:
         await self.books.create_index([("call_id", ASCENDING), ("revision", DESCENDING)], unique=True)
         await self.books.create_index([("partnership_id", ASCENDING), ("revision", ASCENDING)])
+        await self.books.create_index([("call_id", ASCENDING), (PROCESSED, ASCENDING)])
         await self.submissions.create_index([("call_id", ASCENDING)])
         await self.submissions.create_index([("data.visitor.organisation_id", ASCENDING)])
 
@@ -101,7 +107,16 @@ class Storage:
                         processed: str | None) -> bool:
         """The next revision with its events and the cause's id, only if ``revision`` is
         still the latest. False means: somebody was faster, read again."""
-        return await self._insert_revision(book, revision + 1, events, processed)
+        if not await self._insert_revision(book, revision + 1, events, processed):
+            return False
+        await self._slim_before(book.call_id, revision + 2 - FULL_REVISIONS)
+        return True
+
+    async def _slim_before(self, call_id: str, revision: int) -> None:
+        if revision > 0:
+            await self.books.update_many(
+                {"call_id": call_id, "revision": {"$lt": revision}, "entries": {"$exists": True}},
+                {"$unset": {field: "" for field in STATE_OF_A_REVISION}})
 
     async def calls_of_partnership(self, partnership_id: str) -> list[CallBook]:
         first = self.books.find({"partnership_id": partnership_id, "revision": 0}, {"call_id": 1})
