@@ -1,7 +1,7 @@
 # The README's two commands: `make run` and `make test`. Both install what they need.
 SHELL := /bin/bash
 
-.PHONY: install run test infra-up infra-down infra-status
+.PHONY: install run test bench infra-up infra-down infra-status
 
 install:
 	@deploy/bootstrap.sh
@@ -11,6 +11,10 @@ run: install
 
 test: install
 	@deploy/with-infra.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# Figures, not pass/fail: how assessment's call book grows with its applications (BENCH_APPLICATIONS, default 300).
+bench: install
+	@deploy/with-infra.sh .venv/bin/python benchmarks/call_book_growth.py $(or $(BENCH_APPLICATIONS),300)
 
 infra-up: install
 	@deploy/infra.sh up

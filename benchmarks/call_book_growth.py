@@ -3,7 +3,7 @@
 Admits N applications to one automatic call through the same read-decide-write path the
 service uses (assessment.workflow.act_on_call) on the real database, then prints the bytes
 the chain of revisions holds and the time per admission at the start and at the end.
-Run: make bench  (or: deploy/with-infra.sh .venv/bin/python benchmarks/call_book_growth.py 300)
+Run: make bench BENCH_APPLICATIONS=300
 """
 
 from __future__ import annotations

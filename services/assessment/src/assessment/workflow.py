@@ -36,11 +36,11 @@ async def act_on_call(storage: Storage, call_id: str, action: Action, wrap: Wrap
         loaded = await storage.load_call(call_id)
         if loaded is None:
             raise CallMissing(f"call {call_id} is not known to assessment")
-        book, revision = loaded
-        if processed and await storage.has_processed(call_id, processed):
+        if processed and processed in loaded.causes:
             return None
+        book = loaded.book
         facts = action(book)
         envelopes = [wrap(event_of(call_id, f), subject_of(call_id, f)) for f in facts]
-        if await storage.save_call(book, revision, envelopes, processed):
+        if await storage.save_call(loaded, book, envelopes, processed):
             return book, facts
     raise RuntimeError(f"call {call_id} kept changing under {ATTEMPTS} attempts")
