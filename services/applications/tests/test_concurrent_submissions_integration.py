@@ -7,7 +7,8 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-COUNTRIES = ["FR", "IT", "ES", "BE", "NL", "AT", "PL", "PT"]
+VISITOR_CITIES = [("FR", "Lyon"), ("IT", "Turin"), ("ES", "Bilbao"), ("BE", "Ghent"), ("NL", "Utrecht"),
+                  ("AT", "Graz"), ("PL", "Kraków"), ("PT", "Porto")]
 
 
 def outcome(response) -> str:
@@ -28,9 +29,9 @@ async def test_eight_visitors_racing_for_an_offer_of_two_places(programme, quiet
                                            "window_end": (start + timedelta(days=20)).isoformat(), "capacity": 2,
                                            "language": "en"}, ht, status=201)
     visitors = []
-    for n, country in enumerate(COUNTRIES):
+    for n, (country, city) in enumerate(VISITOR_CITIES):
         vt = p.token("visitor", subject=f"visitor-{n}")
-        visitors.append((vt, await p.enrol(vt, country, f"City{n}", ["visitor"])))
+        visitors.append((vt, await p.enrol(vt, country, city, ["visitor"])))
 
     responses = await asyncio.gather(*(
         p.post("/applications", p.application_body(call, visitor, host, start, offer_id=offer["offer_id"]), vt)

@@ -86,14 +86,28 @@ def test_a_valid_organisation_passes():
     ({"subtype": "fab_lab"}, ("subtype", "support_subtype")),
     ({"roles": []}, ("roles", "participant_role")),
     ({"contact": {**ORG["contact"], "language": "xx"}}, ("contact.language", "language")),
+    ({"city": "Atlantis"}, ("city", "known_city")),
+    ({"country": "DE"}, ("city", "known_city")),  # Lyon is not in Germany
 ])
 def test_enrolment_rules(change, failure):
     assert failure in rule_failures(rules.organisation_violations({**ORG, **change}))
 
 
 def test_kosovo_and_a_support_organisation_with_its_subtype_are_fine():
-    org = {**ORG, "country": "XK", "organisation_type": "scaling_up_support_organisation", "subtype": "fab_lab"}
+    org = {**ORG, "country": "XK", "city": "Pristina", "organisation_type": "scaling_up_support_organisation",
+           "subtype": "fab_lab"}
     assert rules.organisation_violations(org) == []
+
+
+@pytest.mark.parametrize(("city", "country"), [("München", "DE"), ("Munich", "DE"), ("KRAKÓW", "PL"),
+                                               ("Bruxelles", "BE"), ("Sankt Pölten", "AT")])
+def test_cities_are_known_by_their_own_and_their_english_names_whatever_the_accents(city, country):
+    assert rules.city_violations(city, country) == []
+
+
+def test_an_unknown_city_says_what_to_give_instead():
+    [refused] = rules.city_violations("Lyonville", "FR")
+    assert refused["field"] == "city" and "Lyonville" in refused["message"] and "nearest" in refused["message"]
 
 
 def test_refuse_lists_every_violation_in_one_422():

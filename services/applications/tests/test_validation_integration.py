@@ -48,6 +48,7 @@ async def test_each_rule_refuses_with_a_named_field_and_stores_nothing(programme
         ({**org, "contact": {**org["contact"], "email": "not-an-email"}}, "contact.email"),
         ({**org, "ecosystems": ["space_tourism"]}, "ecosystems.0"),
         ({**org, "roles": ["assessor"]}, "roles.0"),
+        ({**org, "city": "Atlantis"}, "city"),
     ]
     for body, field in enrolments:
         assert field in refused_fields(await p.post("/organisations", body, vt)), body

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from grants.lump_sums import Location, LumpSumError, compute_lump_sum, final_lump_sum, recompute
-from grants.geography import UnknownCity, locate
+from cx_shared.geography import UnknownCity, locate
 from grants.rules import DEFAULT_V1, UnknownRuleSet, rule_set
 
 # The default rule set's travel table, written out again here (not read from the code).

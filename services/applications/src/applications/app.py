@@ -5,6 +5,7 @@ offers, applications, and each exchange's status and timeline folded from every 
 OpenAPI and AsyncAPI description.)
 """
 
+from cx_shared.geography import load_gazetteer
 from cx_shared.service import Service
 
 from applications import api, indicators_api
@@ -22,6 +23,6 @@ service = Service(
     storage=Storage,
     outbox_collections=OUTBOX_COLLECTIONS,
     routers=[api.router, indicators_api.router],
-    background=[overdue_watcher(settings)],
+    background=[overdue_watcher(settings), load_gazetteer],
 )
 app = service.app()

@@ -18,6 +18,7 @@ import pycountry
 
 from cx_shared.duration import MIN_WORKING_DAYS, last_day_within_one_month
 from cx_shared.errors import Invalid
+from cx_shared.geography import UnknownCity, locate
 from cx_shared.vocabulary import LANGUAGES, OrganisationType, SupportOrganisationSubtype
 
 KOSOVO = "XK"  # user-assigned ISO 3166 code, not in the standard's list but a COSME participant
@@ -84,7 +85,7 @@ def duration_violations(start: date, end: date, host_country: str) -> list[Viola
 # --- enrolment, partnerships, calls, offers ------------------------------------------------
 
 def organisation_violations(org: Mapping[str, Any]) -> list[Violation]:
-    found = country_violations("country", [org["country"]])
+    found = country_violations("country", [org["country"]]) or city_violations(org["city"], org["country"])
     kind = OrganisationType(org["organisation_type"])
     subtype, cluster = org.get("subtype"), (org.get("cluster_name") or "").strip()
     if kind is OrganisationType.SCALING_UP_SUPPORT_ORGANISATION:
@@ -104,6 +105,16 @@ def organisation_violations(org: Mapping[str, Any]) -> list[Violation]:
     if language not in LANGUAGES:
         found.append(violation("contact.language", "language", f"'{language}' is not a supported language"))
     return found
+
+
+def city_violations(city: str, country: str) -> list[Violation]:
+    """The city must be in the offline gazetteer grants computes the travel distance from: an
+    unknown city is refused at enrolment, not found out when the grant is due."""
+    try:
+        locate(city, country)
+    except UnknownCity as unknown:
+        return [violation("city", "known_city", str(unknown))]
+    return []
 
 
 def partnership_violations(p: Mapping[str, Any]) -> list[Violation]:

@@ -21,7 +21,7 @@ from cx_shared.vocabulary import Role, TravelMode
 
 from grants import domain
 from grants.domain import BALANCES, Cause, commitment_key
-from grants.geography import UnknownCity, locate
+from cx_shared.geography import UnknownCity, locate
 from grants.handlers import ensure_agreement, subject_of
 from grants.lump_sums import Location, LumpSumError, compute_lump_sum
 from grants.rules import UnknownRuleSet, rule_set

