@@ -83,6 +83,14 @@ class Programme:
                 "assessment_mode": "automatic", **call}
         return partnership, await self.ok("POST", "/calls", body, status=201)
 
+    async def publish_offer(self, who: dict, host: dict, start: date, *, capacity: int, title: str = "Smart grids",
+                            ecosystem: str = "energy_intensive", days: int = 21, language: str = "de") -> dict:
+        """A host's offer whose window opens on `start` and lasts `days`."""
+        return await self.ok("POST", "/offers", {
+            "host_id": host["organisation_id"], "title": title, "ecosystem": ecosystem,
+            "window_start": start.isoformat(), "window_end": (start + timedelta(days=days - 1)).isoformat(),
+            "capacity": capacity, "language": language}, who, status=201)
+
     def application_body(self, call: dict, visitor: dict, host: dict, start: date, days: int = 5, **extra) -> dict:
         return {"call_id": call["call_id"], "visitor_id": visitor["organisation_id"],
                 "host_id": host["organisation_id"], "purposes": ["learn_from_other_cluster"],

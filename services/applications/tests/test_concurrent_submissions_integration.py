@@ -24,10 +24,8 @@ async def test_eight_visitors_racing_for_an_offer_of_two_places(programme, quiet
     _, call = await p.partnership_and_call()
     host = await p.enrol(ht, "DE", "Berlin", ["host"])
     start = quiet(21)
-    offer = await p.ok("POST", "/offers", {"host_id": host["organisation_id"], "title": "Hydrogen valley",
-                                           "ecosystem": "renewable_energy", "window_start": start.isoformat(),
-                                           "window_end": (start + timedelta(days=20)).isoformat(), "capacity": 2,
-                                           "language": "en"}, ht, status=201)
+    offer = await p.publish_offer(ht, host, start, capacity=2, title="Hydrogen valley",
+                                  ecosystem="renewable_energy", language="en")
     visitors = []
     for n, (country, city) in enumerate(VISITOR_CITIES):
         vt = p.token("visitor", subject=f"visitor-{n}")

@@ -32,10 +32,7 @@ async def test_each_rule_refuses_with_a_named_field_and_stores_nothing(programme
     host = await p.enrol(ht, "DE", "Berlin", ["host"])
     neighbour = await p.enrol(ht, "FR", "Grenoble", ["host"])
     start = later(21)
-    offer = await p.ok("POST", "/offers", {"host_id": host["organisation_id"], "title": "Smart grids",
-                                           "ecosystem": "energy_intensive", "window_start": start.isoformat(),
-                                           "window_end": (start + timedelta(days=20)).isoformat(), "capacity": 1,
-                                           "language": "de"}, ht, status=201)
+    offer = await p.publish_offer(ht, host, start, capacity=1)
     taken = await p.ok("POST", "/applications", p.application_body(call, visitor, host, start,
                                                                    offer_id=offer["offer_id"]), vt, status=201)
 
