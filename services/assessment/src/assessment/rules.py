@@ -123,7 +123,7 @@ def _duration(params, c: Candidate, ctx: Context):
     high = params.get("max_working_days")  # a cap some calls add, and rule sets stored before this one had
     if high is not None and c.working_days > int(high):
         return False, f"{c.working_days} working days in the host country; this call allows at most {high}"
-    return True, f"{c.working_days} working days, ending by {latest}: within three working days and one month"
+    return True, f"{c.working_days} working days, ending by {latest}: at least {low} working days, at most one month"
 
 
 @rule("dates_inside_call")
