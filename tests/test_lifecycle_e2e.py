@@ -76,10 +76,11 @@ async def test_redelivered_events_duplicate_no_state_event_or_email(system, infr
     async with TopicWatcher(infra.kafka, topics) as watch:
         app_id = await run_to_committed_grant(journey, system)
         await watch.wait_for(lambda: mail_to(infra.smtp_sink_url, journey.visitor_email), what="first email")
-        # Settled: every event handled, every email it planned sent, and the EmailSent events handled too.
+        # Settled: every event handled, every email it planned sent, the EmailSent events handled
+        # too, and every record collected by the watcher.
         await wait_consumed(infra.kafka, groups, topics)
         await wait_mail_settled(system["notifications"].url, app_id, journey.manager)
-        await wait_consumed(infra.kafka, groups, topics)
+        await wait_consumed(infra.kafka, groups, topics, watcher=watch)
         ids_before = {e.id for e in watch.envelopes() if e.subject == app_id}
         before_counts = {t: len([e for e in watch.envelopes() if e.subject == app_id and e.type == t])
                          for t in {e.type for e in watch.envelopes()}}
@@ -92,13 +93,15 @@ async def test_redelivered_events_duplicate_no_state_event_or_email(system, infr
         originals = [r for r in list(watch.records) if r.key == app_id.encode()]
         for record in originals:
             await publish_raw(infra.kafka, record.topic, record.value, key=record.key, headers=list(record.headers))
-        await wait_consumed(infra.kafka, groups, topics)
-        await watch.wait_for(lambda: len([r for r in watch.records if r.key == app_id.encode()]) >= 2 * len(originals),
-                             what="the redelivered records")
+        # At rest again: anything the redelivery caused would have been published and collected.
+        await wait_consumed(infra.kafka, groups, topics, watcher=watch)
+        await wait_mail_settled(system["notifications"].url, app_id, journey.manager)
+        await wait_consumed(infra.kafka, groups, topics, watcher=watch)
 
         caused_by_redelivery = [(e.type, e.causationid) for e in watch.envelopes()
                                 if e.subject == app_id and e.id not in ids_before]
         assert caused_by_redelivery == []
+        assert len([r for r in watch.records if r.key == app_id.encode()]) == 2 * len(originals)
         after = {t: len([e for e in watch.envelopes() if e.subject == app_id and e.type == t])
                  for t in before_counts}
         # Each original now appears twice on its topic (our redelivery); nothing new was caused by it.

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
 from cx_shared.envelope import Envelope, MalformedMessage
 from cx_shared.topics import Topic, qualified
@@ -19,10 +20,12 @@ class TopicWatcher:
 
     def __init__(self, bootstrap: str, topics: list[str]):
         self.records: list = []
+        self.topics = set(topics)
         self._consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"watch-{uuid.uuid4().hex}",
                                           auto_offset_reset="earliest", enable_auto_commit=False,
                                           metadata_max_age_ms=1000)
         self._task: asyncio.Task | None = None
+        self._next: dict[TopicPartition, int] = {}  # per partition: the offset after the last collected
 
     async def __aenter__(self) -> TopicWatcher:
         await self._consumer.start()
@@ -42,6 +45,13 @@ class TopicWatcher:
             if position not in seen:
                 seen.add(position)
                 self.records.append(record)
+                partition = TopicPartition(record.topic, record.partition)
+                self._next[partition] = max(self._next.get(partition, 0), record.offset + 1)
+
+    def lagging(self, ends: dict[TopicPartition, int]) -> list[tuple[str, TopicPartition]]:
+        """The partitions whose records up to ``ends`` the watcher has not all collected yet
+        (records from different partitions arrive in no particular order)."""
+        return [("watcher", tp) for tp, end in ends.items() if tp.topic in self.topics and self._next.get(tp, 0) < end]
 
     def envelopes(self) -> list[Envelope]:
         result = []
@@ -85,9 +95,12 @@ def topic_names(namespace: str, *topics: Topic) -> list[str]:
     return [qualified(t, namespace) for t in topics]
 
 
-async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], timeout: float = 60) -> None:
-    """Wait until every group has committed, on every partition it consumes (has committed before),
-    up to the partition's end: every delivered message has been handled."""
+async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], *,
+                        watcher: TopicWatcher | None = None, quiet: float = 1.0, timeout: float = 60) -> None:
+    """Wait until the system is at rest on these topics: every group has committed every
+    record of the topics it subscribes to, the watcher (if given) has collected them all, and
+    no record was added for ``quiet`` seconds, longer than an outbox relay's poll, so events
+    caused by the last records handled are waited for too."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await consumer.start()
@@ -95,21 +108,50 @@ async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], ti
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or
                                                                       await _partitions(consumer, t))]
-        ends = await consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lagging = []
-            for group in groups:
-                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-                lagging += [(group, tp) for tp in partitions
-                            if tp in committed and 0 <= committed[tp].offset < ends[tp]]
+        while True:
+            ends = await consumer.end_offsets(partitions)
+            lagging = await _lagging(admin, groups, ends) + (watcher.lagging(ends) if watcher else [])
             if not lagging:
-                return
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"consumers still lagging: {lagging}")
+                await asyncio.sleep(quiet)
+                if await consumer.end_offsets(partitions) == ends:
+                    return
+            elif time.monotonic() > deadline:
+                raise AssertionError(f"still lagging after {timeout}s: {lagging}")
+            else:
+                await asyncio.sleep(0.3)
     finally:
         await admin.close()
         await consumer.stop()
+
+
+async def _lagging(admin: AIOKafkaAdminClient, groups: list[str], ends: dict) -> list:
+    subscribed = await _subscriptions(admin, groups)
+    lagging = []
+    for group in groups:
+        committed = await admin.list_consumer_group_offsets(group, partitions=list(ends))
+        # A group that has no member now (a stopped service) is judged on what it consumed before.
+        topics = subscribed[group] | {tp.topic for tp, meta in committed.items() if meta.offset >= 0}
+        lagging += [(group, tp) for tp, end in ends.items()
+                    if tp.topic in topics and end > 0 and _offset(committed.get(tp)) < end]
+    return lagging
+
+
+def _offset(meta) -> int:
+    return meta.offset if meta is not None else -1
+
+
+async def _subscriptions(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, set[str]]:
+    """The topics each group's members subscribe to, as they told the group coordinator
+    (a partition a group has not committed on yet may still be its to consume)."""
+    subscribed: dict[str, set[str]] = {group: set() for group in groups}
+    for group_id in groups:  # one at a time: aiokafka 0.14 misreads the answer for several
+        for response in await admin.describe_consumer_groups([group_id]):
+            for group in response.groups:
+                for member in group[5]:  # (member_id, client_id, client_host, metadata, assignment)
+                    if member[3]:
+                        subscribed[group_id].update(ConsumerProtocolMemberMetadata.decode(member[3]).subscription)
+    return subscribed
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
