@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
 
 VISITOR_CITIES = [("FR", "Lyon"), ("IT", "Turin"), ("ES", "Bilbao"), ("BE", "Ghent"), ("NL", "Utrecht"),
                   ("AT", "Graz"), ("PL", "Kraków"), ("PT", "Porto")]

@@ -3,22 +3,17 @@ grants services publish them, and a way to know the service has consumed everyth
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
-import time
 from datetime import UTC, date, datetime
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
 
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import ApplicationSubmitted, CallPublished
 from cx_shared.events.common import Contact, Participant
-from cx_shared.testing.kafka import publish_envelope
-from cx_shared.topics import APPLICATIONS, GRANTS, qualified
+from cx_shared.testing.kafka import TopicWatcher, publish_envelope, topic_names, wait_consumed
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS
 
 APPLICATIONS_SOURCE, GRANTS_SOURCE = "/clusterxchange/applications", "/clusterxchange/grants"
 
@@ -62,32 +57,12 @@ def publish(infra, namespace):
 
 @pytest.fixture
 def drained(infra, namespace):
-    """Wait until the assessment consumer group has committed every record of its input
-    topics, then let the outbox relay run: afterwards, every effect is on the topic."""
-    async def wait(timeout: float = 60.0) -> None:
-        topics = [qualified(APPLICATIONS, namespace), qualified(GRANTS, namespace)]
-        group = f"{namespace}assessment"  # ServiceSettings.consumer_group
-        consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka)
-        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
-        await consumer.start()
-        await admin.start()
-        try:
-            await consumer._client.force_metadata_update()
-            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
-            assert partitions, "the input topics do not exist"
-            ends = await consumer.end_offsets(partitions)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-                if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in partitions):
-                    break
-                await asyncio.sleep(0.2)
-            else:
-                raise AssertionError("assessment did not consume its input in time")
-        finally:
-            await consumer.stop()
-            await admin.close()
-        await asyncio.sleep(1.5)  # several outbox relay passes
+    """Wait until the assessment consumer group has handled every record of its input topics
+    and its outbox relay has published what they caused; given a watcher, until the watcher
+    has collected all of it too (records of different partitions arrive in any order)."""
+    async def wait(watcher: TopicWatcher | None = None, timeout: float = 60) -> None:
+        await wait_consumed(infra.kafka, [f"{namespace}assessment"], topic_names(namespace, APPLICATIONS, GRANTS, ASSESSMENT),
+                            watcher=watcher, quiet=1.5, timeout=timeout)
     return wait
 
 

@@ -34,7 +34,7 @@ async def test_automatic_call_end_to_end(run_service, infra, namespace, publish,
     async with TopicWatcher(infra.kafka, topic_names(namespace, ASSESSMENT)) as watcher:
         # a1 arrives before its call (another partition): it waits and is assessed first
         await publish(a1)
-        await drained()
+        await drained(watcher)
         assert watcher.of_type(EligibilityChecked) == []
         await publish(call)
         await watcher.wait_for(lambda: watcher.of_type(ApplicationApproved, "a1"), 60, "a1 approved")
@@ -54,7 +54,7 @@ async def test_automatic_call_end_to_end(run_service, infra, namespace, publish,
         # redelivered events (same ids) and a duplicate submission (new id) change nothing
         before = tally(watcher)
         await publish(call, a1, a2, a3, submitted("a1", "call-a"))
-        await drained()
+        await drained(watcher)
         assert tally(watcher) == before
 
         # the host: wrong organisation, wrong role, then accept
@@ -77,7 +77,7 @@ async def test_automatic_call_end_to_end(run_service, infra, namespace, publish,
         await publish(released)
         await watcher.wait_for(lambda: watcher.of_type(ApplicationApproved, "a3"), 60, "a3 promoted")
         await publish(released)
-        await drained()
+        await drained(watcher)
         assert len(watcher.of_type(ApplicationApproved, "a3")) == 1
 
         # the host of a3 declines with a reason: the visitor is told through the event

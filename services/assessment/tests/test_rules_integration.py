@@ -86,7 +86,7 @@ async def test_each_rule_fails_alone_and_rule_set_changes_keep_past_decisions(
 
         # b0 (Italy, under version 1) is untouched, and its redelivery changes nothing
         await publish(b0)
-        await drained()
+        await drained(watcher)
         about_b0 = [e.type for e in watcher.envelopes() if e.subject == "b0"]
         assert about_b0 == [EligibilityChecked.ce_type(), ApplicationApproved.ce_type()]
         first = (await client.get(f"{service.url}/applications/b0", headers=pm)).json()
@@ -94,7 +94,7 @@ async def test_each_rule_fails_alone_and_rule_set_changes_keep_past_decisions(
 
         # the visitor of b0 applies in another call for overlapping days: refused there too
         await publish(upstream.call_published("call-r2", budget_cents=10_000_000))
-        await drained()
+        await drained(watcher)
         await publish(submitted("c-overlap", "call-r2", visitor=participant("v-0", "FR"), start=date(2026, 3, 6),
                                 end=date(2026, 3, 12)))
         (checked,) = await watcher.wait_for(lambda: watcher.of_type(EligibilityChecked, "c-overlap"), 60, "c")

@@ -3,8 +3,6 @@ them, a publisher for them, and the grants service as a real process."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import types
 import uuid
 from datetime import UTC, date, datetime
@@ -12,13 +10,12 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from cx_shared.envelope import Envelope
 from cx_shared.kafka import Publisher
-from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, qualified
+from cx_shared.testing.kafka import TopicWatcher, topic_names, wait_consumed
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, GRANTS
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
                                            CallPublished)
 from cx_shared.events.assessment import HostAccepted, HostDeclined
@@ -127,28 +124,10 @@ async def http():
 
 @pytest.fixture
 def drained(infra, namespace):
-    """Waits until the grants consumer group has committed every message of its input topics:
-    whatever was published before has been handled (a negative can then be asserted)."""
-    async def wait(timeout: float = 60) -> None:
-        topics = [qualified(t, namespace) for t in (APPLICATIONS, ASSESSMENT, FINANCE)]
-        probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka)
-        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
-        await probe.start()
-        await admin.start()
-        try:
-            partitions = [TopicPartition(t, p) for t in topics for p in probe.partitions_for_topic(t) or ()]
-            if not partitions:
-                await probe.topics()  # refresh metadata once
-                partitions = [TopicPartition(t, p) for t in topics for p in probe.partitions_for_topic(t) or ()]
-            ends = await probe.end_offsets(partitions)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                committed = await admin.list_consumer_group_offsets(f"{namespace}grants")
-                if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in partitions):
-                    return
-                await asyncio.sleep(0.2)
-            raise AssertionError(f"the grants consumers did not catch up within {timeout}s")
-        finally:
-            await probe.stop()
-            await admin.close()
+    """Waits until the grants consumer group has handled every message of its input topics and
+    its outbox relay has published what they caused: whatever was published before has been
+    handled (a negative can then be asserted)."""
+    async def wait(watcher: TopicWatcher | None = None, timeout: float = 60) -> None:
+        await wait_consumed(infra.kafka, [f"{namespace}grants"], topic_names(namespace, APPLICATIONS, ASSESSMENT, FINANCE, GRANTS),
+                            watcher=watcher, quiet=1.5, timeout=timeout)
     return wait

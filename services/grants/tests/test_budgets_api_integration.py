@@ -55,7 +55,7 @@ async def test_budgets_are_managed_by_their_partnerships_officers(run_service, i
                                 headers=officer)).status_code == 409
         await publish(upstream.application_cancelled(by_event, call_id))
         await grants_topic.wait_for(lambda: grants_topic.of_type(CommitmentReleased, by_event), 30, "release")
-        await drained()
+        await drained(grants_topic)
 
         released = {e.subject: e.event() for e in grants_topic.of_type(CommitmentReleased)}
         assert released[by_api].released_cents == LUMP_SUM and "visa refused" in released[by_api].reason

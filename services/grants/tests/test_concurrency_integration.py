@@ -31,7 +31,7 @@ async def test_parallel_consumers_never_overrun_a_small_budget(run_service, infr
     async with TopicWatcher(infra.kafka, topic_names(namespace, GRANTS)) as grants_topic:
         await publish(upstream.call_published(call_id, budget),
                       *(upstream.application_submitted(app, call_id) for app in apps))
-        await drained()  # the facts are in before the acceptances race for the budget
+        await drained(grants_topic)  # the facts are in before the acceptances race for the budget
         acceptances = [upstream.host_accepted(app, call_id) for app in apps]
         await publish(*acceptances, *acceptances)  # every acceptance is delivered twice
 
@@ -39,7 +39,7 @@ async def test_parallel_consumers_never_overrun_a_small_budget(run_service, infr
             decided = {e.subject for e in grants_topic.of_type(GrantCommitted) + grants_topic.of_type(GrantRefused)}
             return decided >= set(apps)
         await grants_topic.wait_for(outcomes, 90, "an outcome for every exchange")
-        await drained()  # the duplicate deliveries were handled too
+        await drained(grants_topic)  # the duplicate deliveries were handled too
         await asyncio.sleep(1)  # and their events (if any) relayed
 
         # Each process relays the shared outbox, so an event may be published more than once:

@@ -65,7 +65,7 @@ async def test_report_accepted_orders_the_reduced_balance_and_a_no_show_releases
         assert released[0].event().released_cents == planned and "never came" in released[0].event().reason
         await publish(Envelope.wrap(ExchangeNoShow(application_id=absent, call_id=call_id, reported_by="hans"),
                                     source=APPLICATIONS_SOURCE, subject=absent), report_accepted(app, call_id, 8))
-        await drained()
+        await drained(topic)
         assert len(topic.of_type(CommitmentReleased, absent)) == 1
         assert len([e for e in topic.of_type(PaymentOrdered, app) if e.event().kind == "balance"]) == 1
     budget = (await http.get(f"{grants.url}/calls/{call_id}/budget", headers=officer)).json()

@@ -75,7 +75,7 @@ async def test_grant_lifecycle_over_the_broker(run_service, infra, namespace, pu
         await grants_topic.wait_for(lambda: grants_topic.of_type(CommitmentReleased, other), 60, "release")
         withdrawn = upstream.application_withdrawn(other, call_id)
         await publish(declined, withdrawn)
-        await drained()  # the redeliveries, the repeated decline and the withdrawal have been handled
+        await drained(grants_topic)  # the redeliveries, the repeated decline and the withdrawal have been handled
 
         assert len(grants_topic.of_type(GrantCommitted, app)) == 1
         assert len(grants_topic.of_type(CommitmentReleased, other)) == 1
@@ -162,8 +162,8 @@ async def test_a_decline_before_the_facts_arrive_means_no_commitment(run_service
     async with TopicWatcher(infra.kafka, topic_names(namespace, GRANTS)) as grants_topic:
         await publish(upstream.call_published(call_id, BUDGET), upstream.host_accepted(app, call_id),
                       upstream.host_declined(app, call_id))
-        await drained()
+        await drained(grants_topic)
         await publish(upstream.application_submitted(app, call_id))
-        await drained()
+        await drained(grants_topic)
         await asyncio.sleep(1)  # give the relay time to publish anything it would
         assert grants_topic.of_type(GrantCommitted, app) == [] and grants_topic.of_type(GrantRefused, app) == []
