@@ -139,9 +139,13 @@ async def test_staff_hear_of_their_work_and_a_decision_that_overtook_its_submiss
     await upstream.publish(upstream.call(call_id, mode="panel"), upstream.approved(app_id, call_id),
                            upstream.enrolled(visitor, "visitor"), relanguaged)
     client = AsyncMongoClient(infra.mongodb_url)
-    parked = client[f"{namespace.replace('.', '')}_notifications"].parked
+    db = client[f"{namespace.replace('.', '')}_notifications"]
     try:
-        await helpers.eventually(lambda: parked.count_documents({"application_id": app_id}), 20, "the parked decision")
+        await helpers.eventually(lambda: db.parked.count_documents({"application_id": app_id}), 20, "the parked decision")
+        # The update sits on another partition than the submission below: let it land first, or
+        # the replayed decision is rightly written in the language known then (English).
+        await helpers.eventually(lambda: db.organisations.count_documents(
+            {"_id": visitor.organisation_id, "revision": 2}), 20, "the visitor's new language")
     finally:
         await client.close()
     await upstream.publish(upstream.submitted(app_id, call_id, visitor, host), upstream.queued(app_id, call_id),
