@@ -16,6 +16,7 @@ from cx_shared.events.assessment import ApplicationApproved, ApplicationQueued, 
 from cx_shared.events.common import Contact, Participant
 from cx_shared.events.grants import GrantAgreementAccepted, GrantAgreementIssued, GrantCommitted
 from cx_shared.testing.kafka import publish_envelope
+from pymongo import AsyncMongoClient
 
 
 def participant(name: str, country: str, city: str, lang: str, email: str | None = None) -> Participant:
@@ -161,6 +162,23 @@ async def eventually(check, timeout: float = 30.0, what: str = "condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def stored(infra, namespace):
+    """Waits until the notifications service has stored a matching document: the sign that it
+    has handled an event a later one depends on (events of other keys come in any order)."""
+    async def wait(collection: str, query: dict, what: str, count: int = 1, timeout: float = 20) -> None:
+        client = AsyncMongoClient(infra.mongodb_url)
+        try:
+            db = client[f"{namespace.replace('.', '')}_notifications"]
+
+            async def enough() -> bool:
+                return await db[collection].count_documents(query) >= count
+            await eventually(enough, timeout, what)
+        finally:
+            await client.close()
+    return wait
 
 
 @pytest.fixture

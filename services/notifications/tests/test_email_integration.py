@@ -8,10 +8,9 @@ import httpx
 import pytest
 from cx_shared.events.applications import OrganisationUpdated
 from cx_shared.events.notifications import EmailFailed, EmailSent
-from cx_shared.testing.kafka import TopicWatcher, topic_names
+from cx_shared.testing.kafka import TopicWatcher, topic_names, wait_consumed
 from cx_shared.testing.services import free_port
-from cx_shared.topics import NOTIFICATIONS
-from pymongo import AsyncMongoClient
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS
 
 pytestmark = pytest.mark.infra
 
@@ -23,7 +22,7 @@ def distinct(envelopes):
 
 
 async def test_each_recipient_hears_once_in_their_language(run_service, upstream, sink, infra, namespace,
-                                                            helpers):
+                                                            helpers, stored):
     run_service("notifications")
     uid = helpers.uid()
     app_id, call_id = f"app-{uid}", f"call-{uid}"
@@ -34,8 +33,13 @@ async def test_each_recipient_hears_once_in_their_language(run_service, upstream
     committed = upstream.committed(app_id, call_id, total=123_456)
     async with TopicWatcher(infra.kafka, topic_names(namespace, NOTIFICATIONS)) as watcher:
         await upstream.publish(upstream.call(call_id, contact_email=contact), upstream.enrolled(visitor, "visitor"),
-                               upstream.enrolled(host, "host"), upstream.submitted(app_id, call_id, visitor, host),
-                               approved, committed)
+                               upstream.enrolled(host, "host"))
+        # The submission's recipients come from the call and the enrolments (other keys, other
+        # partitions): as applications publishes them, they are in before anybody applies.
+        await stored("calls", {"_id": call_id}, "the call")
+        await stored("organisations", {"_id": {"$in": [visitor.organisation_id, host.organisation_id]}},
+                     "the enrolments", count=2)
+        await upstream.publish(upstream.submitted(app_id, call_id, visitor, host), approved, committed)
         await upstream.publish(approved, committed)  # redelivered: must not send again
 
         v, h = visitor.contact.email, host.contact.email
@@ -54,7 +58,10 @@ async def test_each_recipient_hears_once_in_their_language(run_service, upstream
 
         # Every (event, recipient) once: 3 to the visitor, 2 to the host, 1 to the contact.
         await watcher.wait_for(lambda: len(distinct(watcher.of_type(EmailSent))) >= 6, 30, "six EmailSent")
-        await asyncio.sleep(1.0)  # give a wrongly re-planned duplicate the time to show up
+        # at rest: the redelivered events handled, and what they caused (if anything) published
+        await wait_consumed(infra.kafka, [f"{namespace}notifications"],
+                            topic_names(namespace, APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS), watcher=watcher)
+        await asyncio.sleep(1.0)  # and the mailer's next pass: give a wrongly re-planned duplicate the time to show up
         mail = sink.read()
         assert (len(mail.to(v)), len(mail.to(h)), len(mail.to(contact))) == (3, 2, 1)
         sent = [e.data for e in distinct(watcher.of_type(EmailSent, app_id))]
@@ -117,7 +124,7 @@ async def test_smtp_failure_retries_then_ends_failed(run_service, upstream, infr
 
 
 async def test_staff_hear_of_their_work_and_a_decision_that_overtook_its_submission_still_goes(
-        run_service, upstream, sink, token, helpers, infra, namespace):
+        run_service, upstream, sink, token, helpers, stored):
     service = run_service("notifications")
     uid = helpers.uid()
     app_id, call_id = f"app-{uid}", f"call-{uid}"
@@ -138,16 +145,10 @@ async def test_staff_hear_of_their_work_and_a_decision_that_overtook_its_submiss
     # The decision (assessment's topic) arrives before the submission (applications' topic).
     await upstream.publish(upstream.call(call_id, mode="panel"), upstream.approved(app_id, call_id),
                            upstream.enrolled(visitor, "visitor"), relanguaged)
-    client = AsyncMongoClient(infra.mongodb_url)
-    db = client[f"{namespace.replace('.', '')}_notifications"]
-    try:
-        await helpers.eventually(lambda: db.parked.count_documents({"application_id": app_id}), 20, "the parked decision")
-        # The update sits on another partition than the submission below: let it land first, or
-        # the replayed decision is rightly written in the language known then (English).
-        await helpers.eventually(lambda: db.organisations.count_documents(
-            {"_id": visitor.organisation_id, "revision": 2}), 20, "the visitor's new language")
-    finally:
-        await client.close()
+    await stored("parked", {"application_id": app_id}, "the parked decision")
+    # The update sits on another partition than the submission below: let it land first, or
+    # the replayed decision is rightly written in the language known then (English).
+    await stored("organisations", {"_id": visitor.organisation_id, "revision": 2}, "the visitor's new language")
     await upstream.publish(upstream.submitted(app_id, call_id, visitor, host), upstream.queued(app_id, call_id),
                            upstream.committed(app_id, call_id))
 

@@ -27,7 +27,7 @@ def order(app_id: str, call_id: str, kind: str, amount: int) -> Envelope:
 
 
 async def test_follow_up_emails_and_the_report_reminder_from_the_actual_end(run_service, upstream, sink, token,
-                                                                            helpers):
+                                                                            helpers, stored):
     service = run_service("notifications")
     staff = token("programme_manager", partnership_ids=("p-1",))
     uid = helpers.uid()
@@ -39,8 +39,9 @@ async def test_follow_up_emails_and_the_report_reminder_from_the_actual_end(run_
     visitor = helpers.participant("Optique Lyon", "FR", "Lyon", "fr", f"visitor-{uid}@example.org")
     host = helpers.participant("Laser Jena", "DE", "Jena", "de", f"host-{uid}@example.org")
     other = helpers.participant("Cluster Gent", "BE", "Gent", "en", f"other-{uid}@example.org")
-    await upstream.publish(upstream.call(call_id, contact_email=contact),
-                           upstream.submitted(app, call_id, visitor, host, start_in_days=30, days=5),
+    await upstream.publish(upstream.call(call_id, contact_email=contact))
+    await stored("calls", {"_id": call_id}, "the call")  # its contact hears of the follow-up
+    await upstream.publish(upstream.submitted(app, call_id, visitor, host, start_in_days=30, days=5),
                            upstream.submitted(absent, call_id, other, host, start_in_days=30, days=5),
                            upstream.host_accepted(app, call_id, host))
     planned_end = date.today() + timedelta(days=35)

@@ -49,7 +49,8 @@ class OutboxRelay:
                 log.exception("outbox relay pass failed", failures=failures)
                 sent = 0
             if not sent:
-                await asyncio.sleep(min(self.poll_seconds * 2 ** failures, 10.0))
+                # backing off after failures, up to 10 s (or the poll itself, when it is longer)
+                await asyncio.sleep(min(self.poll_seconds * 2 ** failures, max(10.0, self.poll_seconds)))
 
     async def relay_once(self) -> int:
         """One pass over every outbox; returns how many events were published."""

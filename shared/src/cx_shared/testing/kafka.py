@@ -15,6 +15,9 @@ from cx_shared.envelope import Envelope, MalformedMessage
 from cx_shared.topics import Topic, qualified
 
 
+STILL_GROUP_STATES = {"Stable", "Empty", "Dead"}  # not PreparingRebalance, CompletingRebalance
+
+
 class TopicWatcher:
     """Collects every record of some topics from the beginning."""
 
@@ -108,16 +111,19 @@ async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], *,
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or
                                                                       await _partitions(consumer, t))]
+        async def lagging() -> tuple[dict, list]:
+            ends = await consumer.end_offsets(partitions)
+            return ends, await _lagging(admin, groups, ends) + (watcher.lagging(ends) if watcher else [])
+
         deadline = time.monotonic() + timeout
         while True:
-            ends = await consumer.end_offsets(partitions)
-            lagging = await _lagging(admin, groups, ends) + (watcher.lagging(ends) if watcher else [])
-            if not lagging:
+            ends, behind = await lagging()
+            if not behind:
                 await asyncio.sleep(quiet)
-                if await consumer.end_offsets(partitions) == ends:
+                if await lagging() == (ends, []):
                     return
             elif time.monotonic() > deadline:
-                raise AssertionError(f"still lagging after {timeout}s: {lagging}")
+                raise AssertionError(f"still lagging after {timeout}s: {behind}")
             else:
                 await asyncio.sleep(0.3)
     finally:
@@ -126,8 +132,8 @@ async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], *,
 
 
 async def _lagging(admin: AIOKafkaAdminClient, groups: list[str], ends: dict) -> list:
-    subscribed = await _subscriptions(admin, groups)
-    lagging = []
+    subscribed, rebalancing = await _subscriptions(admin, groups)
+    lagging: list = [(group, "rebalancing") for group in rebalancing]
     for group in groups:
         committed = await admin.list_consumer_group_offsets(group, partitions=list(ends))
         # A group that has no member now (a stopped service) is judged on what it consumed before.
@@ -141,17 +147,21 @@ def _offset(meta) -> int:
     return meta.offset if meta is not None else -1
 
 
-async def _subscriptions(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, set[str]]:
-    """The topics each group's members subscribe to, as they told the group coordinator
-    (a partition a group has not committed on yet may still be its to consume)."""
+async def _subscriptions(admin: AIOKafkaAdminClient, groups: list[str]) -> tuple[dict[str, set[str]], list[str]]:
+    """The topics each group's members subscribe to, as they told the group coordinator (a
+    partition a group has not committed on yet may still be its to consume), and the groups
+    in the middle of a rebalance (the coordinator tells their subscriptions only once stable)."""
     subscribed: dict[str, set[str]] = {group: set() for group in groups}
+    rebalancing = []
     for group_id in groups:  # one at a time: aiokafka 0.14 misreads the answer for several
         for response in await admin.describe_consumer_groups([group_id]):
-            for group in response.groups:
+            for group in response.groups:  # (error, group, state, protocol_type, protocol, members)
+                if group[2] not in STILL_GROUP_STATES:
+                    rebalancing.append(group_id)
                 for member in group[5]:  # (member_id, client_id, client_host, metadata, assignment)
                     if member[3]:
                         subscribed[group_id].update(ConsumerProtocolMemberMetadata.decode(member[3]).subscription)
-    return subscribed
+    return subscribed, rebalancing
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
