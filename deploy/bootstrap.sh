@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine: uv (from PyPI), the workspace's
-# locked Python packages, FerretDB (Go module proxy) and Apache Kafka (Maven Central).
+# locked Python packages, Debian's PostgreSQL server, FerretDB (Go module proxy) and Apache
+# Kafka (Maven Central).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -13,9 +14,13 @@ if ! command -v uv >/dev/null; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 uv sync --all-packages --frozen --quiet
+apt_install() { # Debian packages, when the machine can install them
+  command -v apt-get >/dev/null || { echo "bootstrap: please install $* (Debian package names)" >&2; return 1; }
+  echo "[bootstrap] installing Debian's $*" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+# FerretDB's storage in local mode and CI: Debian's PostgreSQL server (run by deploy/infra.sh).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 # Debian's Chromium, for the dashboard's headless-browser test.
-if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
-  echo "[bootstrap] installing Debian's chromium" >&2
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
+command -v chromium >/dev/null || ! command -v apt-get >/dev/null || apt_install chromium
 deploy/infra.sh prepare

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local infrastructure without Docker: a real Apache Kafka broker (KRaft, from Maven Central),
-# FerretDB on SQLite (built from the Go module proxy) and an SMTP sink.
+# FerretDB on PostgreSQL (FerretDB built from the Go module proxy, Debian's PostgreSQL server
+# run from a cluster under .local/) and an SMTP sink.
 #   deploy/infra.sh up      start what is not running yet, wait until ready (idempotent)
 #   deploy/infra.sh down    stop what this folder's pid files name
 #   deploy/infra.sh status  show what runs
@@ -12,6 +13,7 @@ LOCAL="${CX_LOCAL_DIR:-$ROOT/.local}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 MONGODB_PORT="${MONGODB_PORT:-27017}"
+POSTGRES_PORT="${POSTGRES_PORT:-55432}"
 SMTP_PORT="${SMTP_PORT:-1025}"
 SMTP_HTTP_PORT="${SMTP_HTTP_PORT:-8025}"
 mkdir -p "$LOCAL/logs" "$LOCAL/run" "$LOCAL/bin"
@@ -39,10 +41,18 @@ start() { # name, command...
 }
 
 build_ferretdb() {
-  local bin="$LOCAL/bin/ferretdb"
+  local bin="$LOCAL/bin/ferretdb" src="$LOCAL/ferretdb-src" mod
   if [ -x "$bin" ] && [ -z "$(find "$ROOT/deploy/ferretdb" -newer "$bin" -type f)" ]; then return 0; fi
-  log "building FerretDB from the Go module proxy (first time only)"
-  (cd "$ROOT/deploy/ferretdb" && go build -o "$bin" .)
+  log "building FerretDB from the Go module proxy, with deploy/ferretdb/indexed-equality.patch (first time only)"
+  cd "$ROOT/deploy/ferretdb"
+  go mod download github.com/FerretDB/FerretDB
+  mod="$(go list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)"
+  rm -rf "$src" && cp -r "$mod" "$src" && chmod -R u+w "$src"
+  patch -s -p1 -d "$src" <indexed-equality.patch
+  cp go.mod "$LOCAL/ferretdb.go.mod" && cp go.sum "$LOCAL/ferretdb.go.sum"
+  go mod edit -modfile="$LOCAL/ferretdb.go.mod" -replace "github.com/FerretDB/FerretDB=$src"
+  go build -modfile="$LOCAL/ferretdb.go.mod" -o "$bin" .
+  cd "$ROOT"
 }
 
 kafka_classpath() {
@@ -88,14 +98,45 @@ PROPS
   log "kafka ready on 127.0.0.1:$KAFKA_PORT"
 }
 
+pg_bin() { # Debian's server binaries (the newest installed major version)
+  local dir; dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  [ -x "$dir/initdb" ] || { log "PostgreSQL server binaries not found (make install installs Debian's postgresql)"; return 1; }
+  echo "$dir"
+}
+
+# PostgreSQL refuses to run as root: as root, run it as the postgres system user (as Debian's tools do).
+AS_PG=(); [ "$(id -u)" = 0 ] && AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups)
+
+postgres_up() {
+  alive postgres && return 0
+  port_open "$POSTGRES_PORT" && { log "port $POSTGRES_PORT is taken by something else"; return 1; }
+  local bin data="$LOCAL/postgres-data"
+  bin="$(pg_bin)" || return 1
+  if [ ! -f "$data/PG_VERSION" ]; then
+    mkdir -p "$data"
+    [ "$(id -u)" = 0 ] && chown postgres: "$data"
+    "${AS_PG[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$LOCAL/logs/initdb.log" 2>&1 \
+      || { log "initdb failed; see $LOCAL/logs/initdb.log"; return 1; }
+  fi
+  # Local mode: TCP on loopback only, no socket file; synchronous_commit=off trades the last
+  # few milliseconds of commits on an OS crash (never corruption) for write latency.
+  start postgres "${AS_PG[@]}" "$bin/postgres" -D "$data" -c listen_addresses=127.0.0.1 -p "$POSTGRES_PORT" \
+    -c unix_socket_directories= -c synchronous_commit=off -c shared_buffers=256MB -c max_connections=200
+  wait_port postgres "$POSTGRES_PORT"
+  "${AS_PG[@]}" "$bin/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='ferretdb'" \
+    | grep -q 1 || "${AS_PG[@]}" "$bin/createdb" -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres ferretdb
+  log "postgresql ready on 127.0.0.1:$POSTGRES_PORT"
+}
+
 mongo_up() {
   alive ferretdb && return 0
   port_open "$MONGODB_PORT" && { log "port $MONGODB_PORT is taken by something else"; return 1; }
   build_ferretdb
-  mkdir -p "$LOCAL/ferretdb-data"
-  start ferretdb "$LOCAL/bin/ferretdb" --listen-addr "127.0.0.1:$MONGODB_PORT" --sqlite-url "file:$LOCAL/ferretdb-data/"
+  postgres_up
+  start ferretdb "$LOCAL/bin/ferretdb" --listen-addr "127.0.0.1:$MONGODB_PORT" \
+    --postgresql-url "postgres://postgres@127.0.0.1:$POSTGRES_PORT/ferretdb"
   wait_port ferretdb "$MONGODB_PORT"
-  log "ferretdb ready on 127.0.0.1:$MONGODB_PORT"
+  log "ferretdb ready on 127.0.0.1:$MONGODB_PORT (PostgreSQL on $POSTGRES_PORT)"
 }
 
 smtp_up() {
@@ -107,11 +148,11 @@ smtp_up() {
   log "smtp sink ready on 127.0.0.1:$SMTP_PORT (mail at http://127.0.0.1:$SMTP_HTTP_PORT/messages)"
 }
 
-stop() {
-  local name=$1 pid i
+stop() { # name [signal]
+  local name=$1 signal=${2:-TERM} pid i
   pid="$(cat "$LOCAL/run/$name.pid" 2>/dev/null)" || return 0
   if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
+    kill -s "$signal" "$pid" 2>/dev/null || true
     for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null || true
     log "stopped $name"
@@ -122,9 +163,9 @@ stop() {
 case "${1:-}" in
   up) mongo_up & m=$!; kafka_up & k=$!; smtp_up & s=$!
       wait $m && wait $k && wait $s ;;
-  down) stop smtp; stop ferretdb; stop kafka ;;
+  down) stop smtp; stop ferretdb; stop postgres INT; stop kafka ;;  # INT: PostgreSQL's fast shutdown
   prepare) build_ferretdb; kafka_classpath >/dev/null ;;
-  status) for n in kafka ferretdb smtp; do alive $n && echo "$n running" || echo "$n stopped"; done ;;
+  status) for n in kafka postgres ferretdb smtp; do alive $n && echo "$n running" || echo "$n stopped"; done ;;
   env) echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
        echo "MONGODB_URL=mongodb://127.0.0.1:$MONGODB_PORT/"
        echo "SMTP_HOST=127.0.0.1"; echo "SMTP_PORT=$SMTP_PORT"

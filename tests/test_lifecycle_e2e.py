@@ -140,9 +140,10 @@ async def test_event_written_but_not_published_arrives_after_a_crash(run_service
     journey.enrol_pair()
     await wait_consumed(infra.kafka, [f"{namespace}assessment", f"{namespace}grants"],
                         topic_names(namespace, APPLICATIONS))
-    # The relay now publishes only at start-up: a submission stays in its document's outbox.
+    # Neither woken by the write nor polling: the relay publishes only at start-up, so a
+    # submission stays in its document's outbox until the fallback pass after the restart.
     applications.stop()
-    applications.start(OUTBOX_POLL_SECONDS="3600")
+    applications.start(OUTBOX_POLL_SECONDS="3600", OUTBOX_WAKE_UP="false")
     async with TopicWatcher(infra.kafka, topic_names(namespace, APPLICATIONS, ASSESSMENT)) as watch:
         app_id = journey.submit()["application_id"]
         applications.kill()  # SIGKILL between the state write and the publish

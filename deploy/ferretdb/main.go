@@ -1,4 +1,5 @@
-// Command ferretdb runs FerretDB 1.x on its SQLite backend for local mode and CI.
+// Command ferretdb runs FerretDB 1.x on its PostgreSQL backend for local mode and CI
+// (deploy/infra.sh runs the PostgreSQL server under .local/).
 //
 // `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.x` builds a binary that
 // panics on a missing version.txt, so we embed the library package instead.
@@ -7,7 +8,7 @@
 // (its handler does not run updates in one transaction), so two concurrent updates of one
 // document can lose each other's changes: measured here, 4 clients x 50 `$inc` ended at 51.
 // MongoDB guarantees single-document atomicity and the services rely on it, so clients
-// reach FerretDB through writeproxy.go, which lets one write command run at a time.
+// reach FerretDB through writeproxy.go, which lets one write command per collection run at a time.
 package main
 
 import (
@@ -25,7 +26,7 @@ import (
 
 func main() {
 	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address clients connect to")
-	sqlite := flag.String("sqlite-url", "file:data/", "SQLite directory URI (must end with /)")
+	postgresql := flag.String("postgresql-url", "postgres://postgres@127.0.0.1:5432/ferretdb", "PostgreSQL URL")
 	flag.Parse()
 
 	backend, err := freeAddr()
@@ -34,9 +35,9 @@ func main() {
 	}
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: backend},
-		Handler:   "sqlite",
-		SQLiteURL: *sqlite,
+		Listener:      ferretdb.ListenerConfig{TCP: backend},
+		Handler:       "postgresql",
+		PostgreSQLURL: *postgresql,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -54,7 +55,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("ferretdb listening on mongodb://%s/ (%s), writes serialised", *listen, *sqlite)
+	log.Printf("ferretdb listening on mongodb://%s/, writes serialised per collection", *listen)
 	go func() { <-ctx.Done(); ln.Close() }()
 	serveProxy(ln, backend)
 }

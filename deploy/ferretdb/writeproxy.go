@@ -1,7 +1,8 @@
 package main
 
-// A MongoDB wire-protocol proxy that runs one write command at a time (see main.go for why).
-// Reads pass through concurrently; requests and responses are forwarded byte for byte.
+// A MongoDB wire-protocol proxy that runs one write command per collection at a time (see
+// main.go for why): writes to different collections, and all reads, pass concurrently.
+// Requests and responses are forwarded byte for byte.
 
 import (
 	"bytes"
@@ -20,7 +21,22 @@ const (
 	maxMsgBytes = 48 * 1024 * 1024
 )
 
-var writeLock sync.Mutex
+var (
+	locksMu    sync.Mutex
+	writeLocks = map[string]*sync.Mutex{}
+)
+
+// lockFor is the write lock of one collection (by name: equal names in two databases share one).
+func lockFor(collection string) *sync.Mutex {
+	locksMu.Lock()
+	defer locksMu.Unlock()
+	l, ok := writeLocks[collection]
+	if !ok {
+		l = &sync.Mutex{}
+		writeLocks[collection] = l
+	}
+	return l
+}
 
 var writeCommands = map[string]bool{"insert": true, "update": true, "delete": true, "findandmodify": true}
 
@@ -60,9 +76,10 @@ func proxyConn(client net.Conn, backend string) {
 // roundTrip forwards one request and every response it causes, holding the write lock
 // for the whole exchange when the request is a write command.
 func roundTrip(req []byte, client, server net.Conn) error {
-	if isWrite(req) {
-		writeLock.Lock()
-		defer writeLock.Unlock()
+	if collection, ok := writeTarget(req); ok {
+		l := lockFor(collection)
+		l.Lock()
+		defer l.Unlock()
 	}
 	if _, err := server.Write(req); err != nil {
 		return err
@@ -108,31 +125,46 @@ func flags(msg []byte) uint32 {
 	return binary.LittleEndian.Uint32(msg[16:20])
 }
 
-// isWrite reads the command name: the first key of the OP_MSG body (kind 0) section.
-func isWrite(msg []byte) bool {
+// writeTarget reads the command name and its collection: the first element of the OP_MSG
+// body (kind 0) section, e.g. {update: "applications", ...}.
+func writeTarget(msg []byte) (string, bool) {
 	if opCode(msg) != opMsg {
-		return false
+		return "", false
 	}
 	pos := 20
 	for pos < len(msg) {
 		kind := msg[pos]
 		pos++
 		if pos+4 > len(msg) {
-			return false
+			return "", false
 		}
 		size := int(binary.LittleEndian.Uint32(msg[pos : pos+4]))
 		if kind == 0 {
-			// document: int32 size, then the first element: type byte, key cstring
-			if pos+5 >= len(msg) {
-				return false
-			}
-			key := msg[pos+5:]
-			if end := bytes.IndexByte(key, 0); end >= 0 {
-				return writeCommands[strings.ToLower(string(key[:end]))]
-			}
-			return false
+			return firstElement(msg[pos+4:])
 		}
 		pos += size // kind 1: a document sequence, its size includes itself
 	}
-	return false
+	return "", false
+}
+
+// firstElement: type byte, key cstring, and for a write command a string value (int32 length,
+// bytes, NUL) naming the collection.
+func firstElement(doc []byte) (string, bool) {
+	if len(doc) < 2 {
+		return "", false
+	}
+	typ, rest := doc[0], doc[1:]
+	end := bytes.IndexByte(rest, 0)
+	if end < 0 || !writeCommands[strings.ToLower(string(rest[:end]))] {
+		return "", false
+	}
+	rest = rest[end+1:]
+	if typ != 0x02 || len(rest) < 4 {
+		return "", true // a write with an unexpected shape: lock it with all such writes
+	}
+	n := int(binary.LittleEndian.Uint32(rest[:4]))
+	if n < 1 || 4+n > len(rest) {
+		return "", true
+	}
+	return string(rest[4 : 4+n-1]), true
 }

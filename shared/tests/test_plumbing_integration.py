@@ -37,12 +37,16 @@ async def on_withdrawn(event: ApplicationWithdrawn, delivery: Delivery, storage:
                                      change({"$inc": {"count": 1}}, events=[rejected], processed=delivery.event_id))
 
 
+async def on_rejected(event: ApplicationRejected, delivery: Delivery, storage: TallyStorage) -> None:
+    """Subscribes the kit to a second topic, where a forged event can be written."""
+
+
 @pytest.fixture
 async def kit_service(infra, namespace):
     settings = ServiceSettings(service_name=f"kit-{uuid.uuid4().hex[:6]}", kafka_bootstrap_servers=infra.kafka,
                                mongodb_url=infra.mongodb_url, topic_namespace=namespace,
                                consumer_max_attempts=2, consumer_backoff_seconds=0.05, log_json=False)
-    service = Service(settings, title="kit", description="test", handlers={ApplicationWithdrawn: on_withdrawn},
+    service = Service(settings, title="kit", description="test", handlers={ApplicationWithdrawn: on_withdrawn, ApplicationRejected: on_rejected},
                       storage=TallyStorage, outbox_collections=["tallies"], routers=[APIRouter()])
     service.http = service.app()
     async with service.http.router.lifespan_context(service.http):
@@ -98,6 +102,23 @@ async def test_malformed_message_goes_to_dead_letters_and_next_is_processed(kit_
         assert "value is not JSON" in errors[0]
         assert "call_id: Field required" in errors[1]
         assert dict(dead[0].headers)["dlq_original_topic"] == topic.encode()
+
+
+async def test_event_on_a_topic_its_contract_does_not_name_is_dead_lettered_as_forged(kit_service, infra, namespace):
+    """Whoever can write one topic must not be able to pass for another topic's producer."""
+    forged, genuine = withdrawn("a5"), withdrawn("a5")
+    async with TopicWatcher(infra.kafka, topic_names(namespace, DEAD_LETTERS, ASSESSMENT)) as watch:
+        await publish_raw(infra.kafka, qualified(ASSESSMENT, namespace), forged.kafka_value(), key=b"a5",
+                          headers=forged.kafka_headers())
+        await publish_envelope(infra.kafka, genuine, namespace)
+        await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a5"), what="the genuine event's effect")
+        await watch.wait_for(lambda: [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)],
+                             what="the forged event's dead letter")
+        dead = [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)]
+        assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"forged"]
+        assert dict(dead[0].headers)["ce_id"] == forged.id.encode()
+    doc = await kit_service.storage.tallies.find_one({"_id": "a5"})
+    assert doc["count"] == 1 and doc["processed"] == [genuine.id]
 
 
 async def test_poison_message_is_dead_lettered_after_retries(kit_service, infra, namespace):

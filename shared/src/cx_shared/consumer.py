@@ -3,12 +3,16 @@
 Every message is either handled, skipped (an event type this service does not handle)
 or sent to the dead-letter topic with the error in its headers; the offset is
 committed only after that, so nothing is lost, and no message can stall a partition.
+
+Records come in batches: those of one key (one exchange, one call...), from whichever topic,
+are handled one after the other in their order, different keys at the same time, and the batch's offsets are
+committed once all of it is done.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,6 +69,22 @@ class Consumer:
         self.source, self.group, self.namespace = source, group, namespace
         self.max_attempts, self.backoff, self.backoff_max = max_attempts, backoff_seconds, backoff_max_seconds
 
+    async def consume_batch(self, records: Sequence[Record], concurrency: int = 32) -> None:
+        """Each key's records in order; keys concurrently, at most ``concurrency`` at a time."""
+        # By key alone, across topics: one exchange's facts from different producers are handled
+        # one after the other too (a handler may wait for, or park behind, an earlier one).
+        by_key: dict[bytes | None, list[Record]] = {}
+        for record in records:
+            by_key.setdefault(record.key, []).append(record)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def in_order(same_key: list[Record]) -> None:
+            async with gate:
+                for record in same_key:
+                    await self.consume(record)
+
+        await asyncio.gather(*(in_order(group) for group in by_key.values()))
+
     def topics(self) -> list[str]:
         return sorted({qualified(cls.topic, self.namespace) for cls in self.handlers})
 
@@ -79,6 +99,10 @@ class Consumer:
         handler = self.handlers.get(type(event)) if event is not None else None
         if handler is None:
             return  # not ours, or a newer type this build does not know
+        owned = qualified(type(event).topic, self.namespace)
+        if record.topic != owned:  # only the contract's producer writes its topic
+            await self.dead_letter(record, "forged", f"{envelope.type} is published on {owned}, not {record.topic}")
+            return
         bind_contextvars(correlation_id=envelope.correlationid, event_id=envelope.id, event_type=envelope.type)
         await self._handle(record, handler, event, Delivery(envelope, self.source))
 

@@ -71,7 +71,7 @@ def warm_up() -> None:
     _cities_by_country()
 
 
-async def load_gazetteer(storage: object) -> None:
+async def load_gazetteer(storage: object, doorbells: object = None) -> None:
     """A service's start-up task: load the gazetteer off the event loop, not on the first request."""
     await asyncio.to_thread(warm_up)
 

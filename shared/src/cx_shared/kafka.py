@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -30,6 +33,15 @@ class Publisher:
         await self._producer.send_and_wait(
             qualified(envelope.topic, self.namespace), value=envelope.kafka_value(),
             key=envelope.subject.encode(), headers=envelope.kafka_headers())
+
+    async def publish_all(self, envelopes: Sequence[Envelope]) -> None:
+        """Append every event in order (one key's events keep their order on its partition),
+        then wait once for the broker to acknowledge them all."""
+        acks = [await self._producer.send(
+            qualified(e.topic, self.namespace), value=e.kafka_value(), key=e.subject.encode(),
+            headers=e.kafka_headers()) for e in envelopes]
+        if acks:
+            await asyncio.gather(*acks)
 
     async def send_raw(self, topic: str, value: bytes | None, key: bytes | None,
                        headers: list[tuple[str, bytes]]) -> None:

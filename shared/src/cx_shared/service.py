@@ -22,7 +22,9 @@ from cx_shared.events import Event
 from cx_shared.http import install_correlation, install_problem_handlers, ops_router
 from cx_shared.kafka import Publisher, ensure_topics
 from cx_shared.logging import configure_logging, get_logger
-from cx_shared.outbox import OutboxRelay
+from cx_shared.doorbell import Doorbells
+from cx_shared.outbox import OutboxRelay, adds_events
+from cx_shared.query_audit import QueryAudit
 from cx_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -37,7 +39,7 @@ class Service:
     def __init__(self, settings: ServiceSettings, *, title: str, description: str,
                  handlers: Mapping[type[Event], Handler], storage: Callable[[AsyncDatabase], Any],
                  outbox_collections: Sequence[str], routers: Sequence[APIRouter] = (),
-                 background: Sequence[Callable[[Any], Awaitable[None]]] = (), version: str = "0.1.0"):
+                 background: Sequence[Callable[[Any, Doorbells], Awaitable[None]]] = (), version: str = "0.1.0"):
         self.settings, self.title, self.description, self.version = settings, title, description, version
         self.handlers, self.storage_factory = dict(handlers), storage
         self.outbox_collections, self.routers, self.background = list(outbox_collections), routers, background
@@ -58,12 +60,13 @@ class Service:
         names = ", ".join(sorted(cls.ce_type() for cls in self.handlers))
 
         @self.broker.subscriber(*topics, group_id=self.settings.consumer_group, ack_policy=AckPolicy.ACK,
-                                auto_offset_reset="earliest", decoder=_raw_body,
+                                auto_offset_reset="earliest", decoder=_raw_body, batch=True,
+                                max_records=self.settings.consumer_batch_records,
                                 title=f"{self.settings.service_name}-events",
                                 description=f"CloudEvents (binary mode) consumed: {names}")
-        async def on_event(body: bytes, message: KafkaMessage) -> None:
-            record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
-            await self.consumer.consume(record)  # type: ignore[union-attr]
+        async def on_events(bodies: list[bytes], message: KafkaMessage) -> None:
+            records: tuple[ConsumerRecord, ...] = message.raw_message  # type: ignore[assignment]
+            await self.consumer.consume_batch(records, self.settings.consumer_concurrency)  # type: ignore[union-attr]
 
     def asyncapi(self):
         return AsyncAPI(self.broker, title=f"ClusterXchange {self.title}", version=self.version,
@@ -73,7 +76,10 @@ class Service:
     async def lifespan(self, app: FastAPI):
         s = self.settings
         configure_logging(s.service_name, s.log_level, s.log_json)
-        self.mongo = AsyncMongoClient(s.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+        self.doorbells = Doorbells(s.mongodb_database)
+        listeners = [self.doorbells, *([QueryAudit(s.query_audit_file, s.service_name)] if s.query_audit_file else [])]
+        self.mongo = AsyncMongoClient(s.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
+                                      event_listeners=listeners)
         self.db = self.mongo[s.mongodb_database]
         self.storage = self.storage_factory(self.db)
         app.state.storage = self.storage
@@ -85,10 +91,12 @@ class Service:
                                  group=s.consumer_group, namespace=s.topic_namespace,
                                  max_attempts=s.consumer_max_attempts, backoff_seconds=s.consumer_backoff_seconds,
                                  backoff_max_seconds=s.consumer_backoff_max_seconds)
-        relay = OutboxRelay(self.db, self.outbox_collections, self.publisher, s.outbox_poll_seconds)
-        relay.start()
+        doorbell = self.doorbells.doorbell(*self.outbox_collections, interest=adds_events) if s.outbox_wake_up else None
+        relay = OutboxRelay(self.db, self.outbox_collections, self.publisher, s.outbox_poll_seconds, doorbell)
+        await relay.start()
         await self.broker.start()
-        self._tasks = [asyncio.create_task(job(self.storage), name=job.__name__) for job in self.background]
+        self._tasks = [asyncio.create_task(job(self.storage, self.doorbells), name=job.__name__)
+                       for job in self.background]
         log.info("service started", http_port=s.http_port, topics=self.consumer.topics())
         try:
             yield

@@ -24,8 +24,16 @@ class ServiceSettings(BaseSettings):
     jwt_secret: str = "local-development-secret-change-me"
     jwt_issuer: str = "clusterxchange-local"
     dev_tokens: bool = False
-    outbox_poll_seconds: float = 0.2
+    # The relay is woken by every local write; the poll only recovers what a crash left behind.
+    outbox_poll_seconds: float = 2.0
+    # false: the relay relies on its poll alone (the crash tests use it to hold an event back).
+    outbox_wake_up: bool = True
     consumer_max_attempts: int = 5
+    # Where to append the shape of every database filter (tests check each is served by an index).
+    query_audit_file: str = ""
+    # Records taken per batch, and keys handled at the same time within one.
+    consumer_batch_records: int = 200
+    consumer_concurrency: int = 32
     consumer_backoff_seconds: float = 0.2
     consumer_backoff_max_seconds: float = 30.0
 

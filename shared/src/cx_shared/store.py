@@ -4,11 +4,17 @@ Production runs MongoDB 8 and local mode FerretDB, so nothing here needs multi-d
 transactions or change streams: a state change, the events it causes (the document's
 ``outbox``) and the id of the event that caused it (``processed``) are written by one
 update of one document. Either all of it happens or none of it does.
+
+The same update marks the document ``outbox_pending`` (an indexed field the relay finds it
+by, instead of scanning every document for a non-empty outbox) and keeps in
+``outbox_since`` when its oldest unpublished event was added, so the relay publishes
+documents in the order their events were written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from cx_shared.envelope import Envelope
@@ -16,7 +22,8 @@ from cx_shared.envelope import Envelope
 OUTBOX = "outbox"
 PROCESSED = "processed"
 RELAY_LEASE = "relay_lease_until"
-PLUMBING = (OUTBOX, PROCESSED, RELAY_LEASE)
+PENDING, SINCE = "outbox_pending", "outbox_since"
+PLUMBING = (OUTBOX, PROCESSED, RELAY_LEASE, PENDING, SINCE)
 
 
 def change(update: Mapping[str, Any] | None = None, *, events: Iterable[Envelope] = (),
@@ -27,6 +34,8 @@ def change(update: Mapping[str, Any] | None = None, *, events: Iterable[Envelope
     entries = [e.to_outbox() for e in events]
     if entries:
         push[OUTBOX] = {"$each": entries}
+        result.setdefault("$set", {})[PENDING] = True
+        result.setdefault("$min", {})[SINCE] = datetime.now(UTC)
     if processed is not None:
         push[PROCESSED] = processed
     if not push:
@@ -49,6 +58,8 @@ def new_document(doc: Mapping[str, Any], *, events: Iterable[Envelope] = (),
     result = dict(doc)
     result[OUTBOX] = [e.to_outbox() for e in events]
     result[PROCESSED] = [processed] if processed else []
+    if result[OUTBOX]:
+        result[PENDING], result[SINCE] = True, datetime.now(UTC)
     return result
 
 

@@ -52,7 +52,7 @@ async def escalate_overdue(storage: Storage, settings: Settings, today: date) ->
 
 
 def overdue_watcher(settings: Settings):
-    async def watch_report_deadlines(storage: Storage) -> None:
+    async def watch_report_deadlines(storage: Storage, doorbells: object = None) -> None:
         while True:
             try:
                 await escalate_overdue(storage, settings, follow_up_today(settings))

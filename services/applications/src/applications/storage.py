@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from cx_shared.envelope import Envelope
 from cx_shared.locks import Locks
 from cx_shared.logging import get_logger
+from cx_shared.races import LostRace, until_stored
 from cx_shared.store import PROCESSED, change, new_document, not_processed
 
 from applications import domain
@@ -29,7 +30,6 @@ log = get_logger(__name__)
 ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS = (
     "organisations", "partnerships", "calls", "offers", "applications")
 OUTBOX_COLLECTIONS = [ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS]
-MAX_RACES = 50
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class Storage:
     async def init(self) -> None:
         for key in ("visitor_id", "host_id", "call_id", "offer_id", "status"):
             await self.applications.create_index([(key, ASCENDING)])
+        await self.applications.create_index([("report_state", ASCENDING), ("report_due_on", ASCENDING)])
         await self.offers.create_index([("host_id", ASCENDING)])
         await self.organisations.create_index([("owner", ASCENDING)])
 
@@ -150,9 +151,11 @@ class Storage:
 
     async def overdue_candidates(self, today: date) -> list[dict]:
         """Exchanges whose report is due before today and not in (the poller decides which are overdue)."""
-        query = {"report_due_on": {"$lt": today.isoformat()}, "report_state": {"$in": ["due", "changes_requested"]},
-                 "report_overdue": {"$ne": True}}
-        return [d async for d in self.applications.find(query, {"timeline": 0}).limit(500)]
+        found = []
+        for state in ("due", "changes_requested"):  # one state at a time: the index narrows each to it
+            query = {"report_state": state, "report_due_on": {"$lt": today.isoformat()}, "report_overdue": {"$ne": True}}
+            found += [d async for d in self.applications.find(query, {"timeline": 0}).limit(500)]
+        return found
 
     async def exchanges_for_indicators(self, f: ApplicationFilter, limit: int = 20000) -> list[dict]:
         cursor = self.applications.find(f.query()).sort([("submitted_at", 1), ("_id", 1)])
@@ -166,7 +169,7 @@ class Storage:
         else it is recomputed. `check` may refuse the change (e.g. an illegal transition)
         against the exchange as it stands; `fields` are set with it (follow-up facts: actual dates,
         report...). Returns the exchange, None if there is none."""
-        for _ in range(MAX_RACES):
+        async def step() -> dict | None:
             doc = await self.applications.find_one({"_id": application_id})
             if doc is None:
                 return None
@@ -180,6 +183,8 @@ class Storage:
             result = await self.applications.update_one(
                 not_processed({"_id": application_id, "revision": doc["revision"]}, event_id),
                 change({"$set": state}, events=events, processed=event_id))
-            if result.matched_count == 1:
-                return await self.applications.find_one({"_id": application_id})
-        raise RuntimeError(f"exchange {application_id} kept changing while folding {event_id}")
+            if result.matched_count != 1:
+                raise LostRace(application_id)
+            return await self.applications.find_one({"_id": application_id})
+
+        return await until_stored(step, what=f"exchange {application_id}")

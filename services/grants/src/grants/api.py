@@ -7,6 +7,7 @@ agreement and payments of its own organisation's exchanges.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,13 +20,15 @@ from cx_shared.events.grants import BudgetOpened
 from cx_shared.http import emit
 from cx_shared.vocabulary import Role, TravelMode
 
-from grants import domain
-from grants.domain import BALANCES, Cause, commitment_key
 from cx_shared.geography import UnknownCity, locate
-from grants.handlers import ensure_agreement, subject_of
+
+from grants import domain
+from grants.budgeting import act_on_budget, act_on_exchange
+from grants.domain import BALANCES, Cause
 from grants.lump_sums import Location, LumpSumError, compute_lump_sum
 from grants.rules import UnknownRuleSet, rule_set
-from grants.storage import Storage
+from grants.storage import REFUSED, Storage
+from grants.use_cases import ensure_agreement, release, subject_of
 
 router = APIRouter(tags=["grants"])
 OFFICERS = (Role.GRANT_OFFICER, Role.PROGRAMME_MANAGER)
@@ -79,6 +82,11 @@ def wrap_for(request: Request):
     return lambda change: [emit(request, ev, subject_of(ev)) for ev in change.events]
 
 
+def request_cause() -> str:
+    """What a change made by one HTTP request is remembered by (a retry is a new request)."""
+    return f"request:{uuid.uuid4().hex}"
+
+
 def require_officer(who: Principal, partnership_id: str) -> None:
     require_role(who, *OFFICERS)
     if not who.in_partnership(partnership_id):
@@ -99,11 +107,12 @@ async def commitment_for(request: Request, who: Principal, application_id: str, 
                          visitor_allowed: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """The budget and commitment of an exchange, if the caller may see them."""
     storage = storage_of(request)
-    call_id = await storage.call_of_exchange(application_id)
-    doc = await storage.view(call_id) if call_id else None
+    outcome = await storage.commitment(application_id)
+    committed = outcome is not None and outcome["record"] is not None and outcome["state"] != REFUSED
+    doc = await storage.view(outcome["call_id"]) if committed else None
     if doc is None:
         raise NotFound(f"no grant for exchange {application_id}")
-    record = doc["commitments"][commitment_key(application_id)]
+    record = outcome["record"]
     own = (visitor_allowed and who.has(Role.VISITOR) and who.organisation_id is not None
            and who.organisation_id == record["parties"]["visitor_organisation_id"])
     if not own and not (who.has(*OFFICERS) and who.in_partnership(doc["partnership_id"])):
@@ -164,21 +173,22 @@ async def top_up(call_id: str, body: TopUp, request: Request, who: Principal = D
     await budget_for_officer(request, who, call_id)
     cause = cause_of(request, who)
     storage = storage_of(request)
-    await storage.update_budget(call_id, lambda b: domain.top_up(b, body.amount_cents, cause, body.reason),
-                                wrap_for(request), processed=f"top-up:{idempotency_key}" if idempotency_key else None)
+    key = idempotency_key or uuid.uuid4().hex
+    await act_on_budget(storage, call_id, key, lambda b: domain.top_up(b, body.amount_cents, cause, body.reason),
+                        wrap_for(request), cause=f"top-up:{key}")
     return budget_view(await storage.view(call_id))
 
 
 @router.get("/calls/{call_id}/commitments")
 async def list_commitments(call_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
-    doc = await budget_for_officer(request, who, call_id)
-    return list(doc.get("commitments", {}).values())
+    await budget_for_officer(request, who, call_id)
+    return await storage_of(request).commitments(call_id)
 
 
 @router.get("/calls/{call_id}/payments")
 async def list_payments(call_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
-    doc = await budget_for_officer(request, who, call_id)
-    return [p for record in doc.get("commitments", {}).values() for p in payments_of(record)]
+    await budget_for_officer(request, who, call_id)
+    return [p for record in await storage_of(request).commitments(call_id) for p in payments_of(record)]
 
 
 @router.get("/calls/{call_id}/ledger")
@@ -193,7 +203,7 @@ async def reconciliation(call_id: str, request: Request, who: Principal = Depend
     budget = await budget_for_officer(request, who, call_id)
     entries, recorded = await storage_of(request).ledger(call_id)
     result = domain.reconcile(call_id, entries, recorded)
-    # The folded state (what decisions are made on) must agree with the ledger too.
+    # The budget's balances (what decisions are made on) must agree with the ledger too.
     folded = {k: budget[k] for k in BALANCES}
     if folded != {k: result[k] for k in BALANCES}:
         result["problems"].append(f"the budget's state {folded} differs from the ledger")
@@ -216,10 +226,8 @@ async def cancel_commitment(application_id: str, body: Cancellation, request: Re
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
     cause = cause_of(request, who)
     storage = storage_of(request)
-    reason = f"cancelled: {body.reason}"
-    released = await storage.update_budget(doc["call_id"], lambda b: domain.release(b, application_id, cause, reason),
-                                           wrap_for(request))
-    if released is None:
+    if not await release(storage, doc["call_id"], application_id, f"cancelled: {body.reason}", cause,
+                         wrap_for(request), event_id=request_cause()):
         raise Conflict(f"the commitment of {application_id} is not open (already released?)")
     return (await commitment_for(request, who, application_id, visitor_allowed=False))[1]
 
@@ -232,9 +240,10 @@ async def accept_report(application_id: str, body: ReportAcceptance, request: Re
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
     rules = rule_set(doc["rule_set_version"])
     cause = cause_of(request, who)
-    await storage_of(request).update_budget(
-        doc["call_id"], lambda b: domain.accept_report(b, application_id, body.actual_working_days, rules, cause),
-        wrap_for(request))
+    await act_on_exchange(
+        storage_of(request), doc["call_id"], application_id,
+        lambda b: domain.accept_report(b, application_id, body.actual_working_days, rules, cause),
+        wrap_for(request), cause=request_cause())
     return (await commitment_for(request, who, application_id, visitor_allowed=False))[1]
 
 
@@ -262,9 +271,10 @@ async def accept_agreement(application_id: str, request: Request, who: Principal
     require_role(who, Role.VISITOR)
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=True)
     cause = cause_of(request, who)
-    await storage_of(request).update_budget(
-        doc["call_id"], lambda b: domain.accept_agreement(b, application_id, who.organisation_id, cause),
-        wrap_for(request))
+    await act_on_exchange(
+        storage_of(request), doc["call_id"], application_id,
+        lambda b: domain.accept_agreement(b, application_id, who.organisation_id, cause),
+        wrap_for(request), cause=request_cause())
     return await get_agreement(application_id, request, who)
 
 

@@ -4,8 +4,9 @@ the ledger that proves every euro (lump sums themselves: lump_sums.py). Pure Pyt
 Money is integer euro cents. A budget's four balances always satisfy
 ``budget = available + committed + paid``: committed money includes payment orders the
 finance system has not confirmed yet; it only becomes *paid* on confirmation.
-Every operation on a budget returns a ``BudgetChange`` (ledger entries, commitment
-records, events) that storage applies in one atomic update of the budget document.
+Every operation on a budget returns a ``BudgetChange`` (ledger entries, the exchange's record
+after it, events); storage moves the balances by its deltas with one compare-and-set of the
+call's budget document and keeps the record in the exchange's own document.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Cause:
 
 @dataclass
 class Budget:
+    """A call's balances and the exchanges a decision is about: storage loads only the one
+    exchange at stake (so a decision costs the same whatever the size of the call); the pure
+    tests fold many into one budget."""
+
     call_id: str
     partnership_id: str
     rule_set_version: str
@@ -82,6 +87,14 @@ class BudgetChange:
     commitments: dict[str, dict[str, Any]] = field(default_factory=dict)
     refusals: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+
+    def outcome(self) -> tuple[str, dict[str, Any]] | None:
+        """The exchange's state and record after this change; None for a change of the budget alone."""
+        for record in self.refusals.values():
+            return "refused", record
+        for record in self.commitments.values():
+            return record["state"], record
+        return None
 
     def deltas(self) -> dict[str, int]:
         totals = dict.fromkeys(BALANCES, 0)

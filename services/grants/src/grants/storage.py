@@ -1,178 +1,239 @@
-"""The only module that knows MongoDB (FerretDB locally): budget logs, exchanges, agreements.
+"""The only module that knows MongoDB (FerretDB locally): budgets, commitments, ledger, facts.
 
-A call's budget is an append-only log: every change of its money is ONE inserted document
-``<call_id>#<seq>`` carrying the ledger entries, the balances after them, the commitment and
-refusal records it changes, the events it causes (outbox) and the id of the causing event.
-The unique ``_id`` makes the append a compare-and-set: of two consumers deciding on the same
-state only one can write ``seq + 1``; the other re-reads and decides again. This holds on
-MongoDB and on FerretDB, whose ``update_one`` does not serialise a filter with its update
-(measured: concurrent version-checked updates lose writes there; unique inserts do not).
+Every document a change touches is found by its ``_id``, so a change costs the same in the
+first and in the ten-thousandth exchange of a call:
 
-The ``budgets`` collection only caches the folded state (a snapshot at some seq); the log is
-the truth, and a stale snapshot only means folding a few more log documents.
-Facts about an exchange (application, host acceptance, withdrawal) are insert-only documents
-for the same reason: no document is ever updated by two writers.
+- ``budgets``: one envelope per call: metadata, the balances in cents, ``ledger_size`` and the
+  ledger entries of its last change; changed only by ``cx_shared.tally``'s compare-and-set on
+  ``seq``, which keeps the causes of its last changes in a fixed ring;
+- ``commitments``: one document per exchange (``_id`` = application id): ``call_id``, ``state``
+  (committed, released, refused), ``amount_cents``, the commitment (or refusal) ``record``,
+  ``rev``, a ``pending`` change, its own ``processed`` ids and ``outbox``; ``top_ups`` the same
+  per top-up (``_id`` = call id and idempotency key);
+- ``ledger``: append-only, one document per entry, ``_id`` = ``<call_id>#<seq>``; read only by
+  the ledger report (indexed by call and seq);
+- ``exchange_facts``, ``host_acceptances``, ``withdrawals``, ``agreements``: insert-only.
+
+No transaction (FerretDB has none), so a change of money is written in this order:
+
+1. stage: the operation's document gets ``pending`` = the whole decision (cause, the budget
+   ``seq`` it was made on, the ``$inc`` of the balances, ledger entries, record, events);
+2. charge: first the entries of the budget's last change are posted to the ledger under their
+   deterministic ``_id`` (twice is harmless), then the budget takes the ``$inc`` and this
+   change's entries if its ``seq`` is unchanged, remembering the cause in its ring;
+3. finish: the operation's document takes the record, the events in its outbox and the cause
+   in ``processed``, and drops ``pending``.
+
+So every change's entries reach the ledger with the change itself (in the budget) and are
+posted before the next change replaces them; the ledger report posts the last ones. A crash
+anywhere leaves the pending change; the redelivered event (or the next change of that
+exchange) finds it and asks ``charged``: taken by the budget (its cause is in the ring, or, too
+far back for the ring, its entries are the ones posted at its position) → only 3 is redone;
+still chargeable (the budget has not moved) → charged now; overtaken (someone else changed the
+budget at that seq) → it can never be charged and a fresh decision replaces it. So money is
+charged at most once (seq, ring, ledger), never lost (its entries travel in the same update)
+and never overdrawn (the decision was made on the very balances the compare-and-set proves
+current).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bson import Binary
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from cx_shared import tally
 from cx_shared.envelope import Envelope
-from cx_shared.logging import get_logger
-from cx_shared.store import new_document
+from cx_shared.races import LostRace
+from cx_shared.store import change as with_events, new_document
 
 from grants.domain import BALANCES, Budget, BudgetChange, commitment_key
 
-BUDGET_LOG, BUDGETS = "budget_log", "budgets"
+BUDGETS, COMMITMENTS, TOP_UPS, LEDGER = "budgets", "commitments", "top_ups", "ledger"
 FACTS, ACCEPTANCES, WITHDRAWALS, AGREEMENTS = "exchange_facts", "host_acceptances", "withdrawals", "agreements"
-OUTBOX_COLLECTIONS = [BUDGET_LOG]
-MAX_ATTEMPTS = 200
-log = get_logger(__name__)
+OUTBOX_COLLECTIONS = [BUDGETS, COMMITMENTS, TOP_UPS]
 META = ("call_id", "partnership_id", "rule_set_version", "title")
+LAST_ENTRIES = "last_entries"
+REFUSED = "refused"
 
 
-class Contention(RuntimeError):
-    """The budget kept changing under us; the consumer retries the event."""
+@dataclass(frozen=True)
+class Operation:
+    """The document a change of the budget is about: an exchange's commitment or a top-up."""
+
+    collection: str
+    id: str
+    call_id: str
 
 
-def log_id(call_id: str, seq: int) -> str:
-    return f"{call_id}#{seq:010d}"
+def entry_id(entry: Mapping[str, Any]) -> str:
+    return f"{entry['call_id']}#{entry['seq']:010d}"
+
+
+def plan(envelope: Mapping[str, Any], change: BudgetChange, events: Iterable[Envelope], cause: str) -> dict[str, Any]:
+    """The pending form of a decision made on ``envelope``: everything needed to finish it."""
+    state, record = change.outcome() or ("done", None)
+    inc = change.deltas()
+    if change.entries:
+        inc["ledger_size"] = len(change.entries)
+    return {"cause": cause, "budget_seq": envelope.get(tally.SEQ, 0), "inc": inc, "entries": change.entries,
+            "state": state, "record": record, "amount_cents": (record or {}).get("amount_cents", 0),
+            "events": [e.to_outbox() for e in events]}
 
 
 class Storage:
     def __init__(self, db: AsyncDatabase):
         self.db = db
-        self.log, self.snapshots = db[BUDGET_LOG], db[BUDGETS]
+        self.budgets, self.ledger_entries = db[BUDGETS], db[LEDGER]
         self.facts, self.acceptances, self.withdrawals = db[FACTS], db[ACCEPTANCES], db[WITHDRAWALS]
         self.agreements = db[AGREEMENTS]
 
     async def init(self) -> None:
-        await self.log.create_index([("call_id", ASCENDING), ("seq", ASCENDING)], unique=True)
-        await self.log.create_index([("processed", ASCENDING)])
+        await self.budgets.create_index([("partnership_id", ASCENDING)])
+        await self.db[COMMITMENTS].create_index([("call_id", ASCENDING)])
+        await self.ledger_entries.create_index([("call_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.acceptances.create_index([("call_id", ASCENDING)])
 
-    # --- budgets: append, fold, read ----------------------------------------------------------
+    # --- budget envelopes -------------------------------------------------------------------
 
     async def open_budget(self, budget: Budget, opening: BudgetChange, *, title: str, events: Sequence[Envelope],
                           processed: str | None = None) -> bool:
-        """Append the first entry of a call's budget; False when the call already has one."""
-        meta = {"call_id": budget.call_id, "partnership_id": budget.partnership_id,
-                "rule_set_version": budget.rule_set_version, "title": title}
+        """Create a call's budget and post its opening entry; False when the call already has one
+        (whose opening entry is posted again, in case its creator stopped in between)."""
+        doc = {"_id": budget.call_id, "call_id": budget.call_id, "partnership_id": budget.partnership_id,
+               "rule_set_version": budget.rule_set_version, "title": title, **budget.balances,
+               "ledger_size": len(opening.entries), LAST_ENTRIES: opening.entries, tally.SEQ: 0, tally.CAUSES: {}}
         try:
-            await self.log.insert_one(self._log_doc(budget.call_id, 1, opening, budget.balances, events, processed,
-                                                    meta))
+            await self.budgets.insert_one(new_document(doc, events=events, processed=processed))
             return True
         except DuplicateKeyError:
             return False
 
-    async def state(self, call_id: str) -> tuple[Budget, int, dict[str, Any]] | None:
-        """The budget folded up to its last appended change: (state, seq, call metadata)."""
-        snapshot = await self.snapshots.find_one({"_id": call_id})
-        if snapshot is None:
-            first = await self.log.find_one({"_id": log_id(call_id, 1)}, {"outbox": 0})
-            if first is None:
-                return None
-            meta = first["meta"]
-            budget = Budget(call_id, meta["partnership_id"], meta["rule_set_version"], dict.fromkeys(BALANCES, 0))
-            seq = 0
-        else:
-            meta = snapshot["meta"]
-            budget = Budget(call_id, meta["partnership_id"], meta["rule_set_version"], dict(snapshot["balances"]),
-                            dict(snapshot["commitments"]), dict(snapshot["refusals"]), snapshot["ledger_size"])
-            seq = snapshot["seq"]
-        async for doc in self.log.find({"call_id": call_id, "seq": {"$gt": seq}}, {"outbox": 0}).sort("seq", ASCENDING):
-            budget.balances = dict(doc["balances"])
-            budget.commitments.update(doc.get("commitments") or {})
-            budget.refusals.update(doc.get("refusals") or {})
-            budget.ledger_size += len(doc["entries"])
-            seq = doc["seq"]
-        return budget, seq, meta
-
-    async def update_budget(self, call_id: str, decide: Callable[[Budget], BudgetChange | None],
-                            wrap: Callable[[BudgetChange], list[Envelope]], *,
-                            processed: str | None = None) -> BudgetChange | None:
-        """Fold, decide (pure), append; again on a lost race. None when there is nothing to do:
-        no budget, an event this budget already applied, or a decision that changes nothing."""
-        for attempt in range(MAX_ATTEMPTS):
-            found = await self.state(call_id)
-            if found is None or (processed and await self.log.find_one({"call_id": call_id, "processed": processed},
-                                                                       {"_id": 1})):
-                return None
-            budget, seq, meta = found
-            change = decide(budget)
-            if change is None:
-                return None
-            budget.apply(change)
-            try:
-                await self.log.insert_one(self._log_doc(call_id, seq + 1, change, budget.balances, wrap(change),
-                                                        processed))
-            except DuplicateKeyError:  # another consumer appended first: decide again on its result
-                log.info("lost the race for the budget, deciding again", call_id=call_id, seq=seq + 1)
-                await asyncio.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
-                continue
-            await self._save_snapshot(budget, seq + 1, meta)
-            return change
-        raise Contention(f"budget {call_id} changed {MAX_ATTEMPTS} times while deciding")
-
-    @staticmethod
-    def _log_doc(call_id: str, seq: int, change: BudgetChange, balances: Mapping[str, int],
-                 events: Sequence[Envelope], processed: str | None, meta: Mapping[str, Any] | None = None) -> dict:
-        if any(balances[name] < 0 for name in BALANCES):
-            raise AssertionError(f"refusing to record a negative balance for {call_id}: {balances}")
-        doc = {"_id": log_id(call_id, seq), "call_id": call_id, "seq": seq, "at": datetime.now(UTC),
-               "entries": change.entries, "balances": dict(balances),
-               "commitments": change.commitments, "refusals": change.refusals}
-        if meta:
-            doc["meta"] = dict(meta)
-        return new_document(doc, events=events, processed=processed)
-
-    async def _save_snapshot(self, budget: Budget, seq: int, meta: Mapping[str, Any]) -> None:
-        """Cache the folded state; a racing older snapshot may win, which only costs folding."""
-        snapshot = {"_id": budget.call_id, "seq": seq, "meta": dict(meta), "balances": budget.balances,
-                    "commitments": budget.commitments, "refusals": budget.refusals, "ledger_size": budget.ledger_size,
-                    "partnership_id": budget.partnership_id}
-        try:
-            await self.snapshots.replace_one({"_id": budget.call_id, "seq": {"$lt": seq}}, snapshot, upsert=True)
-        except DuplicateKeyError:
-            pass  # a newer snapshot is there already
+    async def budget(self, call_id: str) -> dict[str, Any] | None:
+        """The envelope of a call's budget as stored (metadata, balances, seq, ring)."""
+        return await self.budgets.find_one({"_id": call_id}, {"outbox": 0})
 
     async def view(self, call_id: str) -> dict[str, Any] | None:
-        """Metadata and balances of a call's budget, and its commitments."""
-        found = await self.state(call_id)
-        if found is None:
-            return None
-        budget, seq, meta = found
-        return {**meta, **budget.balances, "seq": seq, "commitments": budget.commitments,
-                "refusals": budget.refusals}
+        """Metadata and balances of a call's budget."""
+        doc = await self.budget(call_id)
+        return {k: doc.get(k) for k in (*META, *BALANCES, tally.SEQ)} if doc else None
 
     async def calls_of(self, partnership_ids: list[str] | None) -> list[str]:
-        query: dict[str, Any] = {"seq": 1}
-        if partnership_ids is not None:
-            query["meta.partnership_id"] = {"$in": partnership_ids}
-        return [d["call_id"] async for d in self.log.find(query, {"call_id": 1})]
+        if partnership_ids is None:
+            return [d["_id"] async for d in self.budgets.find({}, {"_id": 1})]
+        found = await asyncio.gather(*(self.budgets.find({"partnership_id": p}, {"_id": 1}).to_list()
+                                       for p in partnership_ids))
+        return [d["_id"] for docs in found for d in docs]
+
+    @staticmethod
+    def budget_of(envelope: Mapping[str, Any], operation: Operation, doc: Mapping[str, Any] | None) -> Budget:
+        """The domain's budget: the balances, and the one exchange this decision is about."""
+        budget = Budget(envelope["call_id"], envelope["partnership_id"], envelope["rule_set_version"],
+                        {k: envelope[k] for k in BALANCES}, ledger_size=envelope["ledger_size"])
+        if doc and doc.get("record") is not None:
+            records = budget.refusals if doc["state"] == REFUSED else budget.commitments
+            records[commitment_key(operation.id)] = doc["record"]
+        return budget
+
+    # --- the four steps of a change (see the module docstring) ------------------------------
+
+    async def operation(self, operation: Operation) -> dict[str, Any] | None:
+        return await self.db[operation.collection].find_one({"_id": operation.id}, {"outbox": 0})
+
+    async def stage(self, operation: Operation, doc: Mapping[str, Any] | None,
+                    pending: Mapping[str, Any]) -> dict[str, Any]:
+        """1. Keep the decision in the operation's document (replacing an overtaken one)."""
+        if doc is None:
+            staged = {"_id": operation.id, "call_id": operation.call_id, "state": None, "amount_cents": 0,
+                      "record": None, "rev": 1, "pending": dict(pending)}
+            await self._insert(operation, new_document(staged))
+            return staged
+        await self._update(operation, doc, {"$set": {"pending": dict(pending)}})
+        return {**doc, "rev": doc["rev"] + 1, "pending": dict(pending)}
+
+    async def charge(self, envelope: Mapping[str, Any], pending: Mapping[str, Any]) -> None:
+        """2. Post the budget's last entries, then move its balances if it is still as the
+        decision saw it (else LostRace), carrying this change's entries."""
+        await self.post(envelope)
+        await tally.store(self.budgets, envelope, {"$inc": pending["inc"], "$set": {LAST_ENTRIES: pending["entries"]}},
+                          cause=pending["cause"])
+
+    async def post(self, envelope: Mapping[str, Any]) -> None:
+        """Append the entries of the budget's last change to the ledger (idempotent by ``_id``)."""
+        for entry in envelope.get(LAST_ENTRIES) or ():
+            try:
+                await self.ledger_entries.insert_one({"_id": entry_id(entry), **entry})
+            except DuplicateKeyError:
+                pass
+
+    async def finish(self, operation: Operation, doc: Mapping[str, Any] | None, pending: Mapping[str, Any]) -> None:
+        """3. The operation's document takes the outcome and its events, and forgets ``pending``."""
+        outcome = {"state": pending["state"], "record": pending["record"], "amount_cents": pending["amount_cents"]}
+        events = [Envelope.from_outbox(e) for e in pending["events"]]
+        if doc is None:
+            done = {"_id": operation.id, "call_id": operation.call_id, **outcome, "rev": 1, "pending": None}
+            await self._insert(operation, new_document(done, events=events, processed=pending["cause"]))
+            return
+        try:
+            await self._update(operation, doc, with_events({"$set": {**outcome, "pending": None}}, events=events,
+                                                           processed=pending["cause"]))
+        except LostRace:
+            now = await self.operation(operation)
+            if not now or pending["cause"] not in now["processed"]:
+                raise  # else whoever resumed this change has finished it already
+
+    async def charged(self, envelope: Mapping[str, Any], pending: Mapping[str, Any]) -> bool | None:
+        """Whether the budget took a pending change: True, False (it never can: decide again) or
+        None (not yet, and it still can: the budget has not moved since the decision)."""
+        if tally.applied(envelope, pending["cause"]):
+            return True
+        behind = envelope.get(tally.SEQ, 0) - pending["budget_seq"]
+        if behind == 0:
+            return None
+        if behind <= tally.RING:  # the ring still names whoever changed the budget at that seq
+            return False
+        # Too far back: the change made at that seq was posted before the next one; was it this?
+        first = pending["entries"][0]
+        return await self.ledger_entries.find_one({"_id": entry_id(first)}, {"_id": 0}) == first
+
+    async def _insert(self, operation: Operation, doc: Mapping[str, Any]) -> None:
+        try:
+            await self.db[operation.collection].insert_one(dict(doc))
+        except DuplicateKeyError:
+            raise LostRace(f"{operation.collection} {operation.id} was created meanwhile") from None
+
+    async def _update(self, operation: Operation, doc: Mapping[str, Any], update: Mapping[str, Any]) -> None:
+        full = {op: dict(fields) for op, fields in update.items()}
+        full.setdefault("$set", {})["rev"] = doc["rev"] + 1
+        result = await self.db[operation.collection].update_one({"_id": operation.id, "rev": doc["rev"]}, full)
+        if result.matched_count != 1:
+            raise LostRace(f"{operation.collection} {operation.id} moved past rev {doc['rev']}")
+
+    # --- commitments and the ledger (reads) -------------------------------------------------
+
+    async def commitment(self, application_id: str) -> dict[str, Any] | None:
+        """An exchange's outcome document (its commitment or refusal), if any."""
+        return await self.operation(Operation(COMMITMENTS, application_id, ""))
+
+    async def commitments(self, call_id: str) -> list[dict[str, Any]]:
+        """The commitment records of a call (a report: by its indexed call id)."""
+        docs = self.db[COMMITMENTS].find({"call_id": call_id}, {"state": 1, "record": 1})
+        return [d["record"] async for d in docs if d.get("record") is not None and d["state"] != REFUSED]
 
     async def ledger(self, call_id: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        """Every ledger entry of the call in order, and the balances its log last recorded."""
-        entries, balances = [], dict.fromkeys(BALANCES, 0)
-        async for doc in self.log.find({"call_id": call_id}, {"entries": 1, "balances": 1}).sort("seq", ASCENDING):
-            entries += doc["entries"]
-            balances = doc["balances"]
-        return entries, balances
-
-    async def call_of_exchange(self, application_id: str) -> str | None:
-        doc = await self.log.find_one({f"commitments.{commitment_key(application_id)}": {"$exists": True}},
-                                      {"call_id": 1}, sort=[("seq", DESCENDING)])
-        return doc["call_id"] if doc else None
+        """Every ledger entry of the call in order, and the balances its budget records."""
+        envelope = await self.budget(call_id)
+        if envelope:
+            await self.post(envelope)  # the last change's entries, still only in the budget
+        entries = await self.ledger_entries.find({"call_id": call_id}, {"_id": 0}).sort("seq", ASCENDING).to_list()
+        return entries, {k: envelope[k] for k in BALANCES} if envelope else dict.fromkeys(BALANCES, 0)
 
     # --- exchanges: insert-only facts --------------------------------------------------------
 
@@ -189,15 +250,18 @@ class Storage:
     async def record_acceptance(self, application_id: str, call_id: str, acceptance: Mapping[str, Any]) -> bool:
         return await self._insert_once(self.acceptances, {"_id": application_id, "call_id": call_id, **acceptance})
 
-    async def record_withdrawal(self, application_id: str, call_id: str, reason: str) -> bool:
-        return await self._insert_once(self.withdrawals, {"_id": application_id, "call_id": call_id,
-                                                          "reason": reason, "at": datetime.now(UTC)})
+    async def record_withdrawal(self, application_id: str, call_id: str, reason: str, event_id: str) -> bool:
+        return await self._insert_once(self.withdrawals, {"_id": application_id, "call_id": call_id, "reason": reason,
+                                                          "event_id": event_id, "at": datetime.now(UTC)})
+
+    async def withdrawal(self, application_id: str) -> dict[str, Any] | None:
+        return await self.withdrawals.find_one({"_id": application_id})
 
     async def exchange(self, application_id: str) -> dict[str, Any]:
         """What is known of an exchange: facts, acceptance, withdrawal (each may be None)."""
         facts, acceptance, withdrawal = await asyncio.gather(
             self.facts.find_one({"_id": application_id}), self.acceptances.find_one({"_id": application_id}),
-            self.withdrawals.find_one({"_id": application_id}))
+            self.withdrawal(application_id))
         return {"facts": facts, "acceptance": acceptance, "withdrawal": withdrawal}
 
     async def accepted_exchanges(self, call_id: str) -> list[str]:
@@ -213,3 +277,4 @@ class Storage:
     async def agreement_document(self, application_id: str) -> bytes | None:
         doc = await self.agreements.find_one({"_id": application_id})
         return bytes(doc["document"]) if doc else None
+

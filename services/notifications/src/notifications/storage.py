@@ -33,7 +33,8 @@ from notifications.domain import (
 )
 from notifications.settings import Settings
 
-OUTBOX_COLLECTIONS = ["notifications"]
+NOTIFICATIONS, DELIVERIES = "notifications", "webhook_deliveries"
+OUTBOX_COLLECTIONS = [NOTIFICATIONS]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Email states: pending -> sending (claimed, leased) -> sent | pending (retry) | failed; suppressed never goes.
@@ -50,8 +51,8 @@ class Storage:
         self.clock = clock or Clock(self.settings.clock_offset_seconds)
         self.organisations, self.calls, self.applications = db.organisations, db.calls, db.applications
         self.staff, self.opt_outs, self.parked = db.staff, db.opt_outs, db.parked
-        self.notifications, self.reminders = db.notifications, db.reminders
-        self.subscriptions, self.deliveries = db.subscriptions, db.webhook_deliveries
+        self.notifications, self.reminders = db[NOTIFICATIONS], db.reminders
+        self.subscriptions, self.deliveries = db.subscriptions, db[DELIVERIES]
         # Claims are taken one at a time in a process. MongoDB makes each claim atomic, but
         # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
         # (measured: 4 concurrent find_one_and_update on a pending item -> up to 4 winners).
@@ -66,6 +67,7 @@ class Storage:
         await self.staff.create_index([("partnership_id", ASCENDING), ("role", ASCENDING), ("email", ASCENDING)],
                                       unique=True)
         await self.parked.create_index([("application_id", ASCENDING)])
+        await self.subscriptions.create_index([("status", ASCENDING)])
 
     # ---- read models --------------------------------------------------------------------------
 
@@ -141,8 +143,9 @@ class Storage:
         await self.opt_outs.delete_one({"_id": email.lower()})
 
     async def opted_out(self, emails: list[str]) -> frozenset[str]:
-        found = self.opt_outs.find({"_id": {"$in": [e.lower() for e in emails]}})
-        return frozenset([d["_id"] async for d in found])
+        # one look-up by _id each (a handful of recipients): FerretDB serves $in by a scan
+        found = [await self.opt_outs.find_one({"_id": e}, {"_id": 1}) for e in {e.lower() for e in emails}]
+        return frozenset(d["_id"] for d in found if d)
 
     # ---- the mail queue -----------------------------------------------------------------------
 
@@ -164,13 +167,22 @@ class Storage:
     async def claim_email(self) -> dict | None:
         """Take the next due email for ``mail_lease_seconds``; an expired lease (a crash) is re-taken."""
         async with self._claiming["email"]:
-            now = self.clock.now()
-            return await self.notifications.find_one_and_update(
-                {"status": {"$in": [PENDING, SENDING]}, "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}},
+            return await self._claim(self.notifications, self.settings.mail_lease_seconds)
+
+    async def _claim(self, queue, lease_seconds: float) -> dict | None:
+        """The next due item: pending first, then one whose sender died holding it. One status at
+        a time, so the (status, next_attempt_at) index narrows the look-up to that status."""
+        now = self.clock.now()
+        for status in (PENDING, SENDING):
+            doc = await queue.find_one_and_update(
+                {"status": status, "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}},
                 {"$set": {"status": SENDING, "claim": uuid.uuid4().hex,
-                          "lease_until": now + timedelta(seconds=self.settings.mail_lease_seconds)},
+                          "lease_until": now + timedelta(seconds=lease_seconds)},
                  "$inc": {"attempts": 1}},
                 sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                return doc
+        return None
 
     async def email_sent(self, doc: dict, event: Envelope) -> bool:
         return await self._finish_email(doc, {"status": SENT, "sent_at": self.clock.now()}, event)
@@ -268,13 +280,7 @@ class Storage:
 
     async def claim_delivery(self) -> dict | None:
         async with self._claiming["webhook"]:
-            now = self.clock.now()
-            return await self.deliveries.find_one_and_update(
-                {"status": {"$in": [PENDING, SENDING]}, "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}},
-                {"$set": {"status": SENDING, "claim": uuid.uuid4().hex,
-                          "lease_until": now + timedelta(seconds=self.settings.webhook_lease_seconds)},
-                 "$inc": {"attempts": 1}},
-                sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+            return await self._claim(self.deliveries, self.settings.webhook_lease_seconds)
 
     async def delivery_attempted(self, doc: dict, entry: dict, status: str, delay_seconds: float = 0.0) -> None:
         """Log the attempt and move the delivery on, in one update."""

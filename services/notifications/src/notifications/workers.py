@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import aiosmtplib
 import httpx
+from cx_shared.doorbell import Doorbell, Doorbells
 from cx_shared.envelope import Envelope
 from cx_shared.events.notifications import EmailFailed, EmailSent
 from cx_shared.logging import get_logger
@@ -31,14 +32,18 @@ from notifications.domain import (
     unsubscribe_token,
 )
 from notifications.handlers import exchange_dates
-from notifications.storage import DELIVERED, FAILED, PENDING, Storage
+from notifications.storage import DELIVERED, DELIVERIES, FAILED, NOTIFICATIONS, PENDING, Storage
 
 log = get_logger(__name__)
 
 
-async def _loop(name: str, step: Callable[[], Awaitable[bool]], poll_seconds: float) -> None:
-    """Run ``step`` while it finds work; sleep when idle; survive the database being away."""
+async def _loop(name: str, step: Callable[[], Awaitable[bool]], poll_seconds: float,
+                doorbell: Doorbell | None = None) -> None:
+    """Run ``step`` while it finds work; when idle, wait for the doorbell (a write to the queue
+    in this process) or ``poll_seconds``; survive the database being away."""
+    doorbell = doorbell or Doorbell()
     while True:
+        doorbell.clear()
         try:
             busy = await step()
         except asyncio.CancelledError:
@@ -47,15 +52,16 @@ async def _loop(name: str, step: Callable[[], Awaitable[bool]], poll_seconds: fl
             log.exception(f"{name} step failed")
             busy = False
         if not busy:
-            await asyncio.sleep(poll_seconds)
+            await doorbell.wait(poll_seconds)
 
 
 # ---- email -------------------------------------------------------------------------------------
 
-async def mailer(storage: Storage) -> None:
+async def mailer(storage: Storage, doorbells: Doorbells) -> None:
     """``mail_concurrency`` senders side by side: the leases keep them off each other's emails."""
     s = storage.settings
-    await asyncio.gather(*(_loop("mailer", lambda: send_next_email(storage), s.mail_poll_seconds)
+    await asyncio.gather(*(_loop("mailer", lambda: send_next_email(storage), s.mail_poll_seconds,
+                                 doorbells.doorbell(NOTIFICATIONS))
                            for _ in range(s.mail_concurrency)))
 
 
@@ -113,7 +119,7 @@ def _email_event(storage: Storage, doc: dict, cls, lang: str | None, **extra) ->
 
 # ---- reminders -----------------------------------------------------------------------------------
 
-async def reminder_scheduler(storage: Storage) -> None:
+async def reminder_scheduler(storage: Storage, doorbells: Doorbells) -> None:
     await _loop("reminders", lambda: fire_next_reminder(storage), storage.settings.reminder_poll_seconds)
 
 
@@ -141,12 +147,12 @@ async def fire_next_reminder(storage: Storage) -> bool:
 
 # ---- webhooks ------------------------------------------------------------------------------------
 
-async def webhook_dispatcher(storage: Storage) -> None:
+async def webhook_dispatcher(storage: Storage, doorbells: Doorbells) -> None:
     async with httpx.AsyncClient(timeout=storage.settings.webhook_timeout_seconds,
                                  follow_redirects=False) as client:
         # Several at once, so one slow endpoint does not hold every other subscriber's deliveries.
         await asyncio.gather(*(_loop("webhooks", lambda: deliver_next_webhook(storage, client),
-                                     storage.settings.webhook_poll_seconds)
+                                     storage.settings.webhook_poll_seconds, doorbells.doorbell(DELIVERIES))
                                for _ in range(storage.settings.webhook_concurrency)))
 
 

@@ -1,0 +1,127 @@
+"""Use cases shared by the event handlers and the HTTP API: settling an exchange (commitment
+or refusal), releasing its commitment, and its agreement document.
+
+An exchange is granted once three facts have arrived, in whatever order the topics deliver
+them: the call's budget (CallPublished), the exchange's facts (ApplicationSubmitted) and the
+host's acceptance (HostAccepted). Each handler records its fact and then settles the exchange;
+the last fact to arrive triggers the commitment or the refusal.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cx_shared.envelope import Envelope
+from cx_shared.events import Event
+from cx_shared.logging import get_logger
+
+from grants import domain
+from grants.agreement import agreement_path, render_agreement, render_from_commitment, sha256
+from grants.budgeting import Wrap, act_on_exchange
+from grants.domain import Cause, Parties
+from grants.lump_sums import Location, LumpSum, LumpSumError, compute_lump_sum, prefinancing_cents
+from grants.rules import UnknownRuleSet, rule_set
+from grants.storage import REFUSED, Storage
+
+log = get_logger(__name__)
+
+
+def subject_of(event: Event) -> str:
+    return getattr(event, "application_id", None) or event.call_id  # type: ignore[attr-defined]
+
+
+def wrapper(source: str, correlation_id: str, causation_id: str) -> Wrap:
+    """Wraps a change's events in envelopes caused by one event, keyed by exchange (or call)."""
+    def wrap(change: domain.BudgetChange) -> list[Envelope]:
+        return [Envelope.wrap(ev, source=source, subject=subject_of(ev), correlation_id=correlation_id,
+                              causation_id=causation_id) for ev in change.events]
+    return wrap
+
+
+async def settle_exchange(storage: Storage, application_id: str, source: str) -> None:
+    """Commit the lump sum or refuse the grant once the facts, the acceptance and the budget
+    are all there; the last of them to arrive triggers it. Safe to run any number of times."""
+    ex = await storage.exchange(application_id)
+    facts, accepted = ex["facts"], ex["acceptance"]
+    budget = await storage.view(accepted["call_id"]) if facts and accepted else None
+    if budget is None:
+        return  # waits for the missing fact; CallPublished settles the call's accepted exchanges
+    outcome = await storage.commitment(application_id)
+    if outcome is None or outcome["state"] is None:  # undecided, or a decision that stopped half-way
+        if ex["withdrawal"]:
+            return  # withdrawn (or declined) before any grant: nothing to commit
+        await decide_grant(storage, application_id, facts, accepted, budget["rule_set_version"], source)
+    # Committed now or earlier (perhaps by a delivery that stopped half-way): finish the work.
+    await ensure_agreement(storage, application_id)
+    withdrawal = await storage.withdrawal(application_id)
+    if withdrawal:  # withdrawn while we were committing: the withdrawal may have found no commitment yet
+        await release(storage, accepted["call_id"], application_id, withdrawal["reason"],
+                      cause_of_acceptance(accepted), wrapper(source, accepted["correlation_id"], accepted["event_id"]),
+                      event_id=withdrawal["event_id"])  # the withdrawal's own id: released once by either
+
+
+async def decide_grant(storage: Storage, application_id: str, facts: dict[str, Any], accepted: dict[str, Any],
+                       rules_version: str, source: str) -> None:
+    call_id, cause = accepted["call_id"], cause_of_acceptance(accepted)
+    wrap = wrapper(source, accepted["correlation_id"], accepted["event_id"])
+    try:
+        rules = rule_set(rules_version)
+        lump_sum = lump_sum_of(facts, rules)
+    except (LumpSumError, UnknownRuleSet) as exc:
+        reason = str(exc)
+        await act_on_exchange(storage, call_id, application_id,
+                              lambda b: domain.refuse(b, application_id, reason, cause), wrap, cause=cause.event_id)
+        log.info("grant refused", application_id=application_id, reason=reason)
+        return
+    exchange = {k: facts[k] for k in ("planned_start", "planned_end", "working_days", "travel_mode")}
+    document = render_agreement(application_id=application_id, call_id=call_id, parties=facts["parties"],
+                                exchange=exchange, lump_sum=lump_sum.as_record(),
+                                prefinancing_cents=prefinancing_cents(rules, lump_sum.total_cents),
+                                rules=rules, issued_at=cause.at)
+    digest = sha256(document)
+    outcome = await act_on_exchange(
+        storage, call_id, application_id,
+        lambda b: domain.commit(b, application_id, Parties(**facts["parties"]), lump_sum, rules, cause, digest,
+                                agreement_path(application_id), exchange), wrap, cause=cause.event_id)
+    state, record = outcome or (None, None)
+    if state == REFUSED:
+        log.info("grant refused", application_id=application_id, reason=record["reason"])
+    elif record is not None and record["agreement"]["sha256"] == digest:  # this very decision was stored
+        log.info("grant committed", application_id=application_id, total_cents=lump_sum.total_cents)
+        await storage.save_agreement(application_id, call_id, document, digest)
+
+
+def cause_of_acceptance(accepted: dict[str, Any]) -> Cause:
+    return Cause(actor=accepted["source"], at=datetime.now(UTC), event_id=accepted["event_id"],
+                 event_type=accepted["event_type"])
+
+
+async def release(storage: Storage, call_id: str, application_id: str, reason: str, cause: Cause, wrap: Wrap, *,
+                  event_id: str) -> bool:
+    """Return the unspent commitment to the budget, once: False when there was nothing to release."""
+    outcome = await act_on_exchange(storage, call_id, application_id,
+                                    lambda b: domain.release(b, application_id, cause, reason), wrap, cause=event_id)
+    return outcome is not None
+
+
+async def ensure_agreement(storage: Storage, application_id: str) -> bytes | None:
+    """The stored agreement PDF, rendered again from the commitment if it was never stored."""
+    document = await storage.agreement_document(application_id)
+    if document is not None:
+        return document
+    outcome = await storage.commitment(application_id)
+    if outcome is None or outcome["record"] is None or outcome["state"] == REFUSED:
+        return None
+    budget = await storage.view(outcome["call_id"])
+    document = render_from_commitment(outcome["record"], rule_set(budget["rule_set_version"]))
+    await storage.save_agreement(application_id, outcome["call_id"], document, sha256(document))
+    return document
+
+
+def lump_sum_of(facts: dict[str, Any], rules) -> LumpSum:
+    if facts.get("location_error"):
+        raise LumpSumError(facts["location_error"])
+    origin, destination = (Location(p["name"], p["country"], p["latitude"], p["longitude"])
+                           for p in facts["locations"])
+    return compute_lump_sum(rules, origin, destination, facts["working_days"], facts["travel_mode"])
