@@ -1,7 +1,7 @@
 # The README's two commands: `make run` and `make test`. Both install what they need.
 SHELL := /bin/bash
 
-.PHONY: install run test bench infra-up infra-down infra-status
+.PHONY: install run test bench bench-call-book infra-up infra-down infra-status
 
 install:
 	@deploy/bootstrap.sh
@@ -12,8 +12,14 @@ run: install
 test: install
 	@deploy/with-infra.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
 
-# Figures, not pass/fail: how assessment's call book grows with its applications (BENCH_APPLICATIONS, default 300).
+# Figures, not pass/fail: whole exchanges over HTTP and Kafka (throughput, latencies, time to rest,
+# CPU at rest) against a bare aiokafka + PyMongo pipeline. BENCH_APPLICATIONS (200), BENCH_CONCURRENCY (10).
 bench: install
+	@BENCH_APPLICATIONS=$(or $(BENCH_APPLICATIONS),200) BENCH_CONCURRENCY=$(or $(BENCH_CONCURRENCY),10) \
+	  deploy/with-infra.sh .venv/bin/python benchmarks/lifecycle.py
+
+# How assessment's call book grows with its applications (BENCH_APPLICATIONS, default 300).
+bench-call-book: install
 	@deploy/with-infra.sh .venv/bin/python benchmarks/call_book_growth.py $(or $(BENCH_APPLICATIONS),300)
 
 infra-up: install

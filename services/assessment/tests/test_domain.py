@@ -152,6 +152,39 @@ def test_grant_refused_waitlists_and_keeps_the_host_acceptance():
     assert [(type(f).__name__, f.application_id) for f in promoted] == [("Approved", "a1"), ("HostAcceptance", "a1")]
 
 
+def test_the_waiting_count_follows_the_waiting_list_and_holds_for_entries_not_loaded():
+    b = book(budget=FIVE_DAYS)
+    for i in range(1, 4):
+        b.admit(candidate(f"a{i}"), FIVE_DAYS)
+    assert b.waiting == 2
+    b.withdrawn("a3")
+    b.commitment_released("a1", "no-show")  # promotes a2
+    assert b.waiting == 0 and b.entry("a2").status == "approved"
+    # a book holding only the envelope still knows somebody waits: a newcomer does not jump ahead
+    envelope_only = replace(book(budget=10 * FIVE_DAYS), waiting=1)
+    assert kinds(envelope_only.admit(candidate("a9"), FIVE_DAYS)) == ["Checked", "Waitlisted"]
+    assert envelope_only.waiting == 2
+
+
+def test_a_state_being_decided_counts_by_the_room_it_takes():
+    b = book()
+    b.admit(candidate("a1"), FIVE_DAYS)
+    approved = b.entry("a1")
+    released, waiting = replace(approved, status="released"), replace(approved, status="waitlisted")
+    assert domain.more_binding(released, approved) is approved and domain.more_binding(approved, waiting) is approved
+    assert domain.more_binding(released, waiting) is waiting and domain.more_binding(released, released) is released
+
+
+def test_an_offer_capacity_is_read_from_the_rule_set():
+    b = book()
+    assert b.policy.offer_capacity("offer-9") is None
+    rules = [r if r["rule"] != "host_capacity" else {"rule": "host_capacity",
+                                                    "params": {"offer_capacities": {"offer-9": 1}}}
+             for r in b.policy.rules]
+    b.change_rule_set("pm", rules)
+    assert b.policy.offer_capacity("offer-9") == 1 and b.policy.offer_capacity("offer-1") is None
+
+
 # --- hosts ----------------------------------------------------------------------------------
 
 def test_host_decline_frees_the_slot_and_promotes():

@@ -1,6 +1,6 @@
 """HTTP in: assessors (queue, claim, conflicts, scores), programme managers (rule sets,
 rounds, overrides), hosts (accept or decline), visitors (appeal). Thin: every action is
-a call-book method applied through workflow.act_on_call."""
+a call-book method applied through workflow.act_on_call, with the entries it needs."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from cx_shared.errors import Forbidden, NotFound
 from cx_shared.http import emit
 from cx_shared.vocabulary import Role
 
-from assessment.domain import Assessor, CallBook, Entry
-from assessment.storage import Storage, plain
-from assessment.workflow import Action, act_on_call
+from assessment.domain import APPEALED, QUEUED, SCORED, WAITLISTED, Assessor, CallBook, Entry
+from assessment.storage import Storage, book_of, committed, plain
+from assessment.workflow import Action, Needs, act_on_call
 
 router = APIRouter(tags=["assessment"])
 STAFF = (Role.PROGRAMME_MANAGER, Role.ASSESSOR)
@@ -71,11 +71,17 @@ async def call_of_application(storage: Storage, application_id: str) -> str:
     return doc["call_id"]
 
 
-async def load_book(storage: Storage, call_id: str) -> CallBook:
-    loaded = await storage.load_call(call_id)
-    if loaded is None:
+async def load_book(storage: Storage, call_id: str, entries: list[Entry] = ()) -> CallBook:
+    """The call's envelope (for who may act on it), with the given entries."""
+    envelope = await storage.envelope(call_id)
+    if envelope is None:
         raise NotFound(f"call {call_id} is not known to assessment")
-    return loaded[0]
+    return book_of(envelope, entries)
+
+
+def entries_of(docs: list[dict[str, Any]]) -> list[Entry]:
+    """The committed entries (an application whose first decision is being stored is not shown yet)."""
+    return [entry for doc in docs if (entry := committed(doc)) is not None]
 
 
 def require_staff(who: Principal, book: CallBook, *roles: Role) -> None:
@@ -93,17 +99,20 @@ def entry_view(book: CallBook, entry: Entry, full: bool = True) -> dict[str, Any
     return view
 
 
-async def act(request: Request, call_id: str, check, action: Action) -> CallBook:
-    """Authorize against the current book, then apply the action (re-read on a race)."""
+async def act(request: Request, call_id: str, check, action: Action, needs: Needs = Needs()) -> CallBook:
+    """Authorize against the call, then apply the action (decided again on a race)."""
     storage = storage_of(request)
     check(await load_book(storage, call_id))
-    book, _ = await act_on_call(storage, call_id, action, in_request(request))
+    book, _ = await act_on_call(storage, call_id, action, in_request(request), needs=needs)
     return book
 
 
-async def act_on_application(request: Request, application_id: str, check, action: Action) -> dict[str, Any]:
+async def act_on_application(request: Request, application_id: str, check, action: Action,
+                             may_free_money: bool = False) -> dict[str, Any]:
+    """An action on one entry; one that may free money also reads the waiting list to promote."""
     call_id = await call_of_application(storage_of(request), application_id)
-    book = await act(request, call_id, check, action)
+    needs = Needs(application_id, statuses=(WAITLISTED,) if may_free_money else ())
+    book = await act(request, call_id, check, action, needs)
     return entry_view(book, book.entry(application_id))
 
 
@@ -115,10 +124,13 @@ def assessor_of(who: Principal) -> Assessor:
 
 @router.get("/calls/{call_id}")
 async def get_call(call_id: str, request: Request, who: Who) -> dict[str, Any]:
-    book = await load_book(storage_of(request), call_id)
+    storage = storage_of(request)
+    book = await load_book(storage, call_id)
     require_staff(who, book, *STAFF)
+    book = await load_book(storage, call_id, entries_of(await storage.entries_of_call(call_id)))
     state = plain(asdict(book))
     state["entries"] = sorted(state["entries"].values(), key=lambda e: e["arrival"])
+    state.pop("waiting")  # the response keeps its shape: the waiting list is in the entries
     state["rule_set_version"] = book.policy.label
     return state
 
@@ -141,7 +153,8 @@ async def run_round(call_id: str, request: Request, who: Who) -> dict[str, Any]:
         facts = book.run_round()
         decided[:] = facts
         return facts
-    book = await act(request, call_id, lambda b: require_staff(who, b, Role.PROGRAMME_MANAGER), round_)
+    book = await act(request, call_id, lambda b: require_staff(who, b, Role.PROGRAMME_MANAGER), round_,
+                     Needs(statuses=(SCORED, WAITLISTED)))
     result: dict[str, list[str]] = {"approved": [], "waitlisted": [], "rejected": []}
     for fact in decided:
         result[type(fact).__name__.lower()].append(fact.application_id)
@@ -156,7 +169,7 @@ async def override(application_id: str, body: Override, request: Request,
                    who: Who) -> dict[str, Any]:
     return await act_on_application(
         request, application_id, lambda b: require_staff(who, b, Role.PROGRAMME_MANAGER),
-        lambda b: b.override(application_id, body.decision, body.justification, who.subject))
+        lambda b: b.override(application_id, body.decision, body.justification, who.subject), may_free_money=True)
 
 
 # --- assessors ---------------------------------------------------------------------------
@@ -167,9 +180,11 @@ async def queue(request: Request, who: Who, partnership_id: str | None = None) -
     wanted = [partnership_id] if partnership_id else who.partnership_ids
     if any(not who.in_partnership(p) for p in wanted):
         raise Forbidden(f"not a member of partnership {partnership_id}")
-    items = []
+    storage, items = storage_of(request), []
     for pid in wanted:
-        for book in await storage_of(request).calls_of_partnership(pid):
+        for envelope in await storage.calls_of_partnership(pid):
+            waiting = [doc for status in (QUEUED, APPEALED) for doc in await storage.entries_in(envelope["_id"], status)]
+            book = book_of(envelope, entries_of(waiting))
             items += [entry_view(book, e) for e in book.queue_for(assessor_of(who))]
     return items
 
@@ -201,7 +216,8 @@ async def host_decision(application_id: str, body: HostDecision, request: Reques
                         who: Who) -> dict[str, Any]:
     view = await act_on_application(
         request, application_id, lambda b: require_role(who, Role.HOST),
-        lambda b: b.host_decides(application_id, who.organisation_id, body.accept, body.reason))
+        lambda b: b.host_decides(application_id, who.organisation_id, body.accept, body.reason),
+        may_free_money=True)
     return {k: view[k] for k in ("application_id", "call_id", "status", "reasons")}
 
 
@@ -217,7 +233,9 @@ async def appeal(application_id: str, body: Reasoned, request: Request,
 async def get_application(application_id: str, request: Request,
                           who: Who) -> dict[str, Any]:
     storage = storage_of(request)
-    book = await load_book(storage, await call_of_application(storage, application_id))
+    doc = await storage.entry(application_id)
+    book = await load_book(storage, await call_of_application(storage, application_id),
+                           entries_of([doc] if doc else []))
     entry = book.entry(application_id)
     if who.has(*STAFF) and who.in_partnership(book.partnership_id):
         return entry_view(book, entry)

@@ -11,21 +11,21 @@ from cx_shared.events.assessment import (AppealLodged, ApplicationApproved, Appl
                                          ConflictDeclared, EligibilityChecked, HostAccepted, HostDeclined,
                                          RuleSetChanged)
 
-from assessment import domain
+from assessment import facts
 
 EVENT_OF: dict[type, type[Event]] = {
-    domain.Checked: EligibilityChecked,
-    domain.Approved: ApplicationApproved,
-    domain.Waitlisted: ApplicationWaitlisted,
-    domain.Rejected: ApplicationRejected,
-    domain.Queued: ApplicationQueued,
-    domain.Claimed: AssessmentClaimed,
-    domain.ConflictNoted: ConflictDeclared,
-    domain.Scored: ApplicationScored,
-    domain.Appealed: AppealLodged,
-    domain.HostAcceptance: HostAccepted,
-    domain.HostRefusal: HostDeclined,
-    domain.RuleSetPublished: RuleSetChanged,
+    facts.Checked: EligibilityChecked,
+    facts.Approved: ApplicationApproved,
+    facts.Waitlisted: ApplicationWaitlisted,
+    facts.Rejected: ApplicationRejected,
+    facts.Queued: ApplicationQueued,
+    facts.Claimed: AssessmentClaimed,
+    facts.ConflictNoted: ConflictDeclared,
+    facts.Scored: ApplicationScored,
+    facts.Appealed: AppealLodged,
+    facts.HostAcceptance: HostAccepted,
+    facts.HostRefusal: HostDeclined,
+    facts.RuleSetPublished: RuleSetChanged,
 }
 
 

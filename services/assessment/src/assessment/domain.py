@@ -1,11 +1,12 @@
 """The assessment of a call's applications, in plain Python (no I/O, no framework).
 
 A ``CallBook`` is the aggregate: the call's versioned rule sets, its budget envelope
-(estimated lump sums reserved by approvals) and one ``Entry`` per application. Every
-decision that spends or frees the envelope happens inside one call book, so it is
-stored by one single-document update (see storage.py) and can never overspend.
-Methods return the facts that happened (dataclasses below); contracts.py turns them
-into integration events. Refusals of a person's request raise cx_shared.errors.
+(estimated lump sums reserved by approvals, the waiting list's length, the next arrival
+number) and the ``Entry`` of each application a decision needs. A book never has to hold
+every entry: an admission needs its own and the visitor's, a round the ranked ones, a
+promotion the waiting list (storage.py reads them by index and stores what changed).
+Methods return the facts that happened (facts.py); contracts.py turns them into
+integration events. Refusals of a person's request raise cx_shared.errors.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 
 from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
 
+from assessment.facts import (Appealed, Approved, Checked, Claimed, ConflictNoted, HostAcceptance, HostRefusal,
+                              Queued, Rejected, RuleSetPublished, Scored, Waitlisted)
 from assessment.rules import Candidate, Context, Verdict, default_rules, evaluate, unknown_rules
+
+__all__ = ["Appealed", "Approved", "Checked", "Claimed", "ConflictNoted", "HostAcceptance", "HostRefusal", "Queued",
+           "Rejected", "RuleSetPublished", "Scored", "Waitlisted"]  # the facts, for the domain's readers
 
 AUTOMATIC, PANEL = "automatic", "panel"
 
@@ -51,102 +57,6 @@ def weighted_score(weights: dict[str, int], scores: dict[str, int]) -> float:
     return round(sum(weights[c] * scores[c] for c in weights) * 100 / (total * MAX_CRITERION_SCORE), 2)
 
 
-# --- facts: what happened (one integration event each, see contracts.py) ---------------
-
-@dataclass(frozen=True)
-class Checked:
-    application_id: str
-    eligible: bool
-    rule_set_version: str
-    outcomes: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Approved:
-    application_id: str
-    reasons: list[str]
-    score: float | None = None
-    estimated_cents: int | None = None
-    overridden_by: str | None = None
-    justification: str | None = None
-
-
-@dataclass(frozen=True)
-class Waitlisted:
-    application_id: str
-    reasons: list[str]
-    score: float | None = None
-    overridden_by: str | None = None
-    justification: str | None = None
-
-
-@dataclass(frozen=True)
-class Rejected:
-    application_id: str
-    reasons: list[str]
-    score: float | None = None
-    overridden_by: str | None = None
-    justification: str | None = None
-
-
-@dataclass(frozen=True)
-class Queued:
-    application_id: str
-    partnership_id: str
-    assessors_required: int
-
-
-@dataclass(frozen=True)
-class Claimed:
-    application_id: str
-    assessor: str
-    appeal: bool
-
-
-@dataclass(frozen=True)
-class ConflictNoted:
-    application_id: str
-    assessor: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Scored:
-    application_id: str
-    assessor: str
-    score: float
-    criteria: dict[str, int]
-    comment: str
-    appeal: bool
-    final_score: float | None
-
-
-@dataclass(frozen=True)
-class Appealed:
-    application_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class HostAcceptance:
-    application_id: str
-    host_id: str
-
-
-@dataclass(frozen=True)
-class HostRefusal:
-    application_id: str
-    host_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class RuleSetPublished:
-    rule_set_version: str
-    rules: list[dict[str, Any]]
-    changed_by: str
-
-
 # --- state -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -170,6 +80,11 @@ class Policy:
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def offer_capacity(self, offer_id: str) -> int | None:
+        """The places of a host offer when this version's rules limit them, else None."""
+        limits = [(r.get("params") or {}).get("offer_capacities") or {} for r in self.rules if r["rule"] == "host_capacity"]
+        return next((int(l[offer_id]) for l in limits if offer_id in l), None)
 
 
 @dataclass
@@ -206,6 +121,22 @@ class Entry:
     def rank_key(self) -> tuple[float, int]:
         return (-(self.score or 0.0), self.arrival)
 
+    def live_exchange(self) -> tuple[str, date, date] | None:
+        """The dates of an application still heading for an exchange, else None."""
+        if self.status in CLOSED:
+            return None
+        return self.application_id, self.planned_start, self.planned_end
+
+
+def more_binding(first: Entry, second: Entry) -> Entry:
+    """Of two states of one application (stored, and being stored by a decision not yet
+    settled), the one that takes more room: a place on a host offer, else a live exchange.
+    An admission judges the visitor's and the offer's other applications by it, so two
+    applications admitted at the same moment never both pass an overlap or capacity check."""
+    def room(entry: Entry) -> int:
+        return 2 if entry.status in HOLDS_PLACE else 0 if entry.status in CLOSED else 1
+    return second if room(second) > room(first) else first
+
 
 @dataclass
 class CallBook:
@@ -217,8 +148,9 @@ class CallBook:
     mode: str
     envelope_left_cents: int
     policies: list[Policy]
-    entries: dict[str, Entry] = field(default_factory=dict)
+    entries: dict[str, Entry] = field(default_factory=dict)  # the entries this decision needs
     next_arrival: int = 1
+    waiting: int = 0  # waitlisted applications in the whole call, loaded or not
 
     @classmethod
     def open(cls, call_id: str, partnership_id: str, opens_on: date, closes_on: date, budget_cents: int,
@@ -230,13 +162,6 @@ class CallBook:
     @property
     def policy(self) -> Policy:
         return self.policies[-1]
-
-    def live_exchange(self, application_id: str) -> tuple[str, date, date] | None:
-        """The dates of an application still heading for an exchange, else None."""
-        entry = self.entries.get(application_id)
-        if entry is None or entry.status in CLOSED:
-            return None
-        return entry.application_id, entry.planned_start, entry.planned_end
 
     def entry(self, application_id: str) -> Entry:
         if application_id not in self.entries:
@@ -284,7 +209,7 @@ class CallBook:
             facts.append(self._reject(entry, verdict.failures))
         elif self.mode == PANEL:
             facts.append(Queued(entry.application_id, self.partnership_id, self._required(entry)))
-        elif not self._waitlist() and self._fits(entry):
+        elif not self.waiting and self._fits(entry):
             facts.append(self._approve(entry, ["eligible; approved in order of arrival within the envelope"]))
         else:
             facts.append(self._put_on_waitlist(entry, [self._no_room(entry)]))
@@ -367,7 +292,7 @@ class CallBook:
         elif len(entry.regular_assessments()) >= self._required(entry):
             scores = [a["score"] for a in entry.regular_assessments()]
             final = entry.score = round(sum(scores) / len(scores), 2)
-            entry.status = SCORED
+            self._move(entry, SCORED)
         return [Scored(application_id, assessor.subject, value, dict(criteria), comment, appeal, final), *decisions]
 
     def _required(self, entry: Entry) -> int:
@@ -423,12 +348,13 @@ class CallBook:
         if entry.status != APPROVED:
             raise Conflict(f"application {application_id} is {entry.status}; a host answers approved applications")
         if accept:
-            entry.status, entry.host_accepted = HOST_ACCEPTED, True
+            self._move(entry, HOST_ACCEPTED)
+            entry.host_accepted = True
             return [HostAcceptance(application_id, entry.host_id)]
         if not reason.strip():
             raise Invalid("a host declining must give a reason", field="reason", rule="required")
         self._release(entry)
-        entry.status, entry.reasons = HOST_DECLINED, [f"host declined: {reason}"]
+        self._move(entry, HOST_DECLINED, [f"host declined: {reason}"])
         return [HostRefusal(application_id, entry.host_id, reason), *self._promote()]
 
     # --- money moves in grants -------------------------------------------------------------
@@ -438,7 +364,7 @@ class CallBook:
         entry = self.entries.get(application_id)
         if entry is not None and entry.status in HOLDS_PLACE:
             self._release(entry)
-            entry.status, entry.reasons = RELEASED, [f"commitment released: {reason}"]
+            self._move(entry, RELEASED, [f"commitment released: {reason}"])
         return self._promote()
 
     def grant_refused(self, application_id: str, reason: str) -> list[Any]:
@@ -454,7 +380,8 @@ class CallBook:
         if entry is None or entry.status in CLOSED:
             return []
         self._release(entry)
-        entry.status, entry.claims = WITHDRAWN, []
+        self._move(entry, WITHDRAWN)
+        entry.claims = []
         return self._promote()
 
     # --- appeal and override ----------------------------------------------------------------
@@ -469,7 +396,8 @@ class CallBook:
             raise Conflict(f"application {application_id} is {entry.status}; only a rejection can be appealed")
         if not reason.strip():
             raise Invalid("an appeal needs a reason", field="reason", rule="required")
-        entry.appealed, entry.status = True, APPEALED
+        entry.appealed = True
+        self._move(entry, APPEALED)
         return [Appealed(application_id, reason)]
 
     def _decide_appeal(self, entry: Entry) -> list[Any]:
@@ -477,7 +405,7 @@ class CallBook:
         where = f"appeal re-assessed with score {entry.score}"
         if entry.score is None or entry.score < threshold:
             return [self._reject(entry, [f"{where}: below the call's threshold {threshold}"])]
-        if not self._waitlist() and self._fits(entry):
+        if not self.waiting and self._fits(entry):
             return [self._approve(entry, [f"{where}: upheld, within the envelope"])]
         return [self._put_on_waitlist(entry, [f"{where}: upheld; {self._no_room(entry)}"])]
 
@@ -510,22 +438,31 @@ class CallBook:
                 f"lump sum ({entry.estimate_cents} cents), or earlier applications are waiting")
 
     def _waitlist(self) -> list[Entry]:
+        """The loaded waitlisted entries, in ranking order (a promotion loads them all)."""
         return sorted((e for e in self.entries.values() if e.status == WAITLISTED), key=Entry.rank_key)
 
     def _approve(self, entry: Entry, reasons: list[str], **why: Any) -> Approved:
         if not entry.reserved_cents:
             entry.reserved_cents = entry.estimate_cents
             self.envelope_left_cents -= entry.estimate_cents
-        entry.status, entry.reasons, entry.claims = APPROVED, reasons, []
+        self._move(entry, APPROVED, reasons)
         return Approved(entry.application_id, reasons, entry.score, entry.estimate_cents, **why)
 
     def _put_on_waitlist(self, entry: Entry, reasons: list[str], **why: Any) -> Waitlisted:
-        entry.status, entry.reasons, entry.claims = WAITLISTED, reasons, []
+        self._move(entry, WAITLISTED, reasons)
         return Waitlisted(entry.application_id, reasons, entry.score, **why)
 
     def _reject(self, entry: Entry, reasons: list[str], **why: Any) -> Rejected:
-        entry.status, entry.reasons, entry.claims = REJECTED, reasons, []
+        self._move(entry, REJECTED, reasons)
         return Rejected(entry.application_id, reasons, entry.score, **why)
+
+    def _move(self, entry: Entry, status: str, reasons: list[str] | None = None) -> None:
+        """The one way an entry changes status: it keeps the call's waiting count, and a
+        decision (with its reasons) ends any claim on the entry."""
+        self.waiting += (status == WAITLISTED) - (entry.status == WAITLISTED)
+        entry.status = status
+        if reasons is not None:
+            entry.reasons, entry.claims = reasons, []
 
     def _release(self, entry: Entry) -> None:
         self.envelope_left_cents += entry.reserved_cents
@@ -540,6 +477,6 @@ class CallBook:
                 break
             facts.append(self._approve(entry, ["promoted from the waitlist: money was released"]))
             if entry.host_accepted:
-                entry.status = HOST_ACCEPTED
+                self._move(entry, HOST_ACCEPTED)
                 facts.append(HostAcceptance(entry.application_id, entry.host_id))
         return facts

@@ -10,10 +10,10 @@ from cx_shared.events.applications import ApplicationSubmitted, ApplicationWithd
 from cx_shared.events.grants import CommitmentReleased, GrantRefused
 from cx_shared.logging import get_logger
 
-from assessment.domain import CallBook, estimate_lump_sum_cents
+from assessment.domain import WAITLISTED, CallBook, estimate_lump_sum_cents
 from assessment.rules import Candidate, Party
 from assessment.storage import Storage
-from assessment.workflow import CallMissing, act_on_call
+from assessment.workflow import CallMissing, Needs, act_on_call, admit
 
 log = get_logger(__name__)
 
@@ -25,16 +25,9 @@ def candidate_of(event: ApplicationSubmitted) -> Candidate:
                      event.planned_end, event.working_days, event.submitted_at.date(), event.offer_id)
 
 
-async def admission(event: ApplicationSubmitted, storage: Storage):
-    """The admit action, with the visitor's live exchanges in other calls (read before the
-    call book's update: two calls' books are never changed together)."""
+async def admission(event: ApplicationSubmitted, storage: Storage, wrap, cause: str) -> None:
     estimate = estimate_lump_sum_cents(event.working_days, str(event.travel_mode))
-    elsewhere = []
-    for doc in await storage.visitor_submissions_elsewhere(event.visitor.organisation_id, event.call_id):
-        loaded = await storage.load_call(doc["call_id"])
-        if loaded and (dates := loaded[0].live_exchange(doc["_id"])):
-            elsewhere.append(dates)
-    return lambda book: book.admit(candidate_of(event), estimate, tuple(elsewhere))
+    await admit(storage, event.call_id, candidate_of(event), estimate, wrap, processed=cause)
 
 
 def caused_by(delivery: Delivery):
@@ -44,47 +37,47 @@ def caused_by(delivery: Delivery):
 async def on_call_published(event: CallPublished, delivery: Delivery, storage: Storage) -> None:
     book = CallBook.open(event.call_id, event.partnership_id, event.opens_on, event.closes_on, event.budget_cents,
                          event.assessment_mode, event.eligible_countries, event.eligibility_rule_set)
-    await storage.open_call(book, [], processed=delivery.event_id)
-    # Applications that arrived before their call (another partition) are assessed now,
-    # in the order they arrived; admission is idempotent per application.
+    await storage.open_call(book)
+    # Applications that arrived before their call (another partition) are assessed now, in
+    # the order they arrived, each caused by its own submission (so it is admitted once).
     for doc in await storage.submissions_of_call(event.call_id):
         submitted = ApplicationSubmitted.model_validate(doc["data"])
 
         def in_its_correlation(ev, subject, doc=doc) -> Envelope:
             return Envelope.wrap(ev, source=delivery.source, subject=subject,
                                  correlation_id=doc["correlation_id"], causation_id=doc["event_id"])
-        await act_on_call(storage, event.call_id, await admission(submitted, storage), in_its_correlation)
+        await admission(submitted, storage, in_its_correlation, doc["event_id"])
 
 
 async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
     await storage.keep_submission(event.application_id, event.call_id, event.model_dump(mode="json"),
                                   delivery.envelope)
     try:
-        await act_on_call(storage, event.call_id, await admission(event, storage), caused_by(delivery),
-                          processed=delivery.event_id)
+        await admission(event, storage, caused_by(delivery), delivery.event_id)
     except CallMissing:
         log.info("call not known yet: the application waits for it", call_id=event.call_id)
 
 
-async def _on_call(call_id: str, action, delivery: Delivery, storage: Storage) -> None:
+async def _on_call(call_id: str, action, delivery: Delivery, storage: Storage, needs: Needs) -> None:
     try:
-        await act_on_call(storage, call_id, action, caused_by(delivery), processed=delivery.event_id)
+        await act_on_call(storage, call_id, action, caused_by(delivery), processed=delivery.event_id, needs=needs)
     except CallMissing:
         log.warning("event about a call assessment does not know: ignored", call_id=call_id)
 
 
 async def on_application_withdrawn(event: ApplicationWithdrawn, delivery: Delivery, storage: Storage) -> None:
-    await _on_call(event.call_id, lambda book: book.withdrawn(event.application_id), delivery, storage)
+    await _on_call(event.call_id, lambda book: book.withdrawn(event.application_id), delivery, storage,
+                   Needs(event.application_id, statuses=(WAITLISTED,)))
 
 
 async def on_commitment_released(event: CommitmentReleased, delivery: Delivery, storage: Storage) -> None:
     await _on_call(event.call_id, lambda book: book.commitment_released(event.application_id, event.reason),
-                   delivery, storage)
+                   delivery, storage, Needs(event.application_id, statuses=(WAITLISTED,)))
 
 
 async def on_grant_refused(event: GrantRefused, delivery: Delivery, storage: Storage) -> None:
     await _on_call(event.call_id, lambda book: book.grant_refused(event.application_id, event.reason),
-                   delivery, storage)
+                   delivery, storage, Needs(event.application_id))
 
 
 HANDLERS: dict[type, Any] = {

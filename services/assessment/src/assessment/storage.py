@@ -1,18 +1,40 @@
 """The only module that knows MongoDB.
 
-``call_books``: the call book (domain.CallBook), the aggregate every decision changes,
-stored as a chain of immutable revisions: each change INSERTS revision n+1 carrying the
-new state, the events it causes (its outbox) and the id of the event that caused it.
-Why inserts and not updates: on the local FerretDB (SQLite) concurrent updates of one
-document lose writes, even ``$inc`` and a filter on a revision field, and the shared
-outbox relay's ``$pullAll`` could overwrite a concurrent state change. A unique
-``_id`` per (call, revision) makes a racing writer fail with DuplicateKeyError (it reads
-again and retries), the relay only ever touches the outbox of revisions nobody writes
-again, and the chain is the audit trail of every decision. Only the newest ``FULL_REVISIONS``
-keep the whole state: older ones are slimmed to their cause (``processed``), their time and
-their outbox, so a call of n applications stores O(n) and not O(n²), and redeliveries of any
-age are still recognised: each full revision carries the ids of every event applied so far
-(``causes``), so an event is checked against the revision it would change, by ``_id``.
+``calls``: one document per call, its envelope: the call's facts, rule-set versions, mode,
+money left (integer cents), the waiting list's length and the next arrival number. It is
+changed only by ``cx_shared.tally.store``: a compare-and-set on ``seq`` that remembers its
+cause in a fixed ring. Its size does not grow with the applications.
+
+``entries``: one document per application (``_id`` = application id), with its own
+``processed`` ids and outbox. A decision changes the envelope and the entries it decided
+about, and no database here offers a transaction over several documents (FerretDB), so
+every decision is written in three single-document steps:
+
+1. *prepare*: each changed entry gets ``pending`` = {cause, seq of the envelope read,
+   new state, its events}, only if it has no other pending change;
+2. *commit*: the envelope's compare-and-set, remembering the cause in ``causes.<seq % RING>``;
+3. *finish*: each entry takes its pending state, moves its events to its outbox and drops
+   ``pending`` (only if the pending is still the one prepared).
+
+The commit is the decision's only moment of truth. A pending change at seq ``s`` is settled
+once the envelope has passed ``s``: committed if the ring names its cause at ``s``, else
+abandoned (its writer lost the race or crashed before committing). Whoever meets a settled
+pending finishes or discards it, so a crash between two steps loses nothing: before the
+commit, nothing happened and the redelivered event decides again; after it, the redelivered
+event (or anyone touching the entry, or the sweep every decision runs over the call's old
+pending changes, long before the ring forgets) finishes the entry from what is stored. An
+unsettled pending blocks other decisions on its entry until its writer commits or loses
+(or, if it died, until the envelope is fenced past it). Money is only ever counted by the
+envelope's compare-and-set, once per cause, and only within what is left.
+
+Admissions read the envelope first and the visitor's and the offer's entries after it: an
+admission committed before that read has its pending state visible by then, one committed
+after it makes this admission's compare-and-set fail; so two simultaneous admissions never
+both pass an overlap or capacity check.
+
+Local mode (FerretDB) pushes down only equality on ``_id`` and on the leading field of an
+index, so the hot path reads only by ``_id`` or by such an equality, and no indexed field
+holds an array.
 
 ``submissions``: the facts of each ApplicationSubmitted as received (participant
 snapshots, correlation), kept also for applications that arrive before their call.
@@ -22,34 +44,47 @@ from __future__ import annotations
 
 from contextlib import suppress
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from cx_shared import tally
 from cx_shared.envelope import Envelope
-from cx_shared.store import PLUMBING, new_document
+from cx_shared.races import LostRace
+from cx_shared.store import PLUMBING, change, new_document
 
 from assessment.domain import CallBook, Entry, Policy
 
-CALL_BOOKS, SUBMISSIONS = "call_books", "submissions"
-OUTBOX_COLLECTIONS = [CALL_BOOKS]
-WITHOUT_PLUMBING = {field: 0 for field in PLUMBING}
-FULL_REVISIONS = 5  # a racing writer re-reads the latest; older states are only history
-CAUSES = "causes"  # the ids of every event applied to the book so far (its idempotency)
-STATE_OF_A_REVISION = ("entries", "policies", CAUSES)
+CALLS, ENTRIES, SUBMISSIONS = "calls", "entries", "submissions"
+OUTBOX_COLLECTIONS = [CALLS, ENTRIES]
+PENDING, PENDING_CALL = "pending", "pending_call"
+STORAGE_FIELDS = {"_id", tally.SEQ, tally.CAUSES, PENDING, PENDING_CALL, *PLUMBING}
+# A decision's writer commits within milliseconds of preparing: a pending change still
+# unsettled after this long belongs to a writer that died, and the envelope is fenced past it.
+STUCK = timedelta(seconds=2)
+# Pending changes this many envelope changes old are settled by the sweep that a decision
+# runs every SWEEP_EVERY changes, long before the ring of causes (tally.RING) forgets them.
+SWEEP_AFTER, SWEEP_EVERY = 64, 32
 
 
-class Loaded(NamedTuple):
-    book: CallBook
-    revision: int
-    causes: tuple[str, ...]  # every event applied to the book up to this revision
+class Unsettled(Exception):
+    """A pending change older than the ring: whether it was committed can no longer be told."""
 
 
-def revision_id(call_id: str, revision: int) -> str:
-    return f"{call_id}#{revision}"
+class Pending(NamedTuple):
+    """The identity of a pending change: its cause and the envelope's seq it was decided on."""
+    cause: str
+    seq: int
+
+
+class Change(NamedTuple):
+    """What one decision stores: the entries it changed, and the events of each."""
+    entries: list[Entry]
+    events: dict[str, list[Envelope]]  # application id -> its events
+    replaces: dict[str, Pending]  # application id -> an abandoned pending its prepare replaces
 
 
 def plain(value: Any) -> Any:
@@ -63,99 +98,209 @@ def plain(value: Any) -> Any:
     return value
 
 
-def book_state(book: CallBook) -> dict[str, Any]:
+def entry_state(entry: Entry) -> dict[str, Any]:
+    return plain(asdict(entry))
+
+
+def entry_of(state: dict[str, Any]) -> Entry:
+    fields = {k: v for k, v in state.items() if k in Entry.__dataclass_fields__}
+    return Entry(**{**fields, "planned_start": date.fromisoformat(state["planned_start"]),
+                    "planned_end": date.fromisoformat(state["planned_end"])})
+
+
+def committed(doc: dict[str, Any]) -> Entry | None:
+    """The entry as last committed; None for an application whose first decision is pending."""
+    return entry_of(doc) if "status" in doc else None
+
+
+def pending_of(doc: dict[str, Any]) -> Pending | None:
+    pending = doc.get(PENDING)
+    return Pending(pending["cause"], pending["seq"]) if pending else None
+
+
+def pending_entry(doc: dict[str, Any]) -> Entry | None:
+    return entry_of(doc[PENDING]["state"]) if doc.get(PENDING) else None
+
+
+def stuck(at: datetime) -> bool:
+    return datetime.now(UTC) - (at if at.tzinfo else at.replace(tzinfo=UTC)) > STUCK
+
+
+def envelope_state(book: CallBook) -> dict[str, Any]:
     state = plain(asdict(book))
-    # entries as a list: application ids are not safe as field names (dots)
-    state["entries"] = list(state["entries"].values())
+    del state["entries"]
     return state
 
 
-def book_from(doc: dict[str, Any]) -> CallBook:
-    fields = {k: v for k, v in doc.items() if k not in ("_id", "revision", "saved_at", CAUSES, *PLUMBING)}
-    fields["opens_on"], fields["closes_on"] = date.fromisoformat(doc["opens_on"]), date.fromisoformat(doc["closes_on"])
-    fields["policies"] = [Policy(**p) for p in doc["policies"]]
-    fields["entries"] = {e["application_id"]: Entry(**{**e, "planned_start": date.fromisoformat(e["planned_start"]),
-                                                        "planned_end": date.fromisoformat(e["planned_end"])})
-                         for e in doc["entries"]}
-    return CallBook(**fields)
+def book_of(envelope: dict[str, Any], entries: list[Entry] = ()) -> CallBook:
+    fields = {k: v for k, v in envelope.items() if k not in STORAGE_FIELDS}
+    fields["opens_on"], fields["closes_on"] = (date.fromisoformat(envelope["opens_on"]),
+                                               date.fromisoformat(envelope["closes_on"]))
+    fields["policies"] = [Policy(**p) for p in envelope["policies"]]
+    return CallBook(call_id=envelope["_id"], entries={e.application_id: e for e in entries}, **fields)
+
+
+def committed_at(envelope: dict[str, Any], pending: Pending) -> bool | None:
+    """Whether the envelope committed this pending change: None while it has not passed its seq."""
+    seq = envelope.get(tally.SEQ, 0)
+    if seq <= pending.seq:
+        return None
+    if seq - pending.seq > tally.RING:
+        raise Unsettled(f"pending change {pending} of call {envelope['_id']} is older than the ring")
+    return (envelope.get(tally.CAUSES) or {}).get(str(pending.seq % tally.RING)) == pending.cause
 
 
 class Storage:
     def __init__(self, db: AsyncDatabase):
-        self.books = db[CALL_BOOKS]
+        self.calls = db[CALLS]
+        self.entries = db[ENTRIES]
         self.submissions = db[SUBMISSIONS]
-        self._latest: dict[str, int] = {}  # a hint: the newest revision of each call this process saw
 
     async def init(self) -> None:
-        await self.books.create_index([("call_id", ASCENDING), ("revision", DESCENDING)], unique=True)
-        await self.books.create_index([("partnership_id", ASCENDING), ("revision", ASCENDING)])
+        await self.calls.create_index([("partnership_id", ASCENDING)])
+        await self.entries.create_index([("call_id", ASCENDING), ("status", ASCENDING)])
+        await self.entries.create_index([("visitor_id", ASCENDING)])
+        await self.entries.create_index([("offer_id", ASCENDING)])
+        await self.entries.create_index([(PENDING_CALL, ASCENDING)])
         await self.submissions.create_index([("call_id", ASCENDING)])
-        await self.submissions.create_index([("data.visitor.organisation_id", ASCENDING)])
 
-    # --- call books ---------------------------------------------------------------------
+    # --- reads ----------------------------------------------------------------------------
 
-    async def _insert_revision(self, book: CallBook, revision: int, events: list[Envelope],
-                               processed: str | None, causes: tuple[str, ...]) -> bool:
-        doc = {"_id": revision_id(book.call_id, revision), "revision": revision, "saved_at": datetime.now(UTC),
-               **book_state(book), CAUSES: [*causes, *([processed] if processed else [])]}
+    async def envelope(self, call_id: str) -> dict[str, Any] | None:
+        return await self.calls.find_one({"_id": call_id})
+
+    async def calls_of_partnership(self, partnership_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.calls.find({"partnership_id": partnership_id})]
+
+    async def entry(self, application_id: str) -> dict[str, Any] | None:
+        return await self.entries.find_one({"_id": application_id})
+
+    async def entries_in(self, call_id: str, status: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.entries.find({"call_id": call_id, "status": status})]
+
+    async def entries_of_call(self, call_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.entries.find({"call_id": call_id})]
+
+    async def entries_of_visitor(self, visitor_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.entries.find({"visitor_id": visitor_id})]
+
+    async def entries_on_offer(self, offer_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.entries.find({"offer_id": offer_id})]
+
+    async def pending_of_call(self, call_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.entries.find({PENDING_CALL: call_id})]
+
+    # --- the envelope ------------------------------------------------------------------------
+
+    async def open_call(self, book: CallBook) -> bool:
+        """False when the call was already opened (a redelivered CallPublished)."""
+        doc = {"_id": book.call_id, **envelope_state(book), tally.SEQ: 0, tally.CAUSES: {}}
+        doc.pop("call_id")
         try:
-            await self.books.insert_one(new_document(doc, events=events, processed=processed))
+            await self.calls.insert_one(new_document(doc))
         except DuplicateKeyError:
             return False
-        self._latest[book.call_id] = max(revision, self._latest.get(book.call_id, 0))
         return True
 
-    async def open_call(self, book: CallBook, events: list[Envelope], processed: str) -> bool:
-        """False when the call was already opened (a redelivered CallPublished)."""
-        return await self._insert_revision(book, 0, events, processed, ())
+    async def fence(self, envelope: dict[str, Any]) -> None:
+        """Move the envelope past a dead writer's seq: its pending change is then abandoned."""
+        await tally.store(self.calls, envelope, {}, cause=None)
 
-    async def load_call(self, call_id: str) -> Loaded | None:
-        """The newest revision. Revisions are numbered 0, 1, 2... without gaps and never removed,
-        so it is found by look-ups by _id (the key every MongoDB-protocol database serves from
-        its index; FerretDB reads a whole document even to filter it, so the big state is read
-        once), galloping from the newest this process saw."""
-        revision = self._latest.get(call_id, 0)
-        doc = await self._revision(call_id, revision)
-        if doc is None and revision:
-            revision, doc = 0, await self._revision(call_id, 0)
-        if doc is None:
-            return None
-        newest = await self._newest_from(call_id, revision)
-        if newest != revision:
-            doc = await self._revision(call_id, newest)
-        self._latest[call_id] = newest
-        return Loaded(book_from(doc), newest, tuple(doc.get(CAUSES, ())))
+    # --- a decision's three steps --------------------------------------------------------------
 
-    async def _revision(self, call_id: str, revision: int) -> dict | None:
-        return await self.books.find_one({"_id": revision_id(call_id, revision)}, WITHOUT_PLUMBING)
+    async def save(self, envelope: dict[str, Any], book: CallBook, change_: Change, cause: str,
+                   call_events: list[Envelope], subject: str | None) -> None:
+        """Prepare every changed entry, commit the envelope, finish the entries. LostRace when
+        another decision got there first (nothing is committed then)."""
+        seq = envelope.get(tally.SEQ, 0)
+        prepared = []
+        try:
+            for entry in change_.entries:
+                await self._prepare(book.call_id, entry, change_.events.get(entry.application_id, []),
+                                    Pending(cause, seq), change_.replaces.get(entry.application_id),
+                                    cause if entry.application_id == subject else None)
+                prepared.append(entry.application_id)
+            await tally.store(self.calls, envelope, {"$set": self._envelope_update(book)}, cause=cause,
+                              events=call_events)
+        except LostRace:  # nothing committed: free the entries at once for the decision that won
+            for application_id in prepared:
+                await self._discard(application_id, Pending(cause, seq))
+            raise
+        for entry in change_.entries:
+            await self._finish(entry.application_id, Pending(cause, seq), entry_state(entry),
+                               change_.events.get(entry.application_id, []),
+                               cause if entry.application_id == subject else None)
 
-    async def _newest_from(self, call_id: str, low: int) -> int:
-        """The newest revision, given that `low` exists."""
-        async def exists(revision: int) -> bool:
-            return await self.books.find_one({"_id": revision_id(call_id, revision)}, {"_id": 1}) is not None
-        step = 1
-        while await exists(low + step):
-            low, step = low + step, step * 2
-        high = low + step  # low exists, high does not
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if await exists(middle) else (low, middle)
-        return low
+    @staticmethod
+    def _envelope_update(book: CallBook) -> dict[str, Any]:
+        state = envelope_state(book)
+        return {k: state[k] for k in ("envelope_left_cents", "next_arrival", "waiting", "policies")}
 
-    async def save_call(self, loaded: Loaded, book: CallBook, events: list[Envelope], processed: str | None) -> bool:
-        """The revision after `loaded` with its events and the cause's id, only if `loaded` is
-        still the newest. False means: somebody was faster, read again."""
-        if not await self._insert_revision(book, loaded.revision + 1, events, processed, loaded.causes):
-            return False
-        if loaded.revision + 1 >= FULL_REVISIONS:
-            await self.books.update_one({"_id": revision_id(book.call_id, loaded.revision + 1 - FULL_REVISIONS)},
-                                        {"$unset": {field: "" for field in STATE_OF_A_REVISION}})
-        return True
+    async def _prepare(self, call_id: str, entry: Entry, events: list[Envelope], pending: Pending,
+                       replaces: Pending | None, processed: str | None) -> None:
+        expected = ({f"{PENDING}.cause": replaces.cause, f"{PENDING}.seq": replaces.seq} if replaces
+                    else {PENDING: None})
+        record = {"cause": pending.cause, "seq": pending.seq, "at": datetime.now(UTC), "state": entry_state(entry),
+                  "events": [e.to_outbox() for e in events], "processed": processed}
+        # the indexed facts are set with the first prepare, so a pending admission is found
+        keys = {"call_id": call_id, "visitor_id": entry.visitor_id, "offer_id": entry.offer_id}
+        try:
+            result = await self.entries.update_one({"_id": entry.application_id, **expected},
+                                                   {"$set": {**keys, PENDING: record, PENDING_CALL: call_id}},
+                                                   upsert=True)
+        except DuplicateKeyError:  # the entry exists with another pending change
+            raise LostRace(f"entry {entry.application_id} has a pending change") from None
+        if result.matched_count == 0 and result.upserted_id is None:
+            raise LostRace(f"entry {entry.application_id} has a pending change")
 
-    async def calls_of_partnership(self, partnership_id: str) -> list[CallBook]:
-        first = self.books.find({"partnership_id": partnership_id, "revision": 0}, {"call_id": 1})
-        books = [await self.load_call(doc["call_id"]) async for doc in first]
-        return [loaded[0] for loaded in books if loaded]
+    async def _finish(self, application_id: str, pending: Pending, state: dict[str, Any],
+                      events: list[Envelope], processed: str | None) -> None:
+        """The committed state, its events and (for the entry the event was about) the cause's
+        id, only while the pending is still the one committed: finishing twice does nothing."""
+        update = change({"$set": state, "$unset": {PENDING: "", PENDING_CALL: ""}}, events=events,
+                        processed=processed)
+        await self.entries.update_one(
+            {"_id": application_id, f"{PENDING}.cause": pending.cause, f"{PENDING}.seq": pending.seq}, update)
+
+    async def _discard(self, application_id: str, pending: Pending) -> None:
+        await self.entries.update_one(
+            {"_id": application_id, f"{PENDING}.cause": pending.cause, f"{PENDING}.seq": pending.seq},
+            {"$unset": {PENDING: "", PENDING_CALL: ""}})
+
+    # --- settling what a crash or a lost race left pending ----------------------------------------
+
+    async def settle(self, envelope: dict[str, Any], doc: dict[str, Any]) -> tuple[Entry | None, Pending | None]:
+        """The entry as committed (finishing a committed pending first) and the pending change
+        an abandoned attempt left, which the next prepare replaces. LostRace while a pending
+        change is undecided, even one of the same cause (the same event handled twice at once):
+        its writer is about to commit or lose."""
+        pending = pending_of(doc)
+        if pending is None:
+            return committed(doc), None
+        verdict = committed_at(envelope, pending)
+        if verdict is None:
+            if pending.seq > envelope.get(tally.SEQ, 0) or not stuck(doc[PENDING]["at"]):
+                raise LostRace(f"entry {doc['_id']} has a change in flight")
+            await self.fence(envelope)  # its writer died before committing
+            raise LostRace(f"call {envelope['_id']} fenced past a dead writer")
+        if not verdict:
+            return committed(doc), pending
+        record = doc[PENDING]
+        await self._finish(doc["_id"], pending, record["state"], [Envelope.from_outbox(e) for e in record["events"]],
+                           record["processed"])
+        return entry_of(record["state"]), None
+
+    async def sweep(self, envelope: dict[str, Any], cause: str | None = None) -> None:
+        """Settle the call's pending changes that ``cause`` made (its redelivery found it
+        committed), or, without a cause, those old enough to be settled for sure."""
+        seq = envelope.get(tally.SEQ, 0)
+        for doc in await self.pending_of_call(envelope["_id"]):
+            pending = pending_of(doc)
+            if pending.cause == cause if cause else seq - pending.seq >= SWEEP_AFTER:
+                with suppress(LostRace):
+                    _, abandoned = await self.settle(envelope, doc)
+                    if abandoned:
+                        await self._discard(doc["_id"], abandoned)
 
     # --- submissions ----------------------------------------------------------------------
 
@@ -168,10 +313,6 @@ class Storage:
 
     async def submission(self, application_id: str) -> dict[str, Any] | None:
         return await self.submissions.find_one({"_id": application_id})
-
-    async def visitor_submissions_elsewhere(self, visitor_id: str, call_id: str) -> list[dict[str, Any]]:
-        return [doc async for doc in self.submissions.find(
-            {"data.visitor.organisation_id": visitor_id, "call_id": {"$ne": call_id}}, {"call_id": 1})]
 
     async def submissions_of_call(self, call_id: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.submissions.find({"call_id": call_id}).sort("received_at", ASCENDING)]

@@ -1,47 +1,182 @@
-"""Changing a call book: read, decide (pure domain), write once; read again on a race.
+"""Deciding about a call: read the envelope and the entries the decision needs, decide
+(pure domain), store the change (storage.py: prepare the entries, commit the envelope,
+finish the entries); decide again on a lost race.
 
-Shared by the event handlers and the HTTP API, so both go through the same guarded,
-single-document update and the same fact-to-event table.
+Shared by the event handlers and the HTTP API, so both go through the same guarded writes
+and the same fact-to-event table.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+import weakref
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, NamedTuple
 
+from cx_shared import tally
 from cx_shared.envelope import Envelope
 from cx_shared.errors import NotFound
 from cx_shared.events import Event
-from cx_shared.races import LostRace, until_stored
+from cx_shared.races import until_stored
 
 from assessment.contracts import event_of, subject_of
-from assessment.domain import CallBook
-from assessment.storage import Storage
+from assessment.domain import CallBook, Entry, more_binding
+from assessment.rules import Candidate
+from assessment.storage import (SWEEP_EVERY, Change, Pending, Storage, book_of, committed, committed_at,
+                                entry_state, envelope_state, pending_entry, pending_of)
 
 Action = Callable[[CallBook], list[Any]]
 Wrap = Callable[[Event, str], Envelope]  # (event, subject) -> envelope in the right correlation
+Exchange = tuple[str, date, date]
 
 
 class CallMissing(NotFound):
     pass
 
 
-async def act_on_call(storage: Storage, call_id: str, action: Action, wrap: Wrap,
-                      processed: str | None = None) -> tuple[CallBook, list[Any]] | None:
-    """Apply ``action`` to the call book and store the result with its events.
+# Decisions about one call queue up within a process: the consumer runs a batch's keys at
+# once, and racing on the envelope would only make all but one of them decide in vain.
+# Replicas still race, and the envelope's compare-and-set settles that.
+_deciding: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _turn(call_id: str) -> asyncio.Lock:
+    lock = _deciding.get(call_id)
+    if lock is None:
+        lock = _deciding[call_id] = asyncio.Lock()
+    return lock
+
+
+@dataclass(frozen=True)
+class Needs:
+    """The entries a decision reads besides the call's envelope."""
+
+    application_id: str | None = None  # the entry the decision is about
+    statuses: tuple[str, ...] = ()  # every entry of the call in these statuses (a round, a promotion)
+    visitor_id: str | None = None  # an admission: the visitor's other applications, in any call
+    offer_id: str | None = None  # an admission: the places taken on the host offer
+
+
+class Loaded(NamedTuple):
+    entries: list[Entry]  # settled: the decision may change them
+    context: list[Entry]  # others of this call an admission is judged by (not changed)
+    elsewhere: tuple[Exchange, ...]  # the visitor's live exchanges in other calls
+    replaces: dict[str, Pending]  # abandoned pending changes a new prepare replaces
+    processed: tuple[str, ...]  # the ids of the events the subject entry has applied
+
+
+async def act_on_call(storage: Storage, call_id: str, action: Action, wrap: Wrap, processed: str | None = None,
+                      needs: Needs = Needs()) -> tuple[CallBook, list[Any]] | None:
+    """Apply ``action`` to the call's book holding the entries ``needs`` names, and store it.
 
     Returns the book and the facts, or None when ``processed`` was already applied."""
+    return await _decide(storage, call_id, lambda book, _: action(book), wrap, processed, needs)
+
+
+async def admit(storage: Storage, call_id: str, candidate: Candidate, estimate_cents: int, wrap: Wrap,
+                processed: str | None = None) -> tuple[CallBook, list[Any]] | None:
+    """Eligibility and the first decision: constant work, whatever the size of the call."""
+    needs = Needs(candidate.application_id, visitor_id=candidate.visitor.organisation_id, offer_id=candidate.offer_id)
+    return await _decide(storage, call_id,
+                         lambda book, loaded: book.admit(candidate, estimate_cents, loaded.elsewhere),
+                         wrap, processed, needs)
+
+
+async def _decide(storage: Storage, call_id: str, decide: Callable[[CallBook, Loaded], list[Any]], wrap: Wrap,
+                  processed: str | None, needs: Needs) -> tuple[CallBook, list[Any]] | None:
+    cause = processed or f"request-{uuid.uuid4().hex}"  # a request is a cause too, never redelivered
+
     async def step() -> tuple[CallBook, list[Any]] | None:
-        loaded = await storage.load_call(call_id)
-        if loaded is None:
+        envelope = await storage.envelope(call_id)
+        if envelope is None:
             raise CallMissing(f"call {call_id} is not known to assessment")
-        if processed and processed in loaded.causes:
+        if tally.applied(envelope, cause):  # redelivered: finish what a crash left pending
+            await storage.sweep(envelope, cause=cause)
             return None
-        book = loaded.book
-        facts = action(book)
-        envelopes = [wrap(event_of(call_id, f), subject_of(call_id, f)) for f in facts]
-        if not await storage.save_call(loaded, book, envelopes, processed):
-            raise LostRace(call_id)
+        if envelope.get(tally.SEQ, 0) % SWEEP_EVERY == 0:
+            await storage.sweep(envelope)
+        loaded = await load(storage, envelope, needs)
+        if cause in loaded.processed:  # redelivered after the ring forgot it
+            return None
+        book = book_of(envelope, loaded.entries + loaded.context)
+        before = ({e.application_id: entry_state(e) for e in loaded.entries}, envelope_state(book))
+        facts = decide(book, loaded)
+        await store(storage, envelope, book, before, facts, wrap, cause, loaded,
+                    needs.application_id if processed else None)
         return book, facts
 
-    return await until_stored(step, what=f"call book {call_id}")
+    async with _turn(call_id):
+        return await until_stored(step, what=f"call {call_id}")
+
+
+async def store(storage: Storage, envelope: dict[str, Any], book: CallBook, before: tuple[dict, dict],
+                facts: list[Any], wrap: Wrap, cause: str, loaded: Loaded, subject: str | None) -> None:
+    entries_before, envelope_before = before
+    events: dict[str, list[Envelope]] = {}
+    for fact in facts:
+        events.setdefault(subject_of(book.call_id, fact), []).append(
+            wrap(event_of(book.call_id, fact), subject_of(book.call_id, fact)))
+    call_events = events.pop(book.call_id, [])
+    context = {e.application_id for e in loaded.context}
+    changed = [e for app_id, e in book.entries.items() if app_id not in context
+               and (entry_state(e) != entries_before.get(app_id) or app_id in events)]
+    if not changed and not call_events and envelope_state(book) == envelope_before:
+        return  # nothing happened (a duplicate, a second claim): nothing to store
+    await storage.save(envelope, book, Change(changed, events, loaded.replaces), cause, call_events, subject)
+
+
+async def load(storage: Storage, envelope: dict[str, Any], needs: Needs) -> Loaded:
+    call_id = envelope["_id"]
+    entries: dict[str, Entry] = {}
+    replaces: dict[str, Pending] = {}
+    processed: tuple[str, ...] = ()
+
+    async def take(doc: dict[str, Any]) -> None:
+        if doc["_id"] in entries:
+            return
+        entry, abandoned = await storage.settle(envelope, doc)
+        if entry is not None:
+            entries[entry.application_id] = entry
+        if abandoned is not None:
+            replaces[doc["_id"]] = abandoned
+
+    if needs.application_id and (doc := await storage.entry(needs.application_id)):
+        processed = tuple(doc.get("processed") or ())
+        await take(doc)
+    if needs.statuses:
+        for status in needs.statuses:
+            for doc in await storage.entries_in(call_id, status):
+                await take(doc)
+        # committed but not finished yet (its writer is at it): the entry's new status counts
+        for doc in await storage.pending_of_call(call_id):
+            if committed_at(envelope, pending_of(doc)) and pending_entry(doc).status in needs.statuses:
+                await take(doc)
+    context, elsewhere = await _seen_by_admission(storage, envelope, needs)
+    return Loaded(list(entries.values()), context, elsewhere, replaces, processed)
+
+
+async def _seen_by_admission(storage: Storage, envelope: dict[str, Any],
+                             needs: Needs) -> tuple[list[Entry], tuple[Exchange, ...]]:
+    """The visitor's other applications and, when the offer's places are limited, those on
+    the same host offer; each in its more binding state (its decision may be in flight)."""
+    call_id = envelope["_id"]
+    docs = {}
+    if needs.visitor_id:
+        docs.update((d["_id"], d) for d in await storage.entries_of_visitor(needs.visitor_id))
+    if needs.offer_id and book_of(envelope).policy.offer_capacity(needs.offer_id) is not None:
+        docs.update((d["_id"], d) for d in await storage.entries_on_offer(needs.offer_id) if d["call_id"] == call_id)
+    docs.pop(needs.application_id, None)
+    context, elsewhere = [], []
+    for doc in docs.values():
+        states = [e for e in (committed(doc), pending_entry(doc)) if e is not None]
+        if not states:
+            continue
+        entry = more_binding(*states) if len(states) == 2 else states[0]
+        if doc["call_id"] == call_id:
+            context.append(entry)
+        elif exchange := entry.live_exchange():
+            elsewhere.append(exchange)
+    return context, tuple(elsewhere)
