@@ -8,6 +8,7 @@ cd "$ROOT"
 for tool in python3 java mvn go; do
   command -v "$tool" >/dev/null || { echo "bootstrap: $tool is required (see README, Requirements)" >&2; exit 1; }
 done
+export PATH="$HOME/.local/bin:$PATH"  # where pip --user puts uv
 if ! command -v uv >/dev/null; then
   echo "[bootstrap] installing uv from PyPI" >&2
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv

@@ -45,7 +45,8 @@ async def on_rejected(event: ApplicationRejected, delivery: Delivery, storage: T
 async def kit_service(infra, namespace):
     settings = ServiceSettings(service_name=f"kit-{uuid.uuid4().hex[:6]}", kafka_bootstrap_servers=infra.kafka,
                                mongodb_url=infra.mongodb_url, topic_namespace=namespace,
-                               consumer_max_attempts=2, consumer_backoff_seconds=0.05, log_json=False)
+                               consumer_max_attempts=2, consumer_backoff_seconds=0.05, log_json=False,
+                               jwt_secret=uuid.uuid4().hex * 2)
     service = Service(settings, title="kit", description="test", handlers={ApplicationWithdrawn: on_withdrawn, ApplicationRejected: on_rejected},
                       storage=TallyStorage, outbox_collections=["tallies"], routers=[APIRouter()])
     service.http = service.app()

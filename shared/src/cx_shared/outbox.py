@@ -90,8 +90,8 @@ class OutboxRelay:
         for name in self.collections:
             ids = [doc_id for collection, doc_id in hinted if collection == name and doc_id is not None]
             if ids:
-                sent += await self._publish(self.db[name], ids)
-            sent += await self._publish(self.db[name], await self._pending(self.db[name]))
+                sent += await self._publish(self.db[name], ids, self._read)
+            sent += await self._publish(self.db[name], await self._pending(self.db[name]), self._claim)
         return sent
 
     async def _pending(self, collection) -> list:
@@ -100,10 +100,10 @@ class OutboxRelay:
         pending.sort(key=lambda d: d.get(SINCE) or datetime.min.replace(tzinfo=UTC))
         return [d["_id"] for d in pending[:BATCH]]
 
-    async def _publish(self, collection, ids: Sequence) -> int:
+    async def _publish(self, collection, ids: Sequence, take) -> int:
         claimed = []
         for doc_id in ids:
-            entries = await self._claim(collection, doc_id)
+            entries = await take(collection, doc_id)
             if entries:
                 claimed.append((doc_id, entries))
         # Append every event to the producer in order, then wait for the broker once.
@@ -111,6 +111,16 @@ class OutboxRelay:
         for doc_id, entries in claimed:
             await self._remove(collection, doc_id, entries)
         return sum(len(entries) for _, entries in claimed)
+
+    async def _read(self, collection, doc_id) -> list[dict]:
+        """A document this process just wrote, read without a lease (a write saved per event):
+        another replica sees it only if its poll comes before our removal, and then at worst
+        publishes it too, a duplicate that consumers drop by id. One holding a lease is left
+        to its holder."""
+        doc = await collection.find_one({"_id": doc_id, PENDING: True})
+        if doc is None or (doc.get(RELAY_LEASE) and doc[RELAY_LEASE] > datetime.now(UTC)):
+            return []
+        return doc.get(OUTBOX) or []
 
     async def _claim(self, collection, doc_id) -> list[dict]:
         """Lease the document's outbox so that replicas of the service do not all publish the

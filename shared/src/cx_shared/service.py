@@ -62,6 +62,9 @@ class Service:
         @self.broker.subscriber(*topics, group_id=self.settings.consumer_group, ack_policy=AckPolicy.ACK,
                                 auto_offset_reset="earliest", decoder=_raw_body, batch=True,
                                 max_records=self.settings.consumer_batch_records,
+                                # Records are handed over the moment they arrive; these only space
+                                # out an idle consumer's empty polls and long-polling fetches.
+                                batch_timeout_ms=1000, fetch_max_wait_ms=3000,
                                 title=f"{self.settings.service_name}-events",
                                 description=f"CloudEvents (binary mode) consumed: {names}")
         async def on_events(bodies: list[bytes], message: KafkaMessage) -> None:
@@ -76,6 +79,8 @@ class Service:
     async def lifespan(self, app: FastAPI):
         s = self.settings
         configure_logging(s.service_name, s.log_level, s.log_json)
+        if refusals := s.refusals():
+            raise RuntimeError("refusing to start: " + "; ".join(refusals))
         self.doorbells = Doorbells(s.mongodb_database)
         listeners = [self.doorbells, *([QueryAudit(s.query_audit_file, s.service_name)] if s.query_audit_file else [])]
         self.mongo = AsyncMongoClient(s.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000,

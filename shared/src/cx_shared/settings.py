@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# Published here, so it protects nothing: accepted only for local development (see refusals()).
+DEVELOPMENT_SECRET = "local-development-secret-change-me"
+KNOWN_SECRETS = frozenset({DEVELOPMENT_SECRET, "change-me-in-production", "change-me", "secret", "changeme"})
+MIN_SECRET_BYTES = 32
+
+
+def loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class ServiceSettings(BaseSettings):
@@ -21,11 +36,11 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     log_level: str = "INFO"
     log_json: bool = True
-    jwt_secret: str = "local-development-secret-change-me"
+    jwt_secret: str = DEVELOPMENT_SECRET
     jwt_issuer: str = "clusterxchange-local"
     dev_tokens: bool = False
     # The relay is woken by every local write; the poll only recovers what a crash left behind.
-    outbox_poll_seconds: float = 2.0
+    outbox_poll_seconds: float = 5.0
     # false: the relay relies on its poll alone (the crash tests use it to hold an event back).
     outbox_wake_up: bool = True
     consumer_max_attempts: int = 5
@@ -42,6 +57,15 @@ class ServiceSettings(BaseSettings):
         if not self.mongodb_database:
             self.mongodb_database = f"cx_{self.service_name}"
         return self
+
+    def refusals(self) -> list[str]:
+        """Why this service must not start: a missing, short or published token secret, unless
+        it is local development (development tokens on, listening on loopback only)."""
+        weak = self.jwt_secret in KNOWN_SECRETS or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES
+        if weak and not (self.dev_tokens and loopback(self.http_host)):
+            return [f"JWT_SECRET must be a secret of at least {MIN_SECRET_BYTES} bytes that is not published "
+                    "(only local development, DEV_TOKENS=true on a loopback HTTP_HOST, may use the default)"]
+        return []
 
     @property
     def consumer_group(self) -> str:

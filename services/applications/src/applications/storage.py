@@ -87,6 +87,10 @@ class Storage:
 
     async def record(self, collection: str, doc: Mapping[str, Any], event_id: str) -> None:
         """Replay: set the document to what the event says, once (an upsert; a redelivery is a no-op)."""
+        # Most of these are our own events coming back: a read by _id tells, where the upsert
+        # would be a failed insert (a write, and an error in the database's log) every time.
+        if await self.db[collection].find_one({"_id": doc["_id"], PROCESSED: event_id}, {"_id": 1}):
+            return
         try:
             await self.db[collection].update_one(not_processed({"_id": doc["_id"]}, event_id),
                                                  change({"$set": dict(doc)}, processed=event_id), upsert=True)

@@ -19,7 +19,7 @@ class Settings(ServiceSettings):
     mail_from: str = "ClusterXchange <no-reply@clusterxchange.eu>"
 
     # Mail queue: each email is claimed with a lease, sent, then recorded.
-    mail_poll_seconds: float = 2.0
+    mail_poll_seconds: float = 5.0
     mail_concurrency: int = 2
     mail_lease_seconds: float = 60.0
     mail_max_attempts: int = 6
@@ -30,7 +30,7 @@ class Settings(ServiceSettings):
     mail_pause_after_send_seconds: float = 0.0
 
     # Webhooks.
-    webhook_poll_seconds: float = 2.0
+    webhook_poll_seconds: float = 5.0
     webhook_concurrency: int = 4
     webhook_timeout_seconds: float = 10.0
     webhook_lease_seconds: float = 60.0

@@ -164,22 +164,27 @@ class Storage:
             added += await _insert(self.notifications, doc)
         return added
 
-    async def claim_email(self) -> dict | None:
-        """Take the next due email for ``mail_lease_seconds``; an expired lease (a crash) is re-taken."""
+    async def claim_email(self, hint: str | None = None) -> dict | None:
+        """Take the email ``hint`` (just queued) or else the next due one, for
+        ``mail_lease_seconds``; an expired lease (a crash) is re-taken."""
         async with self._claiming["email"]:
-            return await self._claim(self.notifications, self.settings.mail_lease_seconds)
+            return await self._claim(self.notifications, self.settings.mail_lease_seconds, hint)
 
-    async def _claim(self, queue, lease_seconds: float) -> dict | None:
-        """The next due item: pending first, then one whose sender died holding it. One status at
-        a time, so the (status, next_attempt_at) index narrows the look-up to that status."""
+    async def _claim(self, queue, lease_seconds: float, hint: str | None) -> dict | None:
+        """By ``_id`` when the doorbell named the item; else the next due item: pending first,
+        then one whose sender died holding it, one status at a time so that the
+        (status, next_attempt_at) index narrows the look-up to that status."""
         now = self.clock.now()
+        due = {"next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}}
+        claim = {"$set": {"status": SENDING, "claim": uuid.uuid4().hex,
+                          "lease_until": now + timedelta(seconds=lease_seconds)}, "$inc": {"attempts": 1}}
+        if hint is not None:
+            return await queue.find_one_and_update({"_id": hint, "status": PENDING, **due}, claim,
+                                                   return_document=ReturnDocument.AFTER)
         for status in (PENDING, SENDING):
-            doc = await queue.find_one_and_update(
-                {"status": status, "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}},
-                {"$set": {"status": SENDING, "claim": uuid.uuid4().hex,
-                          "lease_until": now + timedelta(seconds=lease_seconds)},
-                 "$inc": {"attempts": 1}},
-                sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+            doc = await queue.find_one_and_update({"status": status, **due}, claim,
+                                                  sort=[("next_attempt_at", ASCENDING)],
+                                                  return_document=ReturnDocument.AFTER)
             if doc is not None:
                 return doc
         return None
@@ -278,9 +283,9 @@ class Storage:
         await _insert(self.deliveries, {**delivery, "status": PENDING, "attempts": 0, "next_attempt_at": now,
                                         "lease_until": EPOCH, "claim": None, "created_at": now, "log": []})
 
-    async def claim_delivery(self) -> dict | None:
+    async def claim_delivery(self, hint: str | None = None) -> dict | None:
         async with self._claiming["webhook"]:
-            return await self._claim(self.deliveries, self.settings.webhook_lease_seconds)
+            return await self._claim(self.deliveries, self.settings.webhook_lease_seconds, hint)
 
     async def delivery_attempted(self, doc: dict, entry: dict, status: str, delay_seconds: float = 0.0) -> None:
         """Log the attempt and move the delivery on, in one update."""

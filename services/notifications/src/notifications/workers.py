@@ -37,21 +37,23 @@ from notifications.storage import DELIVERED, DELIVERIES, FAILED, NOTIFICATIONS, 
 log = get_logger(__name__)
 
 
-async def _loop(name: str, step: Callable[[], Awaitable[bool]], poll_seconds: float,
+async def _loop(name: str, step: Callable[[str | None], Awaitable[bool]], poll_seconds: float,
                 doorbell: Doorbell | None = None) -> None:
-    """Run ``step`` while it finds work; when idle, wait for the doorbell (a write to the queue
-    in this process) or ``poll_seconds``; survive the database being away."""
+    """Run ``step`` while it finds work; when idle, wait for the doorbell or ``poll_seconds``;
+    survive the database being away. The doorbell names the items just queued in this
+    process: ``step`` takes them by ``_id``, and looks the queue over only when it has none."""
     doorbell = doorbell or Doorbell()
+    hints: list[str] = []
     while True:
-        doorbell.clear()
+        hints += doorbell.clear()
         try:
-            busy = await step()
+            busy = await step(hints.pop(0) if hints else None)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception(f"{name} step failed")
             busy = False
-        if not busy:
+        if not busy and not hints:
             await doorbell.wait(poll_seconds)
 
 
@@ -60,16 +62,16 @@ async def _loop(name: str, step: Callable[[], Awaitable[bool]], poll_seconds: fl
 async def mailer(storage: Storage, doorbells: Doorbells) -> None:
     """``mail_concurrency`` senders side by side: the leases keep them off each other's emails."""
     s = storage.settings
-    await asyncio.gather(*(_loop("mailer", lambda: send_next_email(storage), s.mail_poll_seconds,
+    await asyncio.gather(*(_loop("mailer", lambda hint: send_next_email(storage, hint), s.mail_poll_seconds,
                                  doorbells.doorbell(NOTIFICATIONS))
                            for _ in range(s.mail_concurrency)))
 
 
-async def send_next_email(storage: Storage) -> bool:
+async def send_next_email(storage: Storage, hint: str | None = None) -> bool:
     """Claim (leased), send, record. A crash after the SMTP server accepted the message but before
     the record re-sends it when the lease expires, with the same Message-ID (see README)."""
     s = storage.settings
-    doc = await storage.claim_email()
+    doc = await storage.claim_email(hint)
     if doc is None:
         return False
     recipient = doc["recipient"]
@@ -120,7 +122,7 @@ def _email_event(storage: Storage, doc: dict, cls, lang: str | None, **extra) ->
 # ---- reminders -----------------------------------------------------------------------------------
 
 async def reminder_scheduler(storage: Storage, doorbells: Doorbells) -> None:
-    await _loop("reminders", lambda: fire_next_reminder(storage), storage.settings.reminder_poll_seconds)
+    await _loop("reminders", lambda _: fire_next_reminder(storage), storage.settings.reminder_poll_seconds)
 
 
 async def fire_next_reminder(storage: Storage) -> bool:
@@ -151,16 +153,16 @@ async def webhook_dispatcher(storage: Storage, doorbells: Doorbells) -> None:
     async with httpx.AsyncClient(timeout=storage.settings.webhook_timeout_seconds,
                                  follow_redirects=False) as client:
         # Several at once, so one slow endpoint does not hold every other subscriber's deliveries.
-        await asyncio.gather(*(_loop("webhooks", lambda: deliver_next_webhook(storage, client),
+        await asyncio.gather(*(_loop("webhooks", lambda hint: deliver_next_webhook(storage, client, hint),
                                      storage.settings.webhook_poll_seconds, doorbells.doorbell(DELIVERIES))
                                for _ in range(storage.settings.webhook_concurrency)))
 
 
-async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient) -> bool:
+async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient, hint: str | None = None) -> bool:
     """POST the CloudEvent (structured JSON), signed; any 2xx is success, anything else is retried
     with exponential backoff; a delivery that exhausts its retries may disable the subscription."""
     s = storage.settings
-    doc = await storage.claim_delivery()
+    doc = await storage.claim_delivery(hint)
     if doc is None:
         return False
     sub = await storage.subscription(doc["subscription_id"])

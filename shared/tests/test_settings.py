@@ -1,0 +1,18 @@
+"""A service refuses to start with a token secret anyone can read, except in local development."""
+
+import pytest
+
+from cx_shared.settings import DEVELOPMENT_SECRET, ServiceSettings
+
+
+@pytest.mark.parametrize("secret", [DEVELOPMENT_SECRET, "change-me-in-production", "short-but-private", ""])
+def test_a_published_or_short_secret_is_refused_outside_local_development(secret):
+    for dev_tokens, host in ((False, "127.0.0.1"), (True, "0.0.0.0"), (False, "0.0.0.0")):
+        refusals = ServiceSettings(jwt_secret=secret, dev_tokens=dev_tokens, http_host=host).refusals()
+        assert refusals and "JWT_SECRET" in refusals[0]
+
+
+def test_local_development_may_use_the_default_and_production_a_long_private_secret():
+    assert ServiceSettings(dev_tokens=True, http_host="127.0.0.1").refusals() == []
+    assert ServiceSettings(dev_tokens=True, http_host="localhost").refusals() == []
+    assert ServiceSettings(jwt_secret="k" * 16 + "private-enough-now", http_host="0.0.0.0").refusals() == []
