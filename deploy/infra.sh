@@ -107,11 +107,17 @@ pg_bin() { # Debian's server binaries (the newest installed major version)
 # PostgreSQL refuses to run as root: as root, run it as the postgres system user (as Debian's tools do).
 AS_PG=(); [ "$(id -u)" = 0 ] && AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups)
 
+pg_data() { # under .local/, unless the postgres user cannot reach it (a checkout in root's home)
+  if "${AS_PG[@]}" test -x "$LOCAL"; then echo "$LOCAL/postgres-data"
+  else echo "/var/tmp/cx-postgres-$(echo "$LOCAL" | md5sum | cut -c1-12)"; fi
+}
+
 postgres_up() {
   alive postgres && return 0
   port_open "$POSTGRES_PORT" && { log "port $POSTGRES_PORT is taken by something else"; return 1; }
-  local bin data="$LOCAL/postgres-data"
+  local bin data
   bin="$(pg_bin)" || return 1
+  data="$(pg_data)"
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
     [ "$(id -u)" = 0 ] && chown postgres: "$data"
