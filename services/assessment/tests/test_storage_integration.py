@@ -18,7 +18,7 @@ from cx_shared.events import event_class
 
 from assessment.domain import WAITLISTED, Assessor, CallBook, estimate_lump_sum_cents
 from assessment.rules import Candidate, Party
-from assessment.storage import CALLS, ENTRIES, Storage, committed
+from assessment.storage import ENTRIES, Storage, committed
 from assessment import workflow
 from assessment.workflow import Needs, act_on_call, admit
 

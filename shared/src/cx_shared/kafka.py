@@ -30,9 +30,7 @@ class Publisher:
         await self._producer.stop()
 
     async def publish(self, envelope: Envelope) -> None:
-        await self._producer.send_and_wait(
-            qualified(envelope.topic, self.namespace), value=envelope.kafka_value(),
-            key=envelope.subject.encode(), headers=envelope.kafka_headers())
+        await self.publish_all([envelope])
 
     async def publish_all(self, envelopes: Sequence[Envelope]) -> None:
         """Append every event in order (one key's events keep their order on its partition),

@@ -5,9 +5,9 @@ next pass; a crash after the publish but before the removal publishes them again
 consumers drop the duplicate by its CloudEvents id. Nothing is lost either way.
 
 The relay finds pending documents by their indexed ``outbox_pending`` mark, never by a
-scan. It is woken within the process right after a write to an outbox collection
-(``OutboxWakeUp``, a PyMongo command listener), so an event goes out milliseconds after it
-is stored; the slow poll only recovers what a crash or another replica left behind.
+scan. Its doorbell (cx_shared.doorbell) rings within the process right after a write that
+adds events and names the documents, so an event goes out milliseconds after it is stored;
+the slow poll only recovers what a crash or another replica left behind.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from cx_shared.store import OUTBOX, PENDING, RELAY_LEASE, SINCE
 
 log = get_logger(__name__)
 BATCH = 200
+LEASE = timedelta(seconds=30)
 
 
 def adds_events(command_name: str, command: dict) -> list:
@@ -48,7 +49,6 @@ def adds_events(command_name: str, command: dict) -> list:
 def _named(doc_id):
     """An _id the relay can claim directly; None for a condition ({"$in": ...}) or nothing."""
     return doc_id if isinstance(doc_id, (str, int)) else None
-LEASE = timedelta(seconds=30)
 
 
 class OutboxRelay:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
 from cx_shared.logging import get_logger
@@ -27,6 +28,21 @@ class LostRace(Exception):
 
 class Contention(RuntimeError):
     """Still losing after every attempt; the caller fails (a consumer retries the event)."""
+
+
+class Turns:
+    """Writers of one process that change the same document take turns: racing each other on
+    its compare-and-set would only make all but one of them decide in vain. Replicas still
+    race, and the compare-and-set settles that. A lock lives as long as someone holds it."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def of(self, key: Hashable) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
 
 async def until_stored(step: Callable[[], Awaitable[T]], *, what: str, attempts: int = ATTEMPTS) -> T:

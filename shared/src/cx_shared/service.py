@@ -18,11 +18,11 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from cx_shared.consumer import Consumer, Handler
+from cx_shared.doorbell import Doorbells
 from cx_shared.events import Event
 from cx_shared.http import install_correlation, install_problem_handlers, ops_router
 from cx_shared.kafka import Publisher, ensure_topics
 from cx_shared.logging import configure_logging, get_logger
-from cx_shared.doorbell import Doorbells
 from cx_shared.outbox import OutboxRelay, adds_events
 from cx_shared.query_audit import QueryAudit
 from cx_shared.settings import ServiceSettings

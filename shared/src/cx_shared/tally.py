@@ -27,6 +27,22 @@ def applied(doc: Mapping[str, Any], cause: str | None) -> bool:
     return cause is not None and cause in (doc.get(CAUSES) or {}).values()
 
 
+class Forgotten(Exception):
+    """More than ``RING`` changes followed the one asked about: the ring no longer tells."""
+
+
+def landed(doc: Mapping[str, Any], seq: int, cause: str) -> bool | None:
+    """Whether the change decided on this document at ``seq`` for ``cause`` was stored: None
+    while the document has not moved past ``seq`` (it still can be), else whether the ring names
+    ``cause`` at that seq; Forgotten when the ring has been overwritten since."""
+    now = doc.get(SEQ, 0)
+    if now <= seq:
+        return None
+    if now - seq > RING:
+        raise Forgotten(f"{doc['_id']} is {now - seq} changes past seq {seq}, more than the ring keeps")
+    return (doc.get(CAUSES) or {}).get(str(seq % RING)) == cause
+
+
 def compare_and_set(doc: Mapping[str, Any], update: Mapping[str, Any], *, cause: str | None,
                     events: Iterable[Envelope] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
     """(filter, update) that applies ``update`` (its ``$set``/``$inc``...) to ``doc`` as read,

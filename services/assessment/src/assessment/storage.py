@@ -70,10 +70,6 @@ STUCK = timedelta(seconds=2)
 SWEEP_AFTER, SWEEP_EVERY = 64, 32
 
 
-class Unsettled(Exception):
-    """A pending change older than the ring: whether it was committed can no longer be told."""
-
-
 class Pending(NamedTuple):
     """The identity of a pending change: its cause and the envelope's seq it was decided on."""
     cause: str
@@ -141,13 +137,9 @@ def book_of(envelope: dict[str, Any], entries: list[Entry] = ()) -> CallBook:
 
 
 def committed_at(envelope: dict[str, Any], pending: Pending) -> bool | None:
-    """Whether the envelope committed this pending change: None while it has not passed its seq."""
-    seq = envelope.get(tally.SEQ, 0)
-    if seq <= pending.seq:
-        return None
-    if seq - pending.seq > tally.RING:
-        raise Unsettled(f"pending change {pending} of call {envelope['_id']} is older than the ring")
-    return (envelope.get(tally.CAUSES) or {}).get(str(pending.seq % tally.RING)) == pending.cause
+    """Whether the envelope committed this pending change: None while it has not passed its seq;
+    tally.Forgotten for one older than the ring (the sweep settles them long before)."""
+    return tally.landed(envelope, pending.seq, pending.cause)
 
 
 class Storage:

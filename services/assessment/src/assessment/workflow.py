@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +19,7 @@ from cx_shared import tally
 from cx_shared.envelope import Envelope
 from cx_shared.errors import NotFound
 from cx_shared.events import Event
-from cx_shared.races import until_stored
+from cx_shared.races import Turns, until_stored
 
 from assessment.contracts import event_of, subject_of
 from assessment.domain import CallBook, Entry, more_binding
@@ -37,17 +36,12 @@ class CallMissing(NotFound):
     pass
 
 
-# Decisions about one call queue up within a process: the consumer runs a batch's keys at
-# once, and racing on the envelope would only make all but one of them decide in vain.
-# Replicas still race, and the envelope's compare-and-set settles that.
-_deciding: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+# Decisions about one call queue up within a process: the consumer runs a batch's keys at once.
+_deciding = Turns()
 
 
 def _turn(call_id: str) -> asyncio.Lock:
-    lock = _deciding.get(call_id)
-    if lock is None:
-        lock = _deciding[call_id] = asyncio.Lock()
-    return lock
+    return _deciding.of(call_id)
 
 
 @dataclass(frozen=True)

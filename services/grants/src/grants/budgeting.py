@@ -10,12 +10,11 @@ the budget's ``seq`` settles that.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from cx_shared.envelope import Envelope
-from cx_shared.races import LostRace, until_stored
+from cx_shared.races import LostRace, Turns, until_stored
 
 from grants.domain import Budget, BudgetChange
 from grants.storage import COMMITMENTS, TOP_UPS, Operation, Storage, plan
@@ -24,7 +23,7 @@ Decide = Callable[[Budget], BudgetChange | None]
 Wrap = Callable[[BudgetChange], list[Envelope]]
 Outcome = tuple[str, dict[str, Any] | None]  # the state after the change, and the exchange's record
 
-_writers: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = weakref.WeakValueDictionary()
+_writers = Turns()
 
 
 async def act_on_exchange(storage: Storage, call_id: str, application_id: str, decide: Decide, wrap: Wrap, *,
@@ -43,8 +42,7 @@ async def act_on_budget(storage: Storage, call_id: str, key: str, decide: Decide
 async def _act(storage: Storage, operation: Operation, decide: Decide, wrap: Wrap, cause: str) -> Outcome | None:
     async def step() -> Outcome | None:
         key = (id(storage), operation.call_id)  # per storage: a process has one; a test, one per simulated replica
-        writer = _writers.get(key) or _writers.setdefault(key, asyncio.Lock())
-        async with writer:
+        async with _writers.of(key):
             envelope, doc = await asyncio.gather(storage.budget(operation.call_id), storage.operation(operation))
             if envelope is None or (doc is not None and cause in doc["processed"]):
                 return None

@@ -192,16 +192,11 @@ class Storage:
     async def charged(self, envelope: Mapping[str, Any], pending: Mapping[str, Any]) -> bool | None:
         """Whether the budget took a pending change: True, False (it never can: decide again) or
         None (not yet, and it still can: the budget has not moved since the decision)."""
-        if tally.applied(envelope, pending["cause"]):
-            return True
-        behind = envelope.get(tally.SEQ, 0) - pending["budget_seq"]
-        if behind == 0:
-            return None
-        if behind <= tally.RING:  # the ring still names whoever changed the budget at that seq
-            return False
-        # Too far back: the change made at that seq was posted before the next one; was it this?
-        first = pending["entries"][0]
-        return await self.ledger_entries.find_one({"_id": entry_id(first)}, {"_id": 0}) == first
+        try:
+            return tally.landed(envelope, pending["budget_seq"], pending["cause"])
+        except tally.Forgotten:  # the change made at that seq was posted before the next one; was it this?
+            first = pending["entries"][0]
+            return await self.ledger_entries.find_one({"_id": entry_id(first)}, {"_id": 0}) == first
 
     async def _insert(self, operation: Operation, doc: Mapping[str, Any]) -> None:
         try:
