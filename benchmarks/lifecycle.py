@@ -41,8 +41,8 @@ from cx_shared.settings import ServiceSettings
 from cx_shared.topics import ALL_TOPICS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, qualified
 
 import baseline
-from measure import (Groups, Watch, cpu_percent, default_keys, header, infra_pids, json_line, now, rate, rounded,
-                     spread, table, tenths)
+from measure import (Groups, Watch, cpu_percent, cpu_since, cpu_snapshot, default_keys, header, infra_pids,
+                     json_line, now, rate, rounded, spread, table, tenths)
 from processes import ROOT, Processes, tail, wait_ready
 
 SERVICES = ("applications", "assessment", "grants", "notifications")
@@ -383,6 +383,9 @@ def report(figures: dict, exchanges: list[Exchange]) -> None:
         ("last commitment -> at rest (lag 0, mail sent), s", figures.get("settle_s")),
         ("emails sent (EmailSent events)", figures.get("emails_sent")),
         ("dead letters", figures.get("dead_letters")),
+        *[(f"CPU during the run, ms per exchange: {name}", f"{ms:.0f}")
+          for name, ms in (figures.get("cpu_ms_per_exchange") or {}).items()],
+        ("CPU during the run, ms per exchange: total", f"{figures.get('cpu_ms_per_exchange_total', 0):.0f}"),
         *[(f"CPU at rest, % of a core: {name}", f"{c['percent']:.1f}"
            + (f"  ({c['processes']} processes)" if c["processes"] > 1 else "")) for name, c in cpu.items()],
         ("CPU at rest, % of a core: total", f"{figures.get('cpu_at_rest_total_percent', 0):.1f}"),
@@ -436,8 +439,11 @@ async def run_product(cfg: Config, processes: Processes) -> tuple[dict, list[Exc
             await watch.start()
             programme = await set_up(client, cfg, watch)
             say(f"call {programme.call_id} with {len(programme.hosts)} hosts; driving the exchanges")
+            roots = {**processes.pids(), **infra_pids(cfg.local_dir)}
+            cpu_before = cpu_snapshot(roots)
             exchanges, started = await watched(drive(client, cfg, programme, watch), processes)
             figures = lifecycle_figures(exchanges, started, cfg, timed_out=now() > started + cfg.timeout)
+            figures.update(cpu_per_exchange(cpu_since(cpu_before, roots), figures["completed"]))
             # Other work on the machine skews every figure: say how busy it was.
             figures.update(code=code_version(), cores=os.cpu_count(), load_1m_before=round(load_before, 1),
                            load_1m_after=round(os.getloadavg()[0], 1))
@@ -462,6 +468,12 @@ async def settled(client: httpx.AsyncClient, cfg: Config, programme: Programme, 
     return {"settle_s": rounded(rested - last_commit) if rested and last_commit else None,
             "emails_sent": watch.types[EmailSent.ce_type()],
             "dead_letters": watch.per_topic[qualified(DEAD_LETTERS, cfg.namespace)]}
+
+
+def cpu_per_exchange(used: dict[str, tuple[int, float]], completed: int) -> dict:
+    """Where the run's CPU went: milliseconds of CPU per completed exchange, per process."""
+    per = {name: round(1000 * seconds / max(completed, 1), 1) for name, (_, seconds) in used.items()}
+    return {"cpu_ms_per_exchange": per, "cpu_ms_per_exchange_total": round(sum(per.values()), 1)}
 
 
 async def cpu_at_rest(cfg: Config, processes: Processes) -> dict:

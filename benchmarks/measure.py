@@ -211,17 +211,28 @@ def family(root: int) -> list[int]:
     return [pid for pid in found if pid in parents]
 
 
-async def cpu_percent(roots: dict[str, int], seconds: float) -> dict[str, dict]:
-    """Percent of one core each process (with its descendants) used over `seconds`."""
-    before = {name: {pid: cpu_ticks(pid) for pid in family(root)} for name, root in roots.items()}
-    await asyncio.sleep(seconds)
+def cpu_snapshot(roots: dict[str, int]) -> dict[str, dict[int, int | None]]:
+    """The CPU ticks so far of each process and its descendants."""
+    return {name: {pid: cpu_ticks(pid) for pid in family(root)} for name, root in roots.items()}
+
+
+def cpu_since(before: dict[str, dict[int, int | None]], roots: dict[str, int]) -> dict[str, tuple[int, float]]:
+    """Per process: (processes in its family, CPU seconds used since `before`)."""
     result = {}
     for name, root in roots.items():
         after = {pid: cpu_ticks(pid) for pid in family(root)}
-        # A process born during the window counts from zero; one that ended is lost (rare at rest).
-        ticks = sum(t - (before[name].get(pid) or 0) for pid, t in after.items() if t is not None)
-        result[name] = {"pid": root, "processes": len(after), "percent": round(100 * ticks / CLOCK_TICKS / seconds, 1)}
+        # A process born meanwhile counts from zero; one that ended is lost (rare).
+        ticks = sum(t - (before.get(name, {}).get(pid) or 0) for pid, t in after.items() if t is not None)
+        result[name] = (len(after), ticks / CLOCK_TICKS)
     return result
+
+
+async def cpu_percent(roots: dict[str, int], seconds: float) -> dict[str, dict]:
+    """Percent of one core each process (with its descendants) used over `seconds`."""
+    before = cpu_snapshot(roots)
+    await asyncio.sleep(seconds)
+    return {name: {"pid": roots[name], "processes": n, "percent": round(100 * used / seconds, 1)}
+            for name, (n, used) in cpu_since(before, roots).items()}
 
 
 def infra_pids(local_dir: Path) -> dict[str, int]:

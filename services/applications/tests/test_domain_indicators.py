@@ -16,12 +16,12 @@ def at(name: str, hours: float, **data) -> dict:
 
 
 def exchange(visitor: tuple[str, list[str]], host: tuple[str, list[str]], purposes, travel, days, status,
-             timeline, **extra) -> dict:
+             milestones, **extra) -> dict:
     return {"visitor": {"country": visitor[0]}, "host": {"country": host[0]},
             "visitor_ecosystems": visitor[1], "host_ecosystems": host[1],
             "ecosystems": sorted(set(visitor[1]) | set(host[1])), "purposes": purposes, "travel_mode": travel,
             "working_days": days, "status": status,
-            "timeline": [at("application.submitted", 0, **SUBMISSION), *timeline], **extra}
+            "milestones": [at("application.submitted", 0, **SUBMISSION), *milestones], **extra}
 
 
 SEEDED = [

@@ -112,7 +112,7 @@ async def test_illegal_transitions_are_refused_with_409_and_change_nothing(progr
                                "ApplicationCancelled")
         await watcher.wait_for(lambda: watcher.of_type(ApplicationWithdrawn), 30, "ApplicationWithdrawn")
     after = await p.db.applications.find_one({"_id": withdrawn["application_id"]})
-    assert (after["revision"], after["timeline"]) == (before["revision"], before["timeline"])
+    assert (after["revision"], after["milestones"]) == (before["revision"], before["milestones"])
     assert len(watcher.of_type(ApplicationWithdrawn)) == 1  # the refused withdrawal published nothing
     statuses = {a["application_id"]: a["status"] for a in await p.ok("GET", "/applications", headers=vt)}
     assert statuses == {withdrawn["application_id"]: "withdrawn", rejected["application_id"]: "rejected",

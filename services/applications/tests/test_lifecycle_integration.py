@@ -24,6 +24,8 @@ from cx_shared.store import public
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, topic_names
 from cx_shared.topics import APPLICATIONS
 
+from applications.storage import Storage
+
 
 def downstream(application: dict, submitted: Envelope) -> list[Envelope]:
     """What assessment, grants and notifications publish about an application, in order."""
@@ -134,5 +136,10 @@ def run_env(p) -> dict[str, str]:
 
 
 async def read_model(db) -> dict[str, list[dict]]:
-    return {name: [public(d) async for d in db[name].find({}).sort([("_id", 1)])]
-            for name in ("organisations", "partnerships", "calls", "offers", "applications")}
+    """Every document, the exchanges with their whole timeline (milestones and noted entries)."""
+    storage = Storage(db)
+    model = {name: [public(d) async for d in db[name].find({}).sort([("_id", 1)])]
+             for name in ("organisations", "partnerships", "calls", "offers")}
+    model["applications"] = [public(await storage.with_timeline(d))
+                             async for d in db["applications"].find({}).sort([("_id", 1)])]
+    return model

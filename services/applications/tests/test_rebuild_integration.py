@@ -37,7 +37,7 @@ async def test_replay_folds_a_lifecycle_event_stamped_before_its_submission(mong
     await storage.init()
     assert await replay(storage, [approved, checked, submitted], "/clusterxchange/applications") == 3
     assert await replay(storage, [approved, submitted], "/clusterxchange/applications") == 2  # again: no change
-    doc = await mongo_db.applications.find_one({"_id": "app-1"})
+    doc = await storage.with_timeline(await mongo_db.applications.find_one({"_id": "app-1"}))
     assert doc["status"] == "approved"
     assert [e["event"] for e in doc["timeline"]] == ["application.submitted", "eligibility.checked",
                                                      "application.approved"]

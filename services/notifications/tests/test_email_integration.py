@@ -102,7 +102,9 @@ async def test_one_email_after_a_crash_between_send_and_record(run_service, upst
         log = httpx.get(f"{service.url}/notifications", params={"application_id": app_id},
                         headers=token("programme_manager")).json()
         assert sorted(n["status"] for n in log) == ["sent", "sent"]
-        assert sorted(n["attempts"] for n in log) == [1, 2]
+        # Both were claimed by the killed process as it queued them, and again after the restart
+        # (attempts counts the claims: a sender that died holding an email counts).
+        assert sorted(n["attempts"] for n in log) == [2, 2]
 
 
 async def test_smtp_failure_retries_then_ends_failed(run_service, upstream, infra, namespace, helpers, token):

@@ -29,7 +29,7 @@ from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, DepartureIn,
                                   OrganisationIn, OrganisationPatch, PartnershipIn, PreparationIn, ReasonIn,
                                   ReportIn, ReviewIn)
 from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
-                                  Storage)
+                                  Storage, shown)
 
 router = APIRouter()
 Who = Annotated[Principal, Depends(principal)]
@@ -238,7 +238,7 @@ async def submit_application(body: ApplicationIn, request: Request, who: Who, st
     locks = [f"visitor:{body.visitor_id}"] + ([f"offer:{body.offer_id}"] if body.offer_id else [])
     async with store.locks.hold(*locks):
         if idempotency_key and (first := await store.get(APPLICATIONS, application_id)) is not None:
-            return replay(first, body)
+            return await replay(store, first, body)
         return await check_and_submit(body, request, store, application_id, visitor)
 
 
@@ -265,14 +265,14 @@ async def check_and_submit(body: ApplicationIn, request: Request, store: Storage
     envelope = emit(request, event, subject=application_id)
     doc = documents.application(event, envelope)
     if not await store.create(APPLICATIONS, doc, envelope):  # the same key, submitted concurrently
-        return replay(await store.get(APPLICATIONS, application_id), body)
-    return out(doc)
+        return await replay(store, await store.get(APPLICATIONS, application_id), body)
+    return out(shown(doc))
 
 
-def replay(first: dict, body: ApplicationIn) -> dict:
+async def replay(store: Storage, first: dict, body: ApplicationIn) -> dict:
     if not same_request(first, body):
         raise Conflict("this Idempotency-Key was used for a different application")
-    return out(first)
+    return out(await store.with_timeline(first))
 
 
 async def visible_application(store: Storage, who: Principal, application_id: str) -> dict:
@@ -286,7 +286,7 @@ async def visible_application(store: Storage, who: Principal, application_id: st
 @router.get("/applications/{application_id}", tags=["applications"])
 async def get_application(application_id: str, who: Who, store: Store) -> dict:
     """Status and timeline (who did what, when, why) of one exchange."""
-    return out(await visible_application(store, who, application_id))
+    return out(await store.with_timeline(await visible_application(store, who, application_id)))
 
 
 @router.get("/applications", tags=["applications"])
@@ -450,7 +450,7 @@ async def record(store: Storage, request: Request, doc: dict, event: Any, check:
     folded = await store.fold_event(doc["_id"], documents.entry(envelope), event_id=envelope.id,
                                     events=(envelope,), check=check,
                                     fields=documents.follow_up_fields(type(event).name, envelope.data))
-    return out(folded)
+    return out(await store.with_timeline(folded))
 
 
 def require_status(doc: dict, *allowed: Status) -> None:

@@ -44,7 +44,7 @@ def application(event: ApplicationSubmitted, envelope: Envelope) -> dict[str, An
     return {"_id": event.application_id, **data,
             "visitor_id": event.visitor.organisation_id, "host_id": event.host.organisation_id,
             "countries": sorted({event.visitor.country, event.host.country}),
-            "status": str(status), "timeline": timeline, "revision": 1}
+            "status": str(status), "milestones": timeline, "revision": 1}
 
 
 # What each follow-up event sets on the exchange, beside its timeline (the same live and in a rebuild).

@@ -162,6 +162,15 @@ def fold(entries: Iterable[Mapping[str, Any]]) -> tuple[list[dict], Status]:
     return ordered, status
 
 
+def shapes_exchange(entry: Mapping[str, Any]) -> bool:
+    """Whether an entry changes the exchange itself (its status, its report's state, the money
+    the indicators count). Only these are kept on the exchange's document, as its milestones,
+    so the document stays bounded; every entry, these too, is a document of its own in the
+    timeline (an email sent is a note there and nothing more)."""
+    name = entry["event"]
+    return name in STATUS_AFTER or name in REPORT_STATE_AFTER or name == "report.overdue" or "figures" in entry
+
+
 # --- the report's state and the balance -------------------------------------------------------
 
 REPORT_STATE_AFTER = {"exchange.completed": "due", "report.submitted": "submitted",

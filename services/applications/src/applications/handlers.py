@@ -2,7 +2,7 @@
 
 Its own events come back from its topic: live they were already applied when the request
 made them (their ids are marked processed), in a rebuild they build the read model.
-Every other event that names an application folds into that exchange's timeline.
+Every other event that names an application is an entry of that exchange's timeline.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, 
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed)
 from cx_shared.logging import get_logger
 
-from applications import documents
+from applications import documents, domain
 from applications.storage import CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, Storage
 
 log = get_logger(__name__)
@@ -32,17 +32,23 @@ def recording(collection: str, to_document: Callable[[Any], dict]) -> Handler:
 async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
     doc = documents.application(event, delivery.envelope)
     await storage.record("applications", doc, delivery.event_id)
+    await storage.note(event.application_id, documents.entry(delivery.envelope))
 
 
 async def on_lifecycle_event(event: Event, delivery: Delivery, storage: Storage) -> None:
+    """Every event about an exchange is an entry of its timeline; one that shapes the exchange
+    (its status, report, money, follow-up facts) is folded into its document too."""
     application_id = getattr(event, "application_id", None)
     if not application_id:
         return  # e.g. an email not about an exchange
+    entry = documents.entry(delivery.envelope)
+    await storage.note(application_id, entry)
     fields = documents.follow_up_fields(type(event).name, delivery.envelope.data)
-    folded = await storage.fold_event(application_id, documents.entry(delivery.envelope), event_id=delivery.event_id,
-                                      fields=fields)
+    if not fields and not domain.shapes_exchange(entry):
+        return
+    folded = await storage.fold_event(application_id, entry, event_id=delivery.event_id, fields=fields)
     if folded is None:
-        log.warning("event for an unknown application ignored", application_id=application_id)
+        log.warning("event for an unknown application: in its timeline only", application_id=application_id)
 
 
 HANDLERS: dict[type[Event], Handler] = {

@@ -1,8 +1,8 @@
 """The programme's impact indicators: a pure function over the read model (no I/O).
 
 Input: exchanges as the read model holds them (status, parties, purposes, ecosystems, travel
-mode, planned and actual working days, report and host feedback, timeline). Money comes from
-the grants events folded into each timeline (their `figures`):
+mode, planned and actual working days, report and host feedback, milestones). Money comes from
+the grants events among each exchange's milestones (their `figures`):
 - granted = GrantCommitted.total_cents - CommitmentReleased.released_cents - CommitmentReduced.released_cents
 - paid = PaymentSettled.amount_cents (the finance system confirmed it)
 - ordered = PaymentOrdered.amount_cents (prefinancing and balance orders, paid or not)
@@ -64,7 +64,7 @@ def duration(x: Mapping[str, Any]) -> int:
 def budget(items: list[Mapping[str, Any]]) -> dict[str, int]:
     sums = Counter()
     for x in items:
-        for entry in x.get("timeline", []):
+        for entry in x.get("milestones", []):
             figures = entry.get("figures") or {}
             match entry["event"]:
                 case "grant.committed":
@@ -84,9 +84,9 @@ def decision_hours(items: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Hours from the submission to the first decision (approval, rejection or waitlisting)."""
     hours = []
     for x in items:
-        timeline = x.get("timeline", [])
-        submitted = next((e["at"] for e in timeline if e["event"] == "application.submitted"), None)
-        decided = next((e["at"] for e in timeline if e["event"] in DECISIONS), None)
+        milestones = x.get("milestones", [])
+        submitted = next((e["at"] for e in milestones if e["event"] == "application.submitted"), None)
+        decided = next((e["at"] for e in milestones if e["event"] in DECISIONS), None)
         if submitted and decided:
             hours.append((_instant(decided) - _instant(submitted)).total_seconds() / 3600)
     return {"decided": len(hours), "median": round(statistics.median(hours), 2) if hours else None,

@@ -27,8 +27,10 @@ from applications import domain
 
 log = get_logger(__name__)
 
-ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS = (
-    "organisations", "partnerships", "calls", "offers", "applications")
+ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS, TIMELINE = (
+    "organisations", "partnerships", "calls", "offers", "applications", "timeline")
+MILESTONES = "milestones"
+TIMELINE_LIMIT = 2000  # entries shown for one exchange (a lifecycle has a few dozen)
 OUTBOX_COLLECTIONS = [ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS]
 
 
@@ -65,6 +67,7 @@ class Storage:
         self.calls = db[CALLS]
         self.offers = db[OFFERS]
         self.applications = db[APPLICATIONS]
+        self.timeline = db[TIMELINE]  # one document per entry, _id the event's id
         # Submissions to one offer, or by one visitor, are checked and stored one at a time.
         self.locks = Locks(db["locks"])
 
@@ -72,6 +75,7 @@ class Storage:
         for key in ("visitor_id", "host_id", "call_id", "offer_id", "status"):
             await self.applications.create_index([(key, ASCENDING)])
         await self.applications.create_index([("report_state", ASCENDING), ("report_due_on", ASCENDING)])
+        await self.timeline.create_index([("application_id", ASCENDING)])
         await self.offers.create_index([("host_id", ASCENDING)])
         await self.organisations.create_index([("owner", ASCENDING)])
 
@@ -144,7 +148,7 @@ class Storage:
     # --- applications ------------------------------------------------------------------------
 
     async def list_applications(self, f: ApplicationFilter, limit: int = 500) -> list[dict]:
-        cursor = self.applications.find(f.query(), {"timeline": 0}).sort([("submitted_at", 1), ("_id", 1)])
+        cursor = self.applications.find(f.query(), {MILESTONES: 0}).sort([("submitted_at", 1), ("_id", 1)])
         return [d async for d in cursor.limit(limit)]
 
     async def overlapping(self, field: str, value: str, start: str, end: str) -> list[str]:
@@ -158,21 +162,38 @@ class Storage:
         found = []
         for state in ("due", "changes_requested"):  # one state at a time: the index narrows each to it
             query = {"report_state": state, "report_due_on": {"$lt": today.isoformat()}, "report_overdue": {"$ne": True}}
-            found += [d async for d in self.applications.find(query, {"timeline": 0}).limit(500)]
+            found += [d async for d in self.applications.find(query, {MILESTONES: 0}).limit(500)]
         return found
 
     async def exchanges_for_indicators(self, f: ApplicationFilter, limit: int = 20000) -> list[dict]:
         cursor = self.applications.find(f.query()).sort([("submitted_at", 1), ("_id", 1)])
         return [d async for d in cursor.limit(limit)]
 
+    # --- the timeline ------------------------------------------------------------------------
+
+    async def note(self, application_id: str, entry: Mapping[str, Any]) -> None:
+        """Add an entry to an exchange's timeline: one insert, whatever the exchange's history;
+        a redelivery finds it there."""
+        try:
+            await self.timeline.insert_one({**entry, "_id": entry["event_id"], "application_id": application_id})
+        except DuplicateKeyError:
+            pass
+
+    async def with_timeline(self, doc: dict) -> dict:
+        """The exchange with its whole timeline: its entries and its milestones (those are on
+        the document from the moment they happen; the entries follow through the topics)."""
+        noted = [{k: v for k, v in d.items() if k not in ("_id", "application_id")}
+                 async for d in self.timeline.find({"application_id": doc["_id"]}).limit(TIMELINE_LIMIT)]
+        return shown(doc, noted)
+
     async def fold_event(self, application_id: str, entry: Mapping[str, Any], *, event_id: str,
                          events: tuple[Envelope, ...] = (), fields: Mapping[str, Any] | None = None,
                          check: Callable[[dict], None] | None = None) -> dict | None:
-        """Add a lifecycle event to an exchange's timeline and refold its status, atomically:
-        the update only lands on the revision it was computed from (optimistic concurrency),
-        else it is recomputed. `check` may refuse the change (e.g. an illegal transition)
-        against the exchange as it stands; `fields` are set with it (follow-up facts: actual dates,
-        report...). Returns the exchange, None if there is none."""
+        """Add a milestone to an exchange and refold its status, atomically: the update only
+        lands on the revision it was computed from (optimistic concurrency), else it is
+        recomputed. `check` may refuse the change (e.g. an illegal transition) against the
+        exchange as it stands; `fields` are set with it (follow-up facts: actual dates,
+        report...). Returns the exchange as stored, None if there is none."""
         async def step() -> dict | None:
             doc = await self.applications.find_one({"_id": application_id})
             if doc is None:
@@ -181,14 +202,22 @@ class Storage:
                 return doc
             if check is not None:
                 check(doc)
-            timeline, status = domain.fold([*doc.get("timeline", []), entry])
-            state = {**(fields or {}), "timeline": timeline, "status": str(status), "revision": doc["revision"] + 1,
-                     **domain.report_state(timeline)}
+            milestones, status = domain.fold([*doc.get(MILESTONES, []), entry])
+            state = {**(fields or {}), MILESTONES: milestones, "status": str(status), "revision": doc["revision"] + 1,
+                     **domain.report_state(milestones)}
             result = await self.applications.update_one(
                 not_processed({"_id": application_id, "revision": doc["revision"]}, event_id),
                 change({"$set": state}, events=events, processed=event_id))
             if result.matched_count != 1:
                 raise LostRace(application_id)
-            return await self.applications.find_one({"_id": application_id})
+            return {**doc, **state}
 
         return await until_stored(step, what=f"exchange {application_id}")
+
+
+def shown(doc: Mapping[str, Any], noted: list[dict] | tuple = ()) -> dict:
+    """An exchange as the API shows it: its milestones and noted entries as one timeline."""
+    timeline, _ = domain.fold([*doc.get(MILESTONES, []), *noted])
+    result = {k: v for k, v in doc.items() if k != MILESTONES}
+    result["timeline"] = timeline
+    return result

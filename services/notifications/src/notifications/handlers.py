@@ -76,10 +76,11 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
         return
     cause = {"event_id": envelope.id, "event_type": envelope.type, "subject": envelope.subject,
              "correlation_id": envelope.correlationid}
-    audience = await storage.audience(application)
+    call = await storage.call(application["call_id"])
+    audience = await storage.audience(application, call)
     opted_out = await storage.opted_out([r.email for r in audience.everyone()])
     planned = plan_emails(envelope.id, routing_key(name, envelope.data), audience, opted_out)
-    context = email_context(application, await storage.call(application["call_id"]), event.model_dump(mode="json"))
+    context = email_context(application, call, event.model_dump(mode="json"))
     await storage.enqueue_emails(planned, cause=cause, application_id=application_id, context=context)
     await storage.schedule(reminders_for(name, application_id, envelope.time, exchange_dates(application),
                                          reminder_policy(storage)), cause)

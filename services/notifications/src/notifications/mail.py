@@ -3,6 +3,7 @@ sending over SMTP (aiosmtplib). No database here."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -94,9 +95,43 @@ def build_message(settings: Settings, *, to: str, rendered: Rendered, message_id
     return msg
 
 
-async def send(settings: Settings, message: EmailMessage) -> None:
-    """Hand the message to the SMTP server; returns once it answered 250 (accepted)."""
-    await aiosmtplib.send(message, hostname=settings.smtp_host, port=settings.smtp_port,
-                          username=settings.smtp_username or None, password=settings.smtp_password or None,
-                          start_tls=settings.smtp_starttls, use_tls=settings.smtp_use_tls,
-                          timeout=settings.smtp_timeout_seconds)
+class Connection:
+    """One SMTP connection kept open from one message to the next: a new one per message costs a
+    TCP (and TLS) handshake, EHLO and a login each time. It is opened again when it broke or sat
+    idle long enough for the server to have dropped it."""
+
+    IDLE_SECONDS = 10.0
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._used = 0.0
+
+    async def send(self, message: EmailMessage) -> None:
+        """Hand the message to the SMTP server; returns once it answered 250 (accepted)."""
+        if self._smtp is None or not self._smtp.is_connected or time.monotonic() - self._used > self.IDLE_SECONDS:
+            await self.close()
+            self._smtp = await self._open()
+        try:
+            await self._smtp.send_message(message)
+        except BaseException:
+            await self.close()  # in an unknown state: the next message starts afresh
+            raise
+        self._used = time.monotonic()
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        smtp = aiosmtplib.SMTP(hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username or None,
+                               password=s.smtp_password or None, start_tls=s.smtp_starttls, use_tls=s.smtp_use_tls,
+                               timeout=s.smtp_timeout_seconds)
+        await smtp.connect()
+        return smtp
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None or not smtp.is_connected:
+            return
+        try:
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            smtp.close()

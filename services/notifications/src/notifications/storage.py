@@ -57,11 +57,17 @@ class Storage:
         # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
         # (measured: 4 concurrent find_one_and_update on a pending item -> up to 4 winners).
         self._claiming = {"email": asyncio.Lock(), "webhook": asyncio.Lock(), "reminder": asyncio.Lock()}
+        # Emails queued here are claimed by this process as they are queued (its mailer is woken
+        # with their ids), which spares a claiming write per email; `_sending` keeps a second
+        # ring for the same id (a redelivered event) from sending it twice meanwhile.
+        self.claimant = f"queued-by:{uuid.uuid4().hex}"
+        self._sending: set[str] = set()
 
     async def init(self) -> None:
         await self.notifications.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self.notifications.create_index([("application_id", ASCENDING)])
         await self.reminders.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+        await self.reminders.create_index([("application_id", ASCENDING)])  # cancelled per exchange
         await self.deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self.deliveries.create_index([("subscription_id", ASCENDING)])
         await self.staff.create_index([("partnership_id", ASCENDING), ("role", ASCENDING), ("email", ASCENDING)],
@@ -91,9 +97,9 @@ class Storage:
     async def call(self, call_id: str) -> dict | None:
         return await self.calls.find_one({"_id": call_id})
 
-    async def audience(self, application: dict) -> Audience:
-        """Everyone concerned by an application, with the language of their latest enrolment."""
-        call = await self.call(application["call_id"]) or {}
+    async def audience(self, application: dict, call: dict | None) -> Audience:
+        """Everyone concerned by an application (of ``call``), with the language of their latest enrolment."""
+        call = call or {}
         contact_email = call.get("contact_email")
         # The call's contact has no enrolment, hence no language of its own: English, the programme's.
         contact = Recipient(CONTACT, contact_email, call.get("title", ""), "en") if contact_email else None
@@ -153,22 +159,42 @@ class Storage:
                              application_id: str | None, context: dict[str, Any]) -> int:
         """One queue item per planned email; items already there (a redelivery) are left alone."""
         now, added = self.clock.now(), 0
+        lease = now + timedelta(seconds=self.settings.mail_lease_seconds)
         for email in planned:
-            doc = {"_id": email.notification_id, "status": SUPPRESSED if email.suppressed else PENDING,
-                   "template": email.template, "mandatory": email.mandatory,
+            claim = {"status": SUPPRESSED, "attempts": 0, "lease_until": EPOCH, "claim": None} if email.suppressed \
+                else {"status": SENDING, "attempts": 1, "lease_until": lease, "claim": self.claimant}
+            doc = {"_id": email.notification_id, **claim, "template": email.template, "mandatory": email.mandatory,
                    "recipient": {"role": email.recipient.role, "email": email.recipient.email,
                                  "name": email.recipient.name, "language": email.recipient.language},
-                   "application_id": application_id, "cause": cause, "context": context,
-                   "attempts": 0, "next_attempt_at": now, "lease_until": EPOCH, "claim": None,
+                   "application_id": application_id, "cause": cause, "context": context, "next_attempt_at": now,
                    "created_at": now, "last_error": None, "outbox": [], "processed": []}
             added += await _insert(self.notifications, doc)
         return added
 
     async def claim_email(self, hint: str | None = None) -> dict | None:
-        """Take the email ``hint`` (just queued) or else the next due one, for
-        ``mail_lease_seconds``; an expired lease (a crash) is re-taken."""
-        async with self._claiming["email"]:
-            return await self._claim(self.notifications, self.settings.mail_lease_seconds, hint)
+        """The email ``hint``, which this process queued and claimed (a read, while most of its
+        lease is left), or else the next due one, claimed for ``mail_lease_seconds``; an expired
+        lease (a crash) is re-taken. ``done_with`` when it is sent, failed or retried."""
+        if hint is not None:
+            if hint in self._sending:
+                return None
+            mine = {"_id": hint, "claim": self.claimant, "status": SENDING}
+            doc = await self.notifications.find_one(mine)
+            now, lease = self.clock.now(), timedelta(seconds=self.settings.mail_lease_seconds)
+            if doc is not None and doc["lease_until"] <= now + lease / 2:  # it waited: renew the lease
+                doc = await self.notifications.find_one_and_update(
+                    mine, {"$set": {"claim": uuid.uuid4().hex, "lease_until": now + lease}},
+                    return_document=ReturnDocument.AFTER)
+        else:
+            async with self._claiming["email"]:
+                doc = await self._claim(self.notifications, self.settings.mail_lease_seconds, None)
+        if doc is None or doc["_id"] in self._sending:
+            return None
+        self._sending.add(doc["_id"])
+        return doc
+
+    def done_with(self, notification_id: str) -> None:
+        self._sending.discard(notification_id)
 
     async def _claim(self, queue, lease_seconds: float, hint: str | None) -> dict | None:
         """By ``_id`` when the doorbell named the item; else the next due item: pending first,

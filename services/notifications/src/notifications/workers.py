@@ -37,43 +37,80 @@ from notifications.storage import DELIVERED, DELIVERIES, FAILED, NOTIFICATIONS, 
 log = get_logger(__name__)
 
 
-async def _loop(name: str, step: Callable[[str | None], Awaitable[bool]], poll_seconds: float,
-                doorbell: Doorbell | None = None) -> None:
-    """Run ``step`` while it finds work; when idle, wait for the doorbell or ``poll_seconds``;
-    survive the database being away. The doorbell names the items just queued in this
-    process: ``step`` takes them by ``_id``, and looks the queue over only when it has none."""
+async def _workers(name: str, step: Callable[[str | None], Awaitable[bool]], poll_seconds: float,
+                   doorbell: Doorbell | None = None, concurrency: int = 1) -> None:
+    """``concurrency`` workers running ``step``. The doorbell names the items just queued in this
+    process; each name goes to one worker (a queue), which takes that item by ``_id``. A worker
+    with nothing named for ``poll_seconds`` looks the queue over in the database (other replicas'
+    items, retries, a crashed sender's), and goes on while that finds work."""
     doorbell = doorbell or Doorbell()
-    hints: list[str] = []
-    while True:
-        hints += doorbell.clear()
-        try:
-            busy = await step(hints.pop(0) if hints else None)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception(f"{name} step failed")
-            busy = False
-        if not busy and not hints:
-            await doorbell.wait(poll_seconds)
+    named: asyncio.Queue[str] = asyncio.Queue()
+
+    async def listen() -> None:
+        while True:
+            for item in doorbell.clear():
+                named.put_nowait(item)
+            await doorbell.wait(3600.0)
+
+    async def work() -> None:
+        while True:
+            try:
+                hint = await asyncio.wait_for(named.get(), poll_seconds)
+            except TimeoutError:
+                hint = None
+            while await _step(name, step, hint) and hint is None:
+                pass
+
+    await asyncio.gather(listen(), *(work() for _ in range(concurrency)))
+
+
+async def _step(name: str, step: Callable[[str | None], Awaitable[bool]], hint: str | None) -> bool:
+    """One step; a failure (the database away, a bug) is logged and the worker goes on."""
+    try:
+        return await step(hint)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception(f"{name} step failed")
+        return False
 
 
 # ---- email -------------------------------------------------------------------------------------
 
 async def mailer(storage: Storage, doorbells: Doorbells) -> None:
-    """``mail_concurrency`` senders side by side: the leases keep them off each other's emails."""
+    """``mail_concurrency`` senders side by side, each with its SMTP connection; the claims keep
+    them (and other replicas) off each other's emails."""
     s = storage.settings
-    await asyncio.gather(*(_loop("mailer", lambda hint: send_next_email(storage, hint), s.mail_poll_seconds,
-                                 doorbells.doorbell(NOTIFICATIONS))
-                           for _ in range(s.mail_concurrency)))
+    connections: list[mail.Connection] = []
+
+    async def send(hint: str | None) -> bool:
+        connection = connections.pop() if connections else mail.Connection(s)
+        try:
+            return await send_next_email(storage, connection, hint)
+        finally:
+            connections.append(connection)
+
+    try:
+        await _workers("mailer", send, s.mail_poll_seconds, doorbells.doorbell(NOTIFICATIONS), s.mail_concurrency)
+    finally:
+        for connection in connections:
+            await connection.close()
 
 
-async def send_next_email(storage: Storage, hint: str | None = None) -> bool:
+async def send_next_email(storage: Storage, connection: mail.Connection, hint: str | None = None) -> bool:
     """Claim (leased), send, record. A crash after the SMTP server accepted the message but before
     the record re-sends it when the lease expires, with the same Message-ID (see README)."""
-    s = storage.settings
     doc = await storage.claim_email(hint)
     if doc is None:
         return False
+    try:
+        return await _send(storage, doc, connection)
+    finally:
+        storage.done_with(doc["_id"])
+
+
+async def _send(storage: Storage, doc: dict, connection: mail.Connection) -> bool:
+    s = storage.settings
     recipient = doc["recipient"]
     unsubscribe = None if doc["mandatory"] else \
         f"{s.public_base_url}/unsubscribe?token={unsubscribe_token(s.jwt_secret, recipient['email'])}"
@@ -83,7 +120,7 @@ async def send_next_email(storage: Storage, hint: str | None = None) -> bool:
                                unsubscribe)
         message = mail.build_message(s, to=recipient["email"], rendered=rendered,
                                      message_id=message_id(doc["_id"], s.mail_from), unsubscribe_url=unsubscribe)
-        await mail.send(s, message)
+        await connection.send(message)
     except Exception as exc:  # SMTP refusals, network, a template bug: retry or give up visibly
         await _email_not_sent(storage, doc, exc)
         return True
@@ -122,7 +159,7 @@ def _email_event(storage: Storage, doc: dict, cls, lang: str | None, **extra) ->
 # ---- reminders -----------------------------------------------------------------------------------
 
 async def reminder_scheduler(storage: Storage, doorbells: Doorbells) -> None:
-    await _loop("reminders", lambda _: fire_next_reminder(storage), storage.settings.reminder_poll_seconds)
+    await _workers("reminders", lambda _: fire_next_reminder(storage), storage.settings.reminder_poll_seconds)
 
 
 async def fire_next_reminder(storage: Storage) -> bool:
@@ -135,12 +172,13 @@ async def fire_next_reminder(storage: Storage) -> bool:
     if application is None or not reminder_still_relevant(reminder["kind"], now, exchange_dates(application)):
         await storage.reminder_done(reminder["_id"], "skipped")
         return True
-    audience = await storage.audience(application)
+    call = await storage.call(application["call_id"])
+    audience = await storage.audience(application, call)
     cause_id = f"reminder:{reminder['_id']}"
     planned = plan_reminder(cause_id, reminder["kind"], audience,
                             await storage.opted_out([r.email for r in audience.of(VISITOR)]))
     cause = {**reminder["cause"], "event_id": cause_id, "event_type": f"reminder.{reminder['kind']}", "is_event": False}
-    context = email_context(application, await storage.call(application["call_id"]), {})
+    context = email_context(application, call, {})
     await storage.enqueue_emails(planned, cause=cause, application_id=application["_id"], context=context)
     await storage.reminder_done(reminder["_id"], "fired")
     log.info("reminder fired", reminder_id=reminder["_id"], emails=len(planned))
@@ -153,9 +191,9 @@ async def webhook_dispatcher(storage: Storage, doorbells: Doorbells) -> None:
     async with httpx.AsyncClient(timeout=storage.settings.webhook_timeout_seconds,
                                  follow_redirects=False) as client:
         # Several at once, so one slow endpoint does not hold every other subscriber's deliveries.
-        await asyncio.gather(*(_loop("webhooks", lambda hint: deliver_next_webhook(storage, client, hint),
-                                     storage.settings.webhook_poll_seconds, doorbells.doorbell(DELIVERIES))
-                               for _ in range(storage.settings.webhook_concurrency)))
+        await _workers("webhooks", lambda hint: deliver_next_webhook(storage, client, hint),
+                       storage.settings.webhook_poll_seconds, doorbells.doorbell(DELIVERIES),
+                       storage.settings.webhook_concurrency)
 
 
 async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient, hint: str | None = None) -> bool:
