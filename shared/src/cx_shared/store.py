@@ -21,9 +21,10 @@ from cx_shared.envelope import Envelope
 
 OUTBOX = "outbox"
 PROCESSED = "processed"
-RELAY_LEASE = "relay_lease_until"
+RELAY_LEASE, RELAY_TOKEN = "relay_lease_until", "relay_lease_token"
 PENDING, SINCE = "outbox_pending", "outbox_since"
-PLUMBING = (OUTBOX, PROCESSED, RELAY_LEASE, PENDING, SINCE)
+PARKED = "outbox_parked"  # events the broker refused for good, with the reason (see outbox.py)
+PLUMBING = (OUTBOX, PROCESSED, RELAY_LEASE, RELAY_TOKEN, PENDING, SINCE, PARKED)
 
 
 def change(update: Mapping[str, Any] | None = None, *, events: Iterable[Envelope] = (),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from cx_shared.envelope import Envelope
+from cx_shared.lease import Lease, new_token
 from cx_shared.store import change
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -35,7 +36,6 @@ from notifications.settings import Settings
 
 NOTIFICATIONS, DELIVERIES = "notifications", "webhook_deliveries"
 OUTBOX_COLLECTIONS = [NOTIFICATIONS]
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Email states: pending -> sending (claimed, leased) -> sent | pending (retry) | failed; suppressed never goes.
 PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "failed", "suppressed"
@@ -57,10 +57,13 @@ class Storage:
         # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
         # (measured: 4 concurrent find_one_and_update on a pending item -> up to 4 winners).
         self._claiming = {"email": asyncio.Lock(), "webhook": asyncio.Lock(), "reminder": asyncio.Lock()}
+        # Every queue item is worked on under the one lease (cx_shared.lease): `claim` names the holder.
+        self.mail_lease = Lease(self.settings.mail_lease_seconds, token="claim", until="lease_until")
+        self.webhook_lease = Lease(self.settings.webhook_lease_seconds, token="claim", until="lease_until")
         # Emails queued here are claimed by this process as they are queued (its mailer is woken
         # with their ids), which spares a claiming write per email; `_sending` keeps a second
         # ring for the same id (a redelivered event) from sending it twice meanwhile.
-        self.claimant = f"queued-by:{uuid.uuid4().hex}"
+        self.claimant = f"queued-by:{new_token()}"
         self._sending: set[str] = set()
 
     async def init(self) -> None:
@@ -159,10 +162,9 @@ class Storage:
                              application_id: str | None, context: dict[str, Any]) -> int:
         """One queue item per planned email; items already there (a redelivery) are left alone."""
         now, added = self.clock.now(), 0
-        lease = now + timedelta(seconds=self.settings.mail_lease_seconds)
         for email in planned:
-            claim = {"status": SUPPRESSED, "attempts": 0, "lease_until": EPOCH, "claim": None} if email.suppressed \
-                else {"status": SENDING, "attempts": 1, "lease_until": lease, "claim": self.claimant}
+            claim = {"status": SUPPRESSED, "attempts": 0, **self.mail_lease.released()} if email.suppressed \
+                else {"status": SENDING, "attempts": 1, **self.mail_lease.fields(now, self.claimant)}
             doc = {"_id": email.notification_id, **claim, "template": email.template, "mandatory": email.mandatory,
                    "recipient": {"role": email.recipient.role, "email": email.recipient.email,
                                  "name": email.recipient.name, "language": email.recipient.language},
@@ -178,16 +180,15 @@ class Storage:
         if hint is not None:
             if hint in self._sending:
                 return None
-            mine = {"_id": hint, "claim": self.claimant, "status": SENDING}
+            mine = {"_id": hint, **self.mail_lease.held_by(self.claimant), "status": SENDING}
             doc = await self.notifications.find_one(mine)
-            now, lease = self.clock.now(), timedelta(seconds=self.settings.mail_lease_seconds)
-            if doc is not None and doc["lease_until"] <= now + lease / 2:  # it waited: renew the lease
+            now, half = self.clock.now(), timedelta(seconds=self.mail_lease.seconds / 2)
+            if doc is not None and self.mail_lease.lapses(doc) <= now + half:  # it waited: renew the lease
                 doc = await self.notifications.find_one_and_update(
-                    mine, {"$set": {"claim": uuid.uuid4().hex, "lease_until": now + lease}},
-                    return_document=ReturnDocument.AFTER)
+                    mine, {"$set": self.mail_lease.fields(now, new_token())}, return_document=ReturnDocument.AFTER)
         else:
             async with self._claiming["email"]:
-                doc = await self._claim(self.notifications, self.settings.mail_lease_seconds, None)
+                doc = await self._claim(self.notifications, self.mail_lease, None)
         if doc is None or doc["_id"] in self._sending:
             return None
         self._sending.add(doc["_id"])
@@ -196,14 +197,13 @@ class Storage:
     def done_with(self, notification_id: str) -> None:
         self._sending.discard(notification_id)
 
-    async def _claim(self, queue, lease_seconds: float, hint: str | None) -> dict | None:
+    async def _claim(self, queue, lease: Lease, hint: str | None) -> dict | None:
         """By ``_id`` when the doorbell named the item; else the next due item: pending first,
         then one whose sender died holding it, one status at a time so that the
         (status, next_attempt_at) index narrows the look-up to that status."""
         now = self.clock.now()
-        due = {"next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}}
-        claim = {"$set": {"status": SENDING, "claim": uuid.uuid4().hex,
-                          "lease_until": now + timedelta(seconds=lease_seconds)}, "$inc": {"attempts": 1}}
+        due = {"next_attempt_at": {"$lte": now}, **lease.free(now)}
+        claim = {"$set": {"status": SENDING, **lease.fields(now, new_token())}, "$inc": {"attempts": 1}}
         if hint is not None:
             return await queue.find_one_and_update({"_id": hint, "status": PENDING, **due}, claim,
                                                    return_document=ReturnDocument.AFTER)
@@ -224,13 +224,13 @@ class Storage:
 
     async def email_retry(self, doc: dict, error: str, delay_seconds: float) -> None:
         await self.notifications.update_one(
-            {"_id": doc["_id"], "claim": doc["claim"]},
-            {"$set": {"status": PENDING, "last_error": error, "lease_until": EPOCH,
+            {"_id": doc["_id"], **self.mail_lease.held_by(doc["claim"])},
+            {"$set": {"status": PENDING, "last_error": error, **self.mail_lease.released(),
                       "next_attempt_at": self.clock.now() + timedelta(seconds=delay_seconds)}})
 
     async def _finish_email(self, doc: dict, fields: dict, event: Envelope) -> bool:
         """State and the event announcing it in one update; only the holder of the claim may do it."""
-        result = await self.notifications.update_one({"_id": doc["_id"], "claim": doc["claim"]},
+        result = await self.notifications.update_one({"_id": doc["_id"], **self.mail_lease.held_by(doc["claim"])},
                                                      change({"$set": fields}, events=[event]))
         return result.matched_count == 1
 
@@ -266,17 +266,19 @@ class Storage:
             {"$set": {"status": "cancelled", "cancelled_at": self.clock.now()}})
 
     async def claim_reminder(self) -> dict | None:
-        """Take a due reminder by moving its due time one lease ahead: if we crash it comes back."""
+        """Take a due reminder under a lease: if we crash it comes back when the lease lapses."""
         async with self._claiming["reminder"]:
             now = self.clock.now()
             return await self.reminders.find_one_and_update(
-                {"status": "scheduled", "due_at": {"$lte": now}},
-                {"$set": {"due_at": now + timedelta(seconds=self.settings.mail_lease_seconds)}},
+                {"status": "scheduled", "due_at": {"$lte": now}, **self.mail_lease.free(now)},
+                {"$set": self.mail_lease.fields(now, new_token())},
                 sort=[("due_at", ASCENDING)], return_document=ReturnDocument.AFTER)
 
-    async def reminder_done(self, reminder_id: str, status: str) -> None:
-        await self.reminders.update_one({"_id": reminder_id}, {"$set": {"status": status,
-                                                                        "fired_at": self.clock.now()}})
+    async def reminder_done(self, reminder: dict, status: str) -> None:
+        """Only by the holder of the claim: one whose lease lapsed and was taken over does nothing."""
+        await self.reminders.update_one({"_id": reminder["_id"], **self.mail_lease.held_by(reminder["claim"])},
+                                        {"$set": {"status": status, "fired_at": self.clock.now(),
+                                                  **self.mail_lease.released()}})
 
     async def find_reminders(self, application_id: str) -> list[dict]:
         return [d async for d in self.reminders.find({"application_id": application_id}).sort("due_at")]
@@ -307,18 +309,18 @@ class Storage:
     async def enqueue_delivery(self, delivery: dict[str, Any]) -> None:
         now = self.clock.now()
         await _insert(self.deliveries, {**delivery, "status": PENDING, "attempts": 0, "next_attempt_at": now,
-                                        "lease_until": EPOCH, "claim": None, "created_at": now, "log": []})
+                                        **self.webhook_lease.released(), "created_at": now, "log": []})
 
     async def claim_delivery(self, hint: str | None = None) -> dict | None:
         async with self._claiming["webhook"]:
-            return await self._claim(self.deliveries, self.settings.webhook_lease_seconds, hint)
+            return await self._claim(self.deliveries, self.webhook_lease, hint)
 
     async def delivery_attempted(self, doc: dict, entry: dict, status: str, delay_seconds: float = 0.0) -> None:
         """Log the attempt and move the delivery on, in one update."""
-        fields: dict[str, Any] = {"status": status, "lease_until": EPOCH}
+        fields: dict[str, Any] = {"status": status, **self.webhook_lease.released()}
         if status == PENDING:
             fields["next_attempt_at"] = self.clock.now() + timedelta(seconds=delay_seconds)
-        await self.deliveries.update_one({"_id": doc["_id"], "claim": doc["claim"]},
+        await self.deliveries.update_one({"_id": doc["_id"], **self.webhook_lease.held_by(doc["claim"])},
                                          {"$set": fields, "$push": {"log": entry}})
 
     async def endpoint_succeeded(self, subscription_id: str) -> None:

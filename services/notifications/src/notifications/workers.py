@@ -170,7 +170,7 @@ async def fire_next_reminder(storage: Storage) -> bool:
     application = await storage.application(reminder["application_id"])
     now = storage.clock.now()
     if application is None or not reminder_still_relevant(reminder["kind"], now, exchange_dates(application)):
-        await storage.reminder_done(reminder["_id"], "skipped")
+        await storage.reminder_done(reminder, "skipped")
         return True
     call = await storage.call(application["call_id"])
     audience = await storage.audience(application, call)
@@ -180,7 +180,7 @@ async def fire_next_reminder(storage: Storage) -> bool:
     cause = {**reminder["cause"], "event_id": cause_id, "event_type": f"reminder.{reminder['kind']}", "is_event": False}
     context = email_context(application, call, {})
     await storage.enqueue_emails(planned, cause=cause, application_id=application["_id"], context=context)
-    await storage.reminder_done(reminder["_id"], "fired")
+    await storage.reminder_done(reminder, "fired")
     log.info("reminder fired", reminder_id=reminder["_id"], emails=len(planned))
     return True
 
