@@ -446,7 +446,7 @@ class CallBook:
             entry.reserved_cents = entry.estimate_cents
             self.envelope_left_cents -= entry.estimate_cents
         self._move(entry, APPROVED, reasons)
-        return Approved(entry.application_id, reasons, entry.score, entry.estimate_cents, **why)
+        return Approved(entry.application_id, reasons, entry.score, estimated_cents=entry.estimate_cents, **why)
 
     def _put_on_waitlist(self, entry: Entry, reasons: list[str], **why: Any) -> Waitlisted:
         self._move(entry, WAITLISTED, reasons)

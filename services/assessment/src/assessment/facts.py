@@ -18,31 +18,29 @@ class Checked:
 
 
 @dataclass(frozen=True)
-class Approved:
+class Decision:
+    """What every decision on an application says: why, its score, and who overrode the rules."""
+
     application_id: str
     reasons: list[str]
     score: float | None = None
+    overridden_by: str | None = None
+    justification: str | None = None
+
+
+@dataclass(frozen=True)
+class Approved(Decision):
     estimated_cents: int | None = None
-    overridden_by: str | None = None
-    justification: str | None = None
 
 
 @dataclass(frozen=True)
-class Waitlisted:
-    application_id: str
-    reasons: list[str]
-    score: float | None = None
-    overridden_by: str | None = None
-    justification: str | None = None
+class Waitlisted(Decision):
+    pass
 
 
 @dataclass(frozen=True)
-class Rejected:
-    application_id: str
-    reasons: list[str]
-    score: float | None = None
-    overridden_by: str | None = None
-    justification: str | None = None
+class Rejected(Decision):
+    pass
 
 
 @dataclass(frozen=True)
