@@ -117,7 +117,8 @@ SETTINGS = ServiceSettings()
 
 
 def bearer(subject: str, role: str, org: str | None = None) -> dict[str, str]:
-    token = issue_token(SETTINGS.jwt_secret, SETTINGS.jwt_issuer, subject, [role], organisation_id=org)
+    token = issue_token(SETTINGS.jwt_secret, SETTINGS.jwt_issuer, subject, [role], organisation_id=org,
+                        programme=role == "programme_manager")
     return {"Authorization": f"Bearer {token}"}
 
 

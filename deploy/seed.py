@@ -28,9 +28,10 @@ HOSTS = [
 ]
 
 
-def headers(subject: str, *roles: str, org: str | None = None) -> dict[str, str]:
+def headers(subject: str, *roles: str, org: str | None = None, programme: bool = False) -> dict[str, str]:
     s = ServiceSettings()
-    return {"Authorization": f"Bearer {issue_token(s.jwt_secret, s.jwt_issuer, subject, roles, organisation_id=org)}"}
+    token = issue_token(s.jwt_secret, s.jwt_issuer, subject, roles, organisation_id=org, programme=programme)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def post(client: httpx.Client, path: str, body: dict, auth: dict) -> dict:
@@ -41,7 +42,7 @@ def post(client: httpx.Client, path: str, body: dict, auth: dict) -> dict:
 
 
 def main() -> None:
-    manager = headers("programme-manager", "programme_manager")
+    manager = headers("programme-manager", "programme_manager", programme=True)
     today = date.today()
     with httpx.Client(base_url=APPLICATIONS, timeout=20) as client:
         partnership = post(client, "/partnerships", {

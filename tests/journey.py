@@ -24,7 +24,7 @@ class Journey:
 
     def __post_init__(self):
         self.suffix = self.suffix or uuid.uuid4().hex[:8]
-        self.manager = self.token("programme_manager", subject="manager")
+        self.manager = self.token("programme_manager", subject="manager", programme=True)
         self.visitor_sub = f"visitor-{self.suffix}"
         self.host_sub = f"host-{self.suffix}"
 

@@ -117,7 +117,7 @@ async def running_programme(run_service, infra, namespace, token, **env):
     client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
     db = client[service.env["MONGODB_DATABASE"]]
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
-        yield Programme(service.url, db, token, namespace, token("programme_manager", subject="pm"), http)
+        yield Programme(service.url, db, token, namespace, token("programme_manager", subject="pm", programme=True), http)
     await client.drop_database(service.env["MONGODB_DATABASE"])
     await client.close()
 

@@ -8,9 +8,9 @@ ORG = {"organisation_id": "org-v", "owner": "vera"}
 APPLICATION = {"visitor_id": "org-v", "host_id": "org-h", "partnership_id": "ptn-1"}
 
 
-def who(*roles, subject="someone", organisation_id=None, partnerships=()):
+def who(*roles, subject="someone", organisation_id=None, partnerships=(), programme=False):
     return Principal(subject=subject, roles=set(roles), organisation_id=organisation_id,
-                     partnership_ids=list(partnerships))
+                     partnership_ids=list(partnerships), programme=programme)
 
 
 def test_the_owner_the_organisation_and_programme_managers_act_for_it():
@@ -25,7 +25,7 @@ def test_the_visitor_its_host_and_the_partnership_see_an_application():
     assert access.sees_application(who(Role.VISITOR), APPLICATION, {"org-v"})
     assert access.sees_application(who(Role.HOST), APPLICATION, {"org-h"})
     assert access.sees_application(who(Role.ASSESSOR, partnerships=["ptn-1"]), APPLICATION, set())
-    assert access.sees_application(who(Role.PROGRAMME_MANAGER), APPLICATION, set())
+    assert access.sees_application(who(Role.PROGRAMME_MANAGER, programme=True), APPLICATION, set())
 
 
 def test_nobody_else_does():
@@ -34,6 +34,8 @@ def test_nobody_else_does():
     assert not access.sees_application(who(Role.ASSESSOR, partnerships=["ptn-2"]), APPLICATION, set())
     assert not access.sees_application(who(Role.GRANT_OFFICER), APPLICATION, set())
     assert not access.sees_application(who(Role.PROGRAMME_MANAGER, partnerships=["ptn-2"]), APPLICATION, set())
+    # a missing partnerships claim grants nothing: programme-wide is an explicit claim
+    assert not access.sees_application(who(Role.PROGRAMME_MANAGER), APPLICATION, set())
 
 
 def test_contact_details_are_for_the_organisation_and_staff():

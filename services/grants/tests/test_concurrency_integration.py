@@ -23,7 +23,7 @@ LUMP_SUM = 32_000 + 10 * 14_000  # Brussels -> Vilnius, green, 10 working days (
 async def test_parallel_consumers_never_overrun_a_small_budget(run_service, infra, namespace, publish, upstream,
                                                               drained, token):
     processes = [run_service("grants") for _ in range(3)]
-    officer = token("programme_manager", subject="pm")
+    officer = token("programme_manager", subject="pm", programme=True)
     call_id = upstream.new_id("call")
     budget = AFFORDABLE * LUMP_SUM + LUMP_SUM // 2  # room for five and a half
     apps = [upstream.new_id("app") for _ in range(EXCHANGES)]

@@ -100,7 +100,7 @@ async def test_one_email_after_a_crash_between_send_and_record(run_service, upst
         sent = distinct(watcher.of_type(EmailSent, app_id))
         assert len(sent) == 2 and len({e.data["notification_id"] for e in sent}) == 2
         log = httpx.get(f"{service.url}/notifications", params={"application_id": app_id},
-                        headers=token("programme_manager")).json()
+                        headers=token("programme_manager", programme=True)).json()
         assert sorted(n["status"] for n in log) == ["sent", "sent"]
         # Both were claimed by the killed process as it queued them, and again after the restart
         # (attempts counts the claims: a sender that died holding an email counts).

@@ -56,7 +56,7 @@ async def test_signed_delivery_retried_after_500s_and_disabled_after_persistent_
     uid = helpers.uid()
     app_id, call_id = f"app-{uid}", f"call-{uid}"
     owner = f"crm-owner-{uid}@example.org"
-    manager = token("programme_manager", subject=f"crm-{uid}")
+    manager = token("programme_manager", subject=f"crm-{uid}", programme=True)
     with Receiver({"/finance": [500, 500, 200], "/broken": [500]}) as receiver:
         finance = httpx.post(f"{service.url}/webhooks/subscriptions", headers=manager, json={
             "url": f"{receiver.url}/finance", "event_types": ["grant.committed"], "owner_email": owner}).json()
@@ -119,9 +119,9 @@ async def test_subscription_api_checks_who_and_what(run_service, token, helpers)
     assert httpx.post(f"{service.url}/webhooks/subscriptions", json=body).status_code == 401
     assert httpx.post(f"{service.url}/webhooks/subscriptions", json=body,
                       headers=token("visitor")).status_code == 403
-    problem = httpx.post(f"{service.url}/webhooks/subscriptions", json=body, headers=token("programme_manager"))
+    problem = httpx.post(f"{service.url}/webhooks/subscriptions", json=body, headers=token("programme_manager", programme=True))
     assert problem.status_code == 422 and "grant.commited" in problem.json()["detail"]
-    private = httpx.post(f"{service.url}/webhooks/subscriptions", headers=token("programme_manager"),
+    private = httpx.post(f"{service.url}/webhooks/subscriptions", headers=token("programme_manager", programme=True),
                          json={**body, "url": "http://169.254.169.254/latest", "event_types": ["*"]})
     assert private.status_code == 422 and private.json()["errors"][0]["field"] == "url"
     mine = httpx.post(f"{service.url}/webhooks/subscriptions", headers=token("grant_officer", subject="gina"),

@@ -1,20 +1,41 @@
 """Bearer JWT authentication with the programme's roles.
 
-Local mode can issue development tokens; production verifies tokens from the
-partnership's identity provider with the same claims (sub, roles, org, partnerships).
+Three kinds of token are verified, each against its own issuer:
+- an identity provider's RS256/ES256 tokens, against its JWKS (JWT_JWKS_URL, JWT_ISSUER);
+- without an identity provider, HS256 tokens of JWT_ISSUER signed with JWT_SECRET;
+- development tokens (POST /dev/tokens, local mode only): HS256 with DEV_ISSUER, accepted only
+  while DEV_TOKENS is on, so a production service never takes one.
+Every token names its audiences (`aud`): a service accepts only tokens meant for it. Access
+comes from claims that are present (sub, roles, org, partnerships, programme), never from
+one that is missing: a manager is programme-wide only with `"programme": true`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from functools import lru_cache
 
 import jwt
 from fastapi import Request
 from pydantic import BaseModel, Field
 
 from cx_shared.errors import Forbidden, Unauthorized
+from cx_shared.logging import get_logger
 from cx_shared.vocabulary import Role
+
+log = get_logger(__name__)
+
+DEV_ISSUER = "clusterxchange-development"
+SERVICES = ("applications", "assessment", "grants", "notifications")
+ASYMMETRIC = ["RS256", "ES256"]
+
+
+def audience_of(service: str) -> str:
+    return f"clusterxchange-{service}"
+
+
+PROGRAMME_AUDIENCES = [audience_of(s) for s in SERVICES]
 
 
 class Principal(BaseModel):
@@ -22,34 +43,63 @@ class Principal(BaseModel):
     roles: set[Role]
     organisation_id: str | None = None
     partnership_ids: list[str] = Field(default_factory=list)
+    programme: bool = False  # the explicit claim of programme-wide staff
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
 
+    @property
+    def programme_wide(self) -> bool:
+        """A programme manager whose token says so; a missing partnerships claim is not it."""
+        return self.programme and Role.PROGRAMME_MANAGER in self.roles
+
     def in_partnership(self, partnership_id: str) -> bool:
-        if Role.PROGRAMME_MANAGER in self.roles and not self.partnership_ids:
-            return True  # a programme-wide manager
-        return partnership_id in self.partnership_ids
+        return self.programme_wide or partnership_id in self.partnership_ids
 
 
 def issue_token(secret: str, issuer: str, subject: str, roles: Iterable[Role | str], *,
                 organisation_id: str | None = None, partnership_ids: Iterable[str] = (),
+                programme: bool = False, audiences: Iterable[str] = PROGRAMME_AUDIENCES,
                 ttl_seconds: int = 8 * 3600) -> str:
     now = int(time.time())
-    claims = {"sub": subject, "iss": issuer, "iat": now, "exp": now + ttl_seconds,
+    claims = {"sub": subject, "iss": issuer, "aud": list(audiences), "iat": now, "exp": now + ttl_seconds,
               "roles": [str(Role(r)) for r in roles], "org": organisation_id,
-              "partnerships": list(partnership_ids)}
+              "partnerships": list(partnership_ids), "programme": programme}
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def decode_token(token: str, secret: str, issuer: str) -> Principal:
+@lru_cache(maxsize=4)
+def _jwks(url: str) -> jwt.PyJWKClient:
+    # Keys are cached (and refetched for an unknown kid); FastAPI runs the sync `principal`
+    # dependency in its thread pool, so a fetch never blocks the event loop.
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+
+
+def _verified_claims(token: str, settings) -> dict:
+    algorithm = jwt.get_unverified_header(token).get("alg")
+    required = {"require": ["sub", "exp", "iss", "aud"]}
+    audience = audience_of(settings.service_name)
+    if settings.jwt_jwks_url and algorithm in ASYMMETRIC:
+        key = _jwks(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+        return jwt.decode(token, key, algorithms=ASYMMETRIC, issuer=settings.jwt_issuer, audience=audience,
+                          options=required)
+    issuers = [DEV_ISSUER] if settings.dev_tokens else []
+    if not settings.jwt_jwks_url:
+        issuers.append(settings.jwt_issuer)
+    return jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], issuer=issuers, audience=audience,
+                      options=required)
+
+
+def authenticate(token: str, settings) -> Principal:
+    """The caller a token names, or 401 without the reason (it helps only a forger; it is logged)."""
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], issuer=issuer,
-                            options={"require": ["sub", "exp", "iss"]})
+        claims = _verified_claims(token, settings)
         return Principal(subject=claims["sub"], roles={Role(r) for r in claims.get("roles", [])},
-                         organisation_id=claims.get("org"), partnership_ids=claims.get("partnerships") or [])
-    except (jwt.PyJWTError, ValueError) as exc:
-        raise Unauthorized(f"invalid bearer token: {exc}") from exc
+                         organisation_id=claims.get("org"), partnership_ids=claims.get("partnerships") or [],
+                         programme=claims.get("programme") is True)
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        log.info("bearer token refused", reason=type(exc).__name__)
+        raise Unauthorized("invalid bearer token") from exc
 
 
 def principal(request: Request) -> Principal:
@@ -58,8 +108,7 @@ def principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <jwt>)")
-    settings = request.app.state.settings
-    return decode_token(token, settings.jwt_secret, settings.jwt_issuer)
+    return authenticate(token, request.app.state.settings)
 
 
 def require_role(who: Principal, *roles: Role) -> None:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cx_shared.auth import issue_token
+from cx_shared.auth import DEV_ISSUER, issue_token
 from cx_shared.envelope import Envelope
 from cx_shared.errors import NotFound, Problem
 from cx_shared.events import Event
@@ -70,6 +70,7 @@ class DevTokenRequest(BaseModel):
     roles: list[Role] = Field(min_length=1)
     organisation_id: str | None = None
     partnership_ids: list[str] = Field(default_factory=list)
+    programme: bool = False  # a programme-wide manager
 
 
 def ops_router(service: Any) -> APIRouter:
@@ -100,8 +101,9 @@ def ops_router(service: Any) -> APIRouter:
         settings = request.app.state.settings
         if not settings.dev_tokens:
             raise NotFound("development tokens are disabled (DEV_TOKENS=false)")
-        token = issue_token(settings.jwt_secret, settings.jwt_issuer, body.subject, body.roles,
-                            organisation_id=body.organisation_id, partnership_ids=body.partnership_ids)
+        token = issue_token(settings.jwt_secret, DEV_ISSUER, body.subject, body.roles,
+                            organisation_id=body.organisation_id, partnership_ids=body.partnership_ids,
+                            programme=body.programme)
         return {"access_token": token, "token_type": "bearer"}
 
     return router

@@ -38,6 +38,8 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
     jwt_secret: str = DEVELOPMENT_SECRET
     jwt_issuer: str = "clusterxchange-local"
+    # An identity provider's key set: its RS256/ES256 tokens (issuer JWT_ISSUER) are verified against it.
+    jwt_jwks_url: str = ""
     dev_tokens: bool = False
     # The relay is woken by every local write; the poll only recovers what a crash left behind.
     outbox_poll_seconds: float = 5.0

@@ -296,7 +296,7 @@ async def list_applications(who: Who, store: Store, call_id: str | None = None, 
     """The caller's applications (visitor: its own; host: addressed to it; staff: its partnerships')."""
     mine = await my_organisations(who, store)
     staff = who.has(*access.STAFF)
-    everything = staff and who.has(Role.PROGRAMME_MANAGER) and not who.partnership_ids
+    everything = staff and who.programme_wide
     scope = ApplicationFilter(
         visitor_ids=mine if who.has(Role.VISITOR) else set(), host_ids=mine if who.has(Role.HOST) else set(),
         partnership_ids=None if everything else (set(who.partnership_ids) if staff else set()),

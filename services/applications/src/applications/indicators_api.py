@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from cx_shared.auth import Principal, decode_token, principal, require_role
+from cx_shared.auth import Principal, authenticate, principal, require_role
 from cx_shared.errors import Forbidden, Unauthorized
 from cx_shared.vocabulary import Ecosystem, Role
 
@@ -31,14 +31,13 @@ def page_principal(request: Request, access_token: str | None = None) -> Princip
         return principal(request)
     if not access_token:
         raise Unauthorized("a bearer token is required (Authorization header or ?access_token=)")
-    settings = request.app.state.settings
-    return decode_token(access_token, settings.jwt_secret, settings.jwt_issuer)
+    return authenticate(access_token, request.app.state.settings)
 
 
 async def compute(request: Request, who: Principal, partnership_id: str | None, call_id: str | None,
                   ecosystem: Ecosystem | None, country: str | None) -> dict:
     require_role(who, *READERS)
-    everything = who.has(Role.PROGRAMME_MANAGER) and not who.partnership_ids
+    everything = who.programme_wide
     if partnership_id and not who.in_partnership(partnership_id):
         raise Forbidden("you do not follow this partnership")
     scope = ApplicationFilter(partnership_ids=None if everything else set(who.partnership_ids),

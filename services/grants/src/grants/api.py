@@ -155,7 +155,7 @@ async def create_budget(body: BudgetCreate, request: Request, who: Principal = D
 @router.get("/budgets")
 async def list_budgets(request: Request, who: Principal = Depends(principal)) -> list[BudgetView]:
     require_role(who, *OFFICERS)
-    everything = Role.PROGRAMME_MANAGER in who.roles and not who.partnership_ids
+    everything = who.programme_wide
     storage = storage_of(request)
     calls = await storage.calls_of(None if everything else who.partnership_ids)
     return [budget_view(await storage.view(call_id)) for call_id in calls]

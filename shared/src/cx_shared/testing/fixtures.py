@@ -77,8 +77,8 @@ def token():
     settings = ServiceSettings()
 
     def make(*roles: str, subject: str = "tester", organisation_id: str | None = None,
-             partnership_ids: tuple[str, ...] = ()) -> dict[str, str]:
+             partnership_ids: tuple[str, ...] = (), programme: bool = False) -> dict[str, str]:
         jwt = issue_token(settings.jwt_secret, settings.jwt_issuer, subject, roles,
-                          organisation_id=organisation_id, partnership_ids=partnership_ids)
+                          organisation_id=organisation_id, partnership_ids=partnership_ids, programme=programme)
         return {"Authorization": f"Bearer {jwt}"}
     return make
