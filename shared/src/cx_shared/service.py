@@ -17,6 +17,7 @@ from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from cx_shared import openapi
 from cx_shared.consumer import Consumer, Handler
 from cx_shared.doorbell import Doorbells
 from cx_shared.events import Event
@@ -134,6 +135,7 @@ class Service:
         app.state.settings = self.settings
         app.state.service = self
         install_problem_handlers(app)
+        openapi.install(app)
         install_correlation(app)
         app.include_router(ops_router(self))
         for router in self.routers:
