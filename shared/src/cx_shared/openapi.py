@@ -25,9 +25,9 @@ PROBLEM = {
             "field": {"type": "string"}, "rule": {"type": "string"}, "message": {"type": "string"}}}},
     },
 }
-WHY = {400: "the body is not JSON", 401: "no valid bearer token", 403: "the caller may not do this", 404: "no such resource (or not the caller's)",
-       409: "the resource's state refuses it", 413: "the body is too large",
-       422: "a parameter or the body breaks a rule (named in errors)"}
+WHY = {400: "the body is not JSON", 401: "no valid bearer token", 403: "the caller may not do this",
+       404: "no such resource (or not the caller's)", 409: "the resource's state refuses it",
+       413: "the body is too large", 422: "a parameter or the body breaks a rule (named in errors)"}
 WRITES = {"post", "put", "patch", "delete"}
 
 
