@@ -33,7 +33,7 @@ async def test_reminders_fire_after_a_restart_and_respect_unsubscribe(run_servic
 
     # a unsubscribes through the link of an optional email it received.
     received = (await sink.wait_for(a.contact.email, subject="was received"))[0]
-    link = received["headers"]["List-Unsubscribe"].strip("<>")
+    link = received["headers"]["List-Unsubscribe"].strip().strip("<>")  # as a mail client unfolds it
     # an opaque token in the path: no address, no query string (access logs keep none)
     assert link.startswith(f"{service.url}/unsubscribe/") and "?" not in link
     assert a.contact.email.split("@")[0] not in link
