@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from notifications import targets
 from notifications.settings import Settings
 from notifications.storage import Storage
 from notifications.workers import deliver_next_webhook
@@ -47,9 +48,9 @@ async def storage(mongo_db):
     return storage
 
 
-async def deliver(storage: Storage, endpoint: Endpoint, resolver: Resolver, event_id: str) -> dict:
+async def deliver(storage: Storage, endpoint: Endpoint, resolver, event_id: str, url: str = URL) -> dict:
     sub = await storage.subscriptions.find_one({}) or await storage.add_subscription(
-        {"url": URL, "event_types": ["*"], "partnership_ids": ["p-1"], "programme_wide": False,
+        {"url": url, "event_types": ["*"], "partnership_ids": ["p-1"], "programme_wide": False,
          "secret": "s" * 32, "owner": "gina", "owner_email": "gina@example.org"})
     delivery_id = f"{sub['_id']}:{event_id}"
     await storage.enqueue_delivery({"_id": delivery_id, "subscription_id": sub["_id"], "event_id": event_id,
@@ -87,3 +88,14 @@ async def test_the_delivery_log_keeps_a_generic_error_never_the_low_level_one(st
     assert [a["error"] for a in delivery["log"]] == [logged]
     sub = await storage.subscription(delivery["subscription_id"])
     assert sub["last_error"] == logged
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1/in", "https://10.0.0.8/in", "https://192.168.1.1/in",
+                                 "https://169.254.169.254/latest", "https://[::1]/in", "https://localhost/in",
+                                 "http://hooks.example.org/in"])
+async def test_a_stored_target_that_is_not_allowed_is_refused_at_delivery(storage, url):
+    """As if it had been created under a looser policy: the delivery checks again (``localhost``
+    through this machine's own resolver)."""
+    endpoint = Endpoint()
+    delivery = await deliver(storage, endpoint, targets.system_resolver, "e-1", url)
+    assert [a["error"] for a in delivery["log"]] == ["refused target"] and endpoint.requests == []

@@ -246,6 +246,17 @@ async def test_a_scoped_subscription_hears_only_its_partnership_without_contact_
         assert {e["data"]["visitor"]["contact"]["email"] for e in programme_wide if "visitor" in e["data"]} == {
             people[a][0].contact.email, people[b][0].contact.email}
 
+        # A grant event before its submission, of a call not known here: its partnership is not known
+        # yet, so it waits (parked) for the submission, then goes to partnership A's subscription too.
+        late = f"app-late-{uid}"
+        await upstream.publish(upstream.committed(late, f"call-late-{uid}"))
+        await stored("parked", {"application_id": late}, "the parked grant event")
+        await helpers.eventually(lambda: len(receiver.to("/w")) == 5, 30, "the programme-wide delivery")
+        assert len(receiver.to("/a")) == 2
+        await upstream.publish(upstream.submitted(late, f"call-late-{uid}", *people[a], partnership_id=a))
+        await helpers.eventually(lambda: len(receiver.to("/a")) == 4, 30, "the late deliveries to A")
+        assert heard("/a")[:2] == [("committed", apps[a]), ("committed", late)] and len(receiver.to("/b")) == 2
+
         # Managing: each manager only what lies within his partnerships; the programme-wide one all.
         listed = {name: {s["subscription_id"] for s in httpx.get(subscriptions, headers=h).json()}
                   for name, h in (("a", manager_a), ("b", manager_b), ("w", programme))}
@@ -256,8 +267,9 @@ async def test_a_scoped_subscription_hears_only_its_partnership_without_contact_
                 answer = httpx.request(method, f"{subscriptions}/{sub}{path}", headers=manager_a)
                 assert answer.status_code == 403, (sub, method, path)
         deliveries = httpx.get(f"{subscriptions}/{sub_a}/deliveries", headers=manager_a).json()
-        assert {d["subject"] for d in deliveries} == {apps[a]} and {d["partnership_id"] for d in deliveries} == {a}
-        assert len(httpx.get(f"{subscriptions}/{sub_a}/deliveries", headers=programme).json()) == 2
+        assert {d["subject"] for d in deliveries} == {apps[a], late}
+        assert {d["partnership_id"] for d in deliveries} == {a}
+        assert len(httpx.get(f"{subscriptions}/{sub_a}/deliveries", headers=programme).json()) == 4
         disabled = httpx.post(f"{subscriptions}/{sub_a}/disable", headers=manager_a)
         assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
         assert httpx.get(f"{subscriptions}/{sub_b}", headers=manager_b).json()["status"] == "active"
