@@ -15,7 +15,7 @@ async def test_reminders_fire_after_a_restart_and_respect_unsubscribe(run_servic
     port = free_port()
     service = run_service("notifications", HTTP_PORT=str(port), PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                           REMINDER_POLL_SECONDS="0.2")
-    staff = token("programme_manager")
+    staff = token("grant_officer", partnership_ids=("p-1",))  # its reminders and their emails are p-1's
     uid = helpers.uid()
     call_id = f"call-{uid}"
     host = helpers.participant("Hub Tallinn", "EE", "Tallinn", "en", f"host-{uid}@example.org")

@@ -171,8 +171,7 @@ class Storage:
     # ---- the mail queue -----------------------------------------------------------------------
 
     async def enqueue_emails(self, planned: list[PlannedEmail], *, cause: dict[str, Any],
-                             application_id: str | None, context: dict[str, Any],
-                             partnership_id: str | None = None) -> int:
+                             application_id: str | None, context: dict[str, Any], partnership_id: str | None) -> int:
         """One queue item per planned email; items already there (a redelivery) are left alone."""
         now, added = self.clock.now(), 0
         for email in planned:

@@ -180,7 +180,8 @@ async def fire_next_reminder(storage: Storage) -> bool:
                             await storage.opted_out([r.email for r in audience.of(VISITOR)]))
     cause = {**reminder["cause"], "event_id": cause_id, "event_type": f"reminder.{reminder['kind']}", "is_event": False}
     context = email_context(application, call, {})
-    await storage.enqueue_emails(planned, cause=cause, application_id=application["_id"], context=context)
+    await storage.enqueue_emails(planned, cause=cause, application_id=application["_id"], context=context,
+                                 partnership_id=application["partnership_id"])
     await storage.reminder_done(reminder, "fired")
     log.info("reminder fired", reminder_id=reminder["_id"], emails=len(planned))
     return True
@@ -271,6 +272,7 @@ async def _disable(storage: Storage, sub: dict) -> None:
              "correlation_id": None, "is_event": False}
     context = {"subscription_id": sub["_id"], "url": sub["url"], "last_error": sub.get("last_error") or "",
                "failing_since": sub["failing_since"].isoformat(timespec="seconds")}
-    await storage.enqueue_emails([email], cause=cause, application_id=None, context=context)
+    # about no exchange: seen in the mail log by programme-wide managers only
+    await storage.enqueue_emails([email], cause=cause, application_id=None, context=context, partnership_id=None)
     if await storage.disable_subscription(sub["_id"]):
         log.warning("webhook subscription disabled", subscription_id=sub["_id"], url=sub["url"])
