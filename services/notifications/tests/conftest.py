@@ -42,8 +42,9 @@ class Upstream:
             await publish_envelope(self.kafka, e, self.namespace)
 
     @staticmethod
-    def call(call_id: str, contact_email: str | None = None, mode: str = "automatic") -> Envelope:
-        return wrap(CallPublished(call_id=call_id, partnership_id="p-1", title="Photonics call 2026",
+    def call(call_id: str, contact_email: str | None = None, mode: str = "automatic",
+             partnership_id: str = "p-1") -> Envelope:
+        return wrap(CallPublished(call_id=call_id, partnership_id=partnership_id, title="Photonics call 2026",
                                   opens_on=date(2026, 1, 1), closes_on=date(2027, 1, 1),
                                   eligible_countries=["FR", "DE", "IT"], budget_cents=10_000_000,
                                   assessment_mode=mode, contact_email=contact_email), call_id, "applications")
@@ -56,9 +57,9 @@ class Upstream:
 
     @staticmethod
     def submitted(app_id: str, call_id: str, visitor: Participant, host: Participant,
-                  start_in_days: int = 30, days: int = 5) -> Envelope:
+                  start_in_days: int = 30, days: int = 5, partnership_id: str = "p-1") -> Envelope:
         start = date.today() + timedelta(days=start_in_days)
-        return wrap(ApplicationSubmitted(application_id=app_id, call_id=call_id, partnership_id="p-1",
+        return wrap(ApplicationSubmitted(application_id=app_id, call_id=call_id, partnership_id=partnership_id,
                                          visitor=visitor, host=host, purposes=["learn_from_other_cluster"],
                                          planned_start=start, planned_end=start + timedelta(days=days),
                                          working_days=days, submitted_at=datetime.now(UTC)), app_id, "applications")

@@ -118,7 +118,7 @@ async def test_smtp_failure_retries_then_ends_failed(run_service, upstream, infr
         await upstream.publish(upstream.submitted(app_id, f"call-{uid}", visitor, host))
         await watcher.wait_for(lambda: len(distinct(watcher.of_type(EmailFailed, app_id))) == 2, 40, "two EmailFailed")
     failed = httpx.get(f"{service.url}/notifications", params={"application_id": app_id, "status": "failed"},
-                       headers=token("grant_officer")).json()
+                       headers=token("grant_officer", partnership_ids=("p-1",))).json()
     assert len(failed) == 2
     assert all(n["attempts"] == 3 and n["last_error"] for n in failed)
     assert {n["recipient"]["language"] for n in failed} == {"en"}  # pt and it fall back to English

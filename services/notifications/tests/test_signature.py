@@ -20,3 +20,11 @@ def test_old_signatures_and_garbage_headers_are_rejected():
                                 now=1_700_000_200)  # the timestamp is signed too
     for garbage in ("", "v1=abc", "t=notanumber,v1=abc", "t=1700000000"):
         assert not verify_signature("whsec-1", garbage, BODY, 300, now=1_700_000_000)
+
+
+def test_during_a_rotation_each_secret_in_force_verifies_and_no_other():
+    header = sign(["whsec-new", "whsec-old"], 1_700_000_000, BODY)
+    assert header.count("v1=") == 2 and header.startswith("t=1700000000,v1=")
+    for secret in ("whsec-new", "whsec-old"):
+        assert verify_signature(secret, header, BODY, 300, now=1_700_000_000)
+    assert not verify_signature("whsec-other", header, BODY, 300, now=1_700_000_000)

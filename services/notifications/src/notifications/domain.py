@@ -6,10 +6,7 @@ calls and applications), so the rules are tested in microseconds.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
@@ -262,28 +259,6 @@ def reminder_still_relevant(kind: str, now: datetime, dates: ExchangeDates | Non
     return True
 
 
-# ---- unsubscribe -----------------------------------------------------------------------------
-
-def unsubscribe_token(secret: str, email: str) -> str:
-    """An unguessable token naming an address, for the link in optional emails (no login needed)."""
-    address = email.strip().lower()
-    encoded = base64.urlsafe_b64encode(address.encode()).decode().rstrip("=")
-    return f"{encoded}.{_mac(secret, address)}"
-
-
-def address_of_unsubscribe_token(secret: str, token: str) -> str | None:
-    encoded, _, mac = token.partition(".")
-    try:
-        address = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return address if hmac.compare_digest(mac, _mac(secret, address)) else None
-
-
-def _mac(secret: str, address: str) -> str:
-    return hmac.new(secret.encode(), f"unsubscribe|{address}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
 # ---- money and webhooks ----------------------------------------------------------------------
 
 def format_euros(cents: int, lang: str) -> str:
@@ -304,15 +279,34 @@ def wants(event_types: list[str], ce_type: str) -> bool:
     return any(t in ("*", ce_type, short) for t in event_types)
 
 
-def private_address(host: str) -> bool:
-    """A loopback, private or link-local target: refused in production (server-side request forgery)."""
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+# Fields that name or reach a person: kept from subscribers scoped to partnerships, whose
+# systems are not the programme's (a programme-wide subscription is run by the programme).
+CONTACT_FIELDS = frozenset({"contact", "contact_email", "email", "phone"})
+
+
+def without_contacts(value):
+    """A copy of event data without contact names, emails and phones, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_contacts(v) for k, v in value.items() if k not in CONTACT_FIELDS}
+    if isinstance(value, list):
+        return [without_contacts(v) for v in value]
+    return value
+
+
+def within(scope: list[str] | None, sub: dict) -> bool:
+    """May staff of the partnerships ``scope`` (None: programme-wide) manage this subscription?
+    Only if every partnership it hears of is theirs; a programme-wide one only programme-wide."""
+    if scope is None:
         return True
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False  # a name: resolved by the resolver, which production should restrict too
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified
+    return not sub.get("programme_wide") and set(sub.get("partnership_ids") or ["?"]) <= set(scope)
+
+
+def signing_secrets(sub: dict, now: datetime) -> list[str]:
+    """The secrets in force: the current one, and the previous one during its grace period."""
+    until = sub.get("previous_secret_until")
+    if sub.get("previous_secret") and until is not None and until > now:
+        return [sub["secret"], sub["previous_secret"]]
+    return [sub["secret"]]
 
 
 def webhook_delivery_id(subscription_id: str, event_id: str) -> str:

@@ -30,6 +30,7 @@ from notifications.domain import (
     structured_cloudevent,
     wants,
     webhook_delivery_id,
+    without_contacts,
 )
 from notifications.storage import Storage
 
@@ -38,7 +39,7 @@ log = get_logger(__name__)
 
 async def on_event(event: Event, delivery: Delivery, storage: Storage) -> None:
     await remember(event, storage)
-    await offer_to_subscribers(delivery.envelope, storage)
+    await offer_to_subscribers(event, delivery.envelope, storage)
     await notify(event, delivery.envelope, storage)
     if isinstance(event, ApplicationSubmitted):
         await replay_parked(event.application_id, storage)
@@ -54,14 +55,37 @@ async def remember(event: Event, storage: Storage) -> None:
         await storage.save_application(event.model_dump(mode="json"))
 
 
-async def offer_to_subscribers(envelope: Envelope, storage: Storage) -> None:
-    """One delivery per (subscription, event); the body is fixed now so every retry signs the same bytes."""
-    body = json.dumps(structured_cloudevent(envelope.to_outbox()), separators=(",", ":"))
-    for sub in await storage.active_subscriptions():
+async def partnership_of(event: Event, storage: Storage) -> str | None:
+    """The partnership an event belongs to: its own field, else its call's, else its application's
+    (None: not known yet, or an event of no partnership, such as an enrolment)."""
+    if partnership_id := getattr(event, "partnership_id", None):
+        return partnership_id
+    call_id = getattr(event, "call_id", None)
+    call = await storage.call(call_id) if call_id else None
+    if call is not None:
+        return call["partnership_id"]
+    application = await storage.application(getattr(event, "application_id", None))
+    return application["partnership_id"] if application else None
+
+
+async def offer_to_subscribers(event: Event, envelope: Envelope, storage: Storage) -> None:
+    """One delivery per (subscription, event) within the subscription's scope; the body is fixed
+    now so every retry signs the same bytes. Subscriptions scoped to partnerships get it without
+    contact data. An exchange's event whose partnership is not known yet (it overtook its
+    submission) goes to programme-wide subscriptions now, and is parked for the others."""
+    partnership_id = await partnership_of(event, storage)
+    application_id = getattr(event, "application_id", None)
+    if partnership_id is None and application_id is not None:
+        await storage.park(envelope, application_id)
+    full = structured_cloudevent(envelope.to_outbox())
+    bodies = {True: full, False: {**full, "data": without_contacts(full["data"])}}
+    for sub in await storage.subscriptions_hearing_of(partnership_id):
         if wants(sub["event_types"], envelope.type):
+            body = json.dumps(bodies[bool(sub.get("programme_wide"))], separators=(",", ":"))
             await storage.enqueue_delivery({"_id": webhook_delivery_id(sub["_id"], envelope.id),
-                                            "subscription_id": sub["_id"], "event_id": envelope.id,
-                                            "event_type": envelope.type, "subject": envelope.subject, "body": body})
+                                            "subscription_id": sub["_id"], "partnership_id": partnership_id,
+                                            "event_id": envelope.id, "event_type": envelope.type,
+                                            "subject": envelope.subject, "body": body})
 
 
 async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
@@ -81,19 +105,24 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
     opted_out = await storage.opted_out([r.email for r in audience.everyone()])
     planned = plan_emails(envelope.id, routing_key(name, envelope.data), audience, opted_out)
     context = email_context(application, call, event.model_dump(mode="json"))
-    await storage.enqueue_emails(planned, cause=cause, application_id=application_id, context=context)
+    partnership_id = application["partnership_id"]
+    await storage.enqueue_emails(planned, cause=cause, application_id=application_id, context=context,
+                                 partnership_id=partnership_id)
     await storage.schedule(reminders_for(name, application_id, envelope.time, exchange_dates(application),
-                                         reminder_policy(storage)), cause)
+                                         reminder_policy(storage)), cause, partnership_id)
     await storage.reschedule(rescheduled_reminders(name, application_id, envelope.data, reminder_policy(storage)),
-                             cause)
+                             cause, partnership_id)
     if name in CANCELLED_BY:
         await storage.cancel_reminders(application_id, CANCELLED_BY[name])
 
 
 async def replay_parked(application_id: str, storage: Storage) -> None:
+    """Events that came before their application: now their partnership and people are known.
+    Offering again adds only the deliveries missing (their ids are fixed per subscription)."""
     for envelope in await storage.parked_for(application_id):
         event = envelope.event()
         if event is not None:
+            await offer_to_subscribers(event, envelope, storage)
             await notify(event, envelope, storage)
         await storage.unpark(envelope.id)
 

@@ -2,6 +2,8 @@
 
 from cx_shared.settings import ServiceSettings
 
+from notifications.targets import networks
+
 
 class Settings(ServiceSettings):
     service_name: str = "notifications"
@@ -39,7 +41,14 @@ class Settings(ServiceSettings):
     webhook_backoff_max_seconds: float = 6 * 3600.0
     # A subscription whose deliveries keep failing for this long (and one exhausted its retries) is disabled.
     webhook_disable_after_seconds: float = 3 * 24 * 3600.0
-    webhook_allow_private_urls: bool = True  # local mode; production should forbid loopback targets
+    # Targets must be https on a global address, resolved and checked at every delivery. Plain
+    # http is for local mode and tests only; the allow-list (comma-separated CIDRs, e.g.
+    # "127.0.0.1/32" for a receiver on this machine) opens non-global networks the operator trusts.
+    webhook_allow_http: bool = False
+    webhook_allowed_networks: str = ""
+    webhook_resolve_timeout_seconds: float = 5.0
+    # After a rotation the previous secret still signs deliveries for this long (two signatures).
+    webhook_secret_grace_seconds: float = 24 * 3600.0
 
     # Reminders (days, per programme practice; configuration, not code).
     reminder_poll_seconds: float = 30.0
@@ -48,3 +57,10 @@ class Settings(ServiceSettings):
     report_due_days: int = 1
     # Time travel for tests and demos: the service believes "now" is this far ahead.
     clock_offset_seconds: float = 0.0
+
+    def refusals(self) -> list[str]:
+        try:
+            networks(self.webhook_allowed_networks)
+        except ValueError as exc:
+            return [*super().refusals(), f"WEBHOOK_ALLOWED_NETWORKS: {exc}"]
+        return super().refusals()

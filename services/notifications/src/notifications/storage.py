@@ -8,6 +8,7 @@ so a redelivered event inserts nothing new (DuplicateKeyError = already done).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from notifications.domain import (
     Recipient,
     Reminder,
     language,
+    within,
 )
 from notifications.settings import Settings
 
@@ -53,6 +55,10 @@ class Storage:
         self.staff, self.opt_outs, self.parked = db.staff, db.opt_outs, db.parked
         self.notifications, self.reminders = db[NOTIFICATIONS], db.reminders
         self.subscriptions, self.deliveries = db.subscriptions, db[DELIVERIES]
+        # One entry per (partnership, subscription): the partnerships a subscription hears of, as
+        # plain values an index serves (our FerretDB build's index misses matches inside arrays).
+        self.scopes = db.subscription_scopes
+        self.unsubscribe_tokens = db.unsubscribe_tokens
         # Claims are taken one at a time in a process. MongoDB makes each claim atomic, but
         # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
         # (measured: 4 concurrent find_one_and_update on a pending item -> up to 4 winners).
@@ -69,6 +75,7 @@ class Storage:
     async def init(self) -> None:
         await self.notifications.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self.notifications.create_index([("application_id", ASCENDING)])
+        await self.notifications.create_index([("partnership_id", ASCENDING), ("created_at", ASCENDING)])
         await self.reminders.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
         await self.reminders.create_index([("application_id", ASCENDING)])  # cancelled per exchange
         await self.deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
@@ -77,6 +84,11 @@ class Storage:
                                       unique=True)
         await self.parked.create_index([("application_id", ASCENDING)])
         await self.subscriptions.create_index([("status", ASCENDING)])
+        # who hears of an event: the subscriptions of its partnership, and the programme-wide ones
+        await self.scopes.create_index([("partnership_id", ASCENDING)])
+        await self.subscriptions.create_index([("programme_wide", ASCENDING), ("status", ASCENDING)])
+        await self.subscriptions.create_index([("owner", ASCENDING)])
+        await self.unsubscribe_tokens.create_index([("email", ASCENDING)], unique=True)
 
     # ---- read models --------------------------------------------------------------------------
 
@@ -159,7 +171,7 @@ class Storage:
     # ---- the mail queue -----------------------------------------------------------------------
 
     async def enqueue_emails(self, planned: list[PlannedEmail], *, cause: dict[str, Any],
-                             application_id: str | None, context: dict[str, Any]) -> int:
+                             application_id: str | None, context: dict[str, Any], partnership_id: str | None) -> int:
         """One queue item per planned email; items already there (a redelivery) are left alone."""
         now, added = self.clock.now(), 0
         for email in planned:
@@ -168,7 +180,8 @@ class Storage:
             doc = {"_id": email.notification_id, **claim, "template": email.template, "mandatory": email.mandatory,
                    "recipient": {"role": email.recipient.role, "email": email.recipient.email,
                                  "name": email.recipient.name, "language": email.recipient.language},
-                   "application_id": application_id, "cause": cause, "context": context, "next_attempt_at": now,
+                   "application_id": application_id, "partnership_id": partnership_id, "cause": cause,
+                   "context": context, "next_attempt_at": now,
                    "created_at": now, "last_error": None, "outbox": [], "processed": []}
             added += await _insert(self.notifications, doc)
         return added
@@ -234,31 +247,32 @@ class Storage:
                                                      change({"$set": fields}, events=[event]))
         return result.matched_count == 1
 
-    async def find_notifications(self, application_id: str | None = None, status: str | None = None,
-                                 limit: int = 200) -> list[dict]:
+    async def find_notifications(self, scope: list[str] | None, application_id: str | None = None,
+                                 status: str | None = None, limit: int = 200) -> list[dict]:
         query = {k: v for k, v in (("application_id", application_id), ("status", status)) if v}
-        return [d async for d in self.notifications.find(query, {"context": 0}).sort("created_at").limit(limit)]
+        return await _scoped(self.notifications, query, scope, "created_at", limit, {"context": 0})
 
     async def notification(self, notification_id: str) -> dict | None:
         return await self.notifications.find_one({"_id": notification_id})
 
     # ---- reminders ----------------------------------------------------------------------------
 
-    async def schedule(self, reminders: list[Reminder], cause: dict[str, Any]) -> None:
+    async def schedule(self, reminders: list[Reminder], cause: dict[str, Any], partnership_id: str | None) -> None:
         """Reminders survive restarts because they live here; a cancelled one is never revived."""
         for r in reminders:
             await _insert(self.reminders, {"_id": r.reminder_id, "kind": r.kind, "application_id": r.application_id,
+                                           "partnership_id": partnership_id,
                                            "due_at": r.due_at, "status": "scheduled", "cause": cause,
                                            "scheduled_at": self.clock.now()})
 
-    async def reschedule(self, reminders: list[Reminder], cause: dict[str, Any]) -> None:
+    async def reschedule(self, reminders: list[Reminder], cause: dict[str, Any], partnership_id: str | None) -> None:
         """Move a scheduled reminder to a new due time (created if there was none); one that
         already fired or was cancelled stays as it is."""
         for r in reminders:
             moved = await self.reminders.update_one({"_id": r.reminder_id, "status": "scheduled"},
                                                     {"$set": {"due_at": r.due_at, "rescheduled_by": cause}})
             if moved.matched_count == 0:
-                await self.schedule([r], cause)
+                await self.schedule([r], cause, partnership_id)
 
     async def cancel_reminders(self, application_id: str, kinds: tuple[str, ...]) -> None:
         await self.reminders.update_many(
@@ -280,29 +294,80 @@ class Storage:
                                         {"$set": {"status": status, "fired_at": self.clock.now(),
                                                   **self.mail_lease.released()}})
 
-    async def find_reminders(self, application_id: str) -> list[dict]:
-        return [d async for d in self.reminders.find({"application_id": application_id}).sort("due_at")]
+    async def find_reminders(self, scope: list[str] | None, application_id: str) -> list[dict]:
+        return await _scoped(self.reminders, {"application_id": application_id}, scope, "due_at")
 
     # ---- webhook subscriptions ------------------------------------------------------------------
 
     async def add_subscription(self, sub: dict[str, Any]) -> dict:
+        """The scope's entries first: an entry whose subscription never came is ignored, while a
+        subscription without its entries would silently hear nothing."""
         doc = {**sub, "_id": str(uuid.uuid4()), "status": ACTIVE, "created_at": self.clock.now(),
                "failing_since": None, "last_error": None, "disabled_at": None}
+        for partnership_id in doc["partnership_ids"]:
+            await _insert(self.scopes, {"_id": _scope_id(partnership_id, doc["_id"]),
+                                        "partnership_id": partnership_id, "subscription_id": doc["_id"]})
         await self.subscriptions.insert_one(doc)
         return doc
+
+    async def _subscriptions_of(self, partnership_id: str) -> list[dict]:
+        entries = await self.scopes.find({"partnership_id": partnership_id}).to_list()
+        found = [await self.subscription(e["subscription_id"]) for e in entries]
+        return [d for d in found if d is not None]
 
     async def subscription(self, subscription_id: str) -> dict | None:
         return await self.subscriptions.find_one({"_id": subscription_id})
 
-    async def find_subscriptions(self, owner: str | None = None) -> list[dict]:
-        query = {"owner": owner} if owner else {}
-        return [d async for d in self.subscriptions.find(query).sort("created_at")]
+    async def find_subscriptions(self, scope: list[str] | None, owner: str | None = None) -> list[dict]:
+        """Those of ``owner`` (anyone's when None) within ``scope``: found by owner or through the
+        scope entries of each partnership (indexed), then kept only when every partnership they
+        hear of is in ``scope``."""
+        if owner is not None:
+            found = await self.subscriptions.find({"owner": owner}).to_list()
+        elif scope is None:
+            found = await self.subscriptions.find({}).to_list()
+        else:
+            found = [d for p in dict.fromkeys(scope) for d in await self._subscriptions_of(p)]
+        unique = {d["_id"]: d for d in found if within(scope, d)}
+        return sorted(unique.values(), key=lambda d: d["created_at"])
 
-    async def active_subscriptions(self) -> list[dict]:
-        return [d async for d in self.subscriptions.find({"status": ACTIVE})]
+    async def subscriptions_hearing_of(self, partnership_id: str | None) -> list[dict]:
+        """The active subscriptions an event of ``partnership_id`` goes to: the programme-wide ones
+        and, when the event belongs to a partnership, that partnership's."""
+        found = await self.subscriptions.find({"programme_wide": True, "status": ACTIVE}).to_list()
+        if partnership_id is not None:
+            found += [d for d in await self._subscriptions_of(partnership_id) if d["status"] == ACTIVE]
+        return list({d["_id"]: d for d in found}.values())
 
-    async def delete_subscription(self, subscription_id: str) -> None:
+    async def rotate_secret(self, subscription_id: str, secret: str, grace_seconds: float) -> None:
+        """The new secret signs from now on; the current one goes on signing for ``grace_seconds``."""
+        sub = await self.subscription(subscription_id)
+        until = self.clock.now() + timedelta(seconds=grace_seconds)
+        await self.subscriptions.update_one({"_id": subscription_id}, {"$set": {
+            "secret": secret, "previous_secret": sub["secret"], "previous_secret_until": until,
+            "rotated_at": self.clock.now()}})
+
+    # ---- unsubscribe links ------------------------------------------------------------------------
+
+    async def unsubscribe_token(self, email: str) -> str:
+        """The address's opaque token (random, made once, good for opting out and in only)."""
+        address = email.strip().lower()
+        if found := await self.unsubscribe_tokens.find_one({"email": address}):
+            return found["_id"]
+        token = secrets.token_urlsafe(24)
+        if await _insert(self.unsubscribe_tokens, {"_id": token, "email": address, "created_at": self.clock.now()}):
+            return token
+        return (await self.unsubscribe_tokens.find_one({"email": address}))["_id"]  # another sender made it first
+
+    async def address_of_unsubscribe_token(self, token: str) -> str | None:
+        found = await self.unsubscribe_tokens.find_one({"_id": token})
+        return found["email"] if found else None
+
+    async def delete_subscription(self, sub: dict) -> None:
+        subscription_id = sub["_id"]
         await self.subscriptions.delete_one({"_id": subscription_id})
+        for partnership_id in sub.get("partnership_ids") or []:
+            await self.scopes.delete_one({"_id": _scope_id(partnership_id, subscription_id)})
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": {"$in": [PENDING, SUSPENDED]}},
                                           {"$set": {"status": "cancelled"}})
 
@@ -352,6 +417,20 @@ class Storage:
     async def find_deliveries(self, subscription_id: str, limit: int = 200) -> list[dict]:
         return [d async for d in self.deliveries.find({"subscription_id": subscription_id}, {"body": 0})
                 .sort("created_at").limit(limit)]
+
+
+async def _scoped(collection, query: dict, scope: list[str] | None, sort: str, limit: int = 200,
+                  projection: dict | None = None) -> list[dict]:
+    """``query`` within the partnerships ``scope`` (None: programme-wide), oldest ``sort`` first.
+    One equality look-up per partnership (a member of few), so an index leading with
+    ``partnership_id`` serves each; the results are merged here."""
+    queries = [query] if scope is None else [{**query, "partnership_id": p} for p in dict.fromkeys(scope)]
+    found = [d for q in queries for d in await collection.find(q, projection).sort(sort).limit(limit).to_list()]
+    return sorted(found, key=lambda d: d[sort])[:limit]
+
+
+def _scope_id(partnership_id: str, subscription_id: str) -> str:
+    return f"{partnership_id}|{subscription_id}"
 
 
 async def _insert(collection, doc: dict) -> int:

@@ -15,7 +15,7 @@ from cx_shared.envelope import Envelope
 from cx_shared.events.notifications import EmailFailed, EmailSent
 from cx_shared.logging import get_logger
 
-from notifications import mail, signature
+from notifications import mail, signature, targets
 from notifications.domain import (
     SUBSCRIBER,
     VISITOR,
@@ -29,7 +29,7 @@ from notifications.domain import (
     plan_reminder,
     reminder_still_relevant,
     should_disable,
-    unsubscribe_token,
+    signing_secrets,
 )
 from notifications.handlers import exchange_dates
 from notifications.storage import DELIVERED, DELIVERIES, FAILED, NOTIFICATIONS, PENDING, Storage
@@ -112,8 +112,9 @@ async def send_next_email(storage: Storage, connection: mail.Connection, hint: s
 async def _send(storage: Storage, doc: dict, connection: mail.Connection) -> bool:
     s = storage.settings
     recipient = doc["recipient"]
+    # an opaque token in the path: no address in the URL, and no query string for access logs to keep
     unsubscribe = None if doc["mandatory"] else \
-        f"{s.public_base_url}/unsubscribe?token={unsubscribe_token(s.jwt_secret, recipient['email'])}"
+        f"{s.public_base_url}/unsubscribe/{await storage.unsubscribe_token(recipient['email'])}"
     try:
         rendered = mail.render(doc["template"], recipient["language"],
                                {**doc["context"], "recipient_name": recipient["name"], "role": recipient["role"]},
@@ -179,7 +180,8 @@ async def fire_next_reminder(storage: Storage) -> bool:
                             await storage.opted_out([r.email for r in audience.of(VISITOR)]))
     cause = {**reminder["cause"], "event_id": cause_id, "event_type": f"reminder.{reminder['kind']}", "is_event": False}
     context = email_context(application, call, {})
-    await storage.enqueue_emails(planned, cause=cause, application_id=application["_id"], context=context)
+    await storage.enqueue_emails(planned, cause=cause, application_id=application["_id"], context=context,
+                                 partnership_id=application["partnership_id"])
     await storage.reminder_done(reminder, "fired")
     log.info("reminder fired", reminder_id=reminder["_id"], emails=len(planned))
     return True
@@ -188,17 +190,21 @@ async def fire_next_reminder(storage: Storage) -> bool:
 # ---- webhooks ------------------------------------------------------------------------------------
 
 async def webhook_dispatcher(storage: Storage, doorbells: Doorbells) -> None:
-    async with httpx.AsyncClient(timeout=storage.settings.webhook_timeout_seconds,
-                                 follow_redirects=False) as client:
+    # No connection kept alive: connections go to pinned addresses, and one verified for a name
+    # must not carry another name's delivery that resolves to the same address.
+    async with httpx.AsyncClient(timeout=storage.settings.webhook_timeout_seconds, follow_redirects=False,
+                                 trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         # Several at once, so one slow endpoint does not hold every other subscriber's deliveries.
         await _workers("webhooks", lambda hint: deliver_next_webhook(storage, client, hint),
                        storage.settings.webhook_poll_seconds, doorbells.doorbell(DELIVERIES),
                        storage.settings.webhook_concurrency)
 
 
-async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient, hint: str | None = None) -> bool:
-    """POST the CloudEvent (structured JSON), signed; any 2xx is success, anything else is retried
-    with exponential backoff; a delivery that exhausts its retries may disable the subscription."""
+async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient, hint: str | None = None,
+                               resolver: targets.Resolver = targets.system_resolver) -> bool:
+    """POST the CloudEvent (structured JSON), signed, to the address the target's name resolves to
+    now, if it passes the check; any 2xx is success, anything else is retried with exponential
+    backoff; a delivery that exhausts its retries may disable the subscription."""
     s = storage.settings
     doc = await storage.claim_delivery(hint)
     if doc is None:
@@ -208,21 +214,8 @@ async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient, hint
         await storage.delivery_attempted(doc, {"at": storage.clock.now(), "error": "subscription not active"},
                                          "cancelled" if sub is None else "suspended")
         return True
-    body = doc["body"].encode()
-    timestamp = int(time.time())
-    headers = {"Content-Type": "application/cloudevents+json; charset=utf-8",
-               signature.HEADER: signature.sign(sub["secret"], timestamp, body),
-               "X-CX-Delivery": doc["_id"], "X-CX-Attempt": str(doc["attempts"]),
-               "User-Agent": "ClusterXchange-Webhooks/1"}
     started = time.monotonic()
-    status_code, error = None, None
-    try:
-        response = await client.post(sub["url"], content=body, headers=headers)
-        status_code = response.status_code
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    status_code, error = await _post(storage, client, doc, sub, resolver)
     entry = {"at": storage.clock.now(), "attempt": doc["attempts"], "status_code": status_code, "error": error,
              "duration_ms": int((time.monotonic() - started) * 1000)}
     if error is None:
@@ -241,6 +234,33 @@ async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient, hint
     return True
 
 
+async def _post(storage: Storage, client: httpx.AsyncClient, doc: dict, sub: dict,
+                resolver: targets.Resolver) -> tuple[int | None, str | None]:
+    """(status code, error). Errors are generic on purpose: the delivery log is read over the API,
+    and the low-level reason (refused, reset, no route...) would make it a port scanner."""
+    s = storage.settings
+    body = doc["body"].encode()
+    try:
+        target = await targets.checked(sub["url"], s, resolver)
+    except targets.RefusedTarget:
+        log.warning("webhook target refused", subscription_id=sub["_id"])
+        return None, "refused target"
+    except targets.Unresolved:
+        return None, "connection failed"
+    headers = {"Host": target.host, "Content-Type": "application/cloudevents+json; charset=utf-8",
+               signature.HEADER: signature.sign(signing_secrets(sub, storage.clock.now()), int(time.time()), body),
+               "X-CX-Delivery": doc["_id"], "X-CX-Attempt": str(doc["attempts"]),
+               "User-Agent": "ClusterXchange-Webhooks/1"}
+    extensions = {"sni_hostname": target.sni} if target.sni else {}
+    try:
+        response = await client.post(target.url, content=body, headers=headers, extensions=extensions)
+    except httpx.TimeoutException:
+        return None, "timeout"
+    except httpx.HTTPError:
+        return None, "connection failed"
+    return response.status_code, None if 200 <= response.status_code < 300 else f"http {response.status_code}"
+
+
 async def _disable(storage: Storage, sub: dict) -> None:
     """Tell the owner first (idempotent id per run of failures), then disable: a crash in between
     repeats both without a second email."""
@@ -252,6 +272,7 @@ async def _disable(storage: Storage, sub: dict) -> None:
              "correlation_id": None, "is_event": False}
     context = {"subscription_id": sub["_id"], "url": sub["url"], "last_error": sub.get("last_error") or "",
                "failing_since": sub["failing_since"].isoformat(timespec="seconds")}
-    await storage.enqueue_emails([email], cause=cause, application_id=None, context=context)
+    # about no exchange: seen in the mail log by programme-wide managers only
+    await storage.enqueue_emails([email], cause=cause, application_id=None, context=context, partnership_id=None)
     if await storage.disable_subscription(sub["_id"]):
         log.warning("webhook subscription disabled", subscription_id=sub["_id"], url=sub["url"])
