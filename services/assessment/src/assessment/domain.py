@@ -61,8 +61,17 @@ def weighted_score(weights: dict[str, int], scores: dict[str, int]) -> float:
 
 @dataclass(frozen=True)
 class Assessor:
+    """Staff acting on an application: the subject, the organisation the token names and the
+    organisations the subject owns (enrolled), as applications published them."""
+
     subject: str
     organisation_id: str | None = None
+    owns: frozenset[str] = frozenset()
+
+    def party_to(self, entry: Entry) -> bool:
+        """Owns or belongs to the visitor's or the host's organisation: a conflict of interest."""
+        mine = self.owns | ({self.organisation_id} if self.organisation_id else set())
+        return not mine.isdisjoint({entry.visitor_id, entry.host_id})
 
 
 @dataclass
@@ -83,8 +92,9 @@ class Policy:
 
     def offer_capacity(self, offer_id: str) -> int | None:
         """The places of a host offer when this version's rules limit them, else None."""
-        limits = [(r.get("params") or {}).get("offer_capacities") or {} for r in self.rules if r["rule"] == "host_capacity"]
-        return next((int(l[offer_id]) for l in limits if offer_id in l), None)
+        limits = [(r.get("params") or {}).get("offer_capacities") or {}
+                  for r in self.rules if r["rule"] == "host_capacity"]
+        return next((int(places[offer_id]) for places in limits if offer_id in places), None)
 
 
 @dataclass
@@ -136,6 +146,13 @@ def more_binding(first: Entry, second: Entry) -> Entry:
     def room(entry: Entry) -> int:
         return 2 if entry.status in HOLDS_PLACE else 0 if entry.status in CLOSED else 1
     return second if room(second) > room(first) else first
+
+
+def _partiality(entry: Entry, who: Assessor) -> Forbidden | None:
+    if who.party_to(entry):
+        return Forbidden("conflict of interest: the assessor owns or belongs to the visitor's or the host's "
+                         "organisation", field="assessor", rule="conflict_of_interest")
+    return None
 
 
 @dataclass
@@ -243,9 +260,8 @@ class CallBook:
         return [Claimed(application_id, assessor.subject, entry.status == APPEALED)]
 
     def _obstacle(self, entry: Entry, assessor: Assessor) -> Exception | None:
-        if assessor.organisation_id and assessor.organisation_id in (entry.visitor_id, entry.host_id):
-            return Forbidden("conflict of interest: the assessor belongs to the visitor's or the host's organisation",
-                             field="organisation_id", rule="conflict_of_interest")
+        if partial := _partiality(entry, assessor):
+            return partial
         if any(c["assessor"] == assessor.subject for c in entry.conflicts):
             return Forbidden("conflict of interest declared by this assessor", rule="declared_conflict",
                              field="assessor")
@@ -273,6 +289,8 @@ class CallBook:
             raise Conflict(f"application {application_id} is {entry.status}, not awaiting assessment")
         if assessor.subject not in entry.claims:
             raise Conflict("claim the application before scoring it", field="assessor", rule="claimed")
+        if partial := _partiality(entry, assessor):  # became an owner since the claim
+            raise partial
         weights = self.policy.criteria
         if set(criteria) != set(weights):
             raise Invalid(f"score exactly these criteria: {', '.join(sorted(weights))}", field="scores",
@@ -409,14 +427,16 @@ class CallBook:
             return [self._approve(entry, [f"{where}: upheld, within the envelope"])]
         return [self._put_on_waitlist(entry, [f"{where}: upheld; {self._no_room(entry)}"])]
 
-    def override(self, application_id: str, decision: str, justification: str, by: str) -> list[Any]:
+    def override(self, application_id: str, decision: str, justification: str, by: Assessor) -> list[Any]:
         if not justification.strip():
             raise Invalid("an override needs a justification", field="justification", rule="required")
         entry = self.entry(application_id)
+        if partial := _partiality(entry, by):
+            raise partial
         if entry.status in {HOST_ACCEPTED, HOST_DECLINED, WITHDRAWN, RELEASED}:
             raise Conflict(f"application {application_id} is {entry.status}; its decision can no longer change")
-        why = dict(overridden_by=by, justification=justification)
-        reasons = [f"decision overridden by {by}: {justification}"]
+        why = dict(overridden_by=by.subject, justification=justification)
+        reasons = [f"decision overridden by {by.subject}: {justification}"]
         if decision == APPROVED:
             if not entry.reserved_cents and not self._fits(entry):
                 raise Conflict(self._no_room(entry), rule="envelope")
