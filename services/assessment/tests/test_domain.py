@@ -121,6 +121,21 @@ def test_unknown_rule_is_refused():
         book().change_rule_set("pm", [{"rule": "be_nice", "params": {}}])
 
 
+def test_a_parameter_a_rule_cannot_read_is_refused_by_name_and_changes_nothing():
+    b = book()
+    wrong = [{"rule": "duration", "params": {"min_working_days": "three"}},
+             {"rule": "host_capacity", "params": {"offer_capacities": {"offer-9": -1}}},
+             {"rule": "dates_inside_call", "params": {"exchanges_end_by": "soon"}},
+             {"rule": "transnational", "params": {"strict": True}}]
+    with pytest.raises(Invalid) as refused:
+        b.change_rule_set("pm", wrong)
+    assert [e["field"] for e in refused.value.errors] == [
+        "rules.0.params.min_working_days", "rules.1.params.offer_capacities", "rules.2.params.exchanges_end_by",
+        "rules.3.params.strict"]
+    assert {e["rule"] for e in refused.value.errors} == {"rule_parameter"}
+    assert b.policy.version == 1 and kinds(b.admit(candidate("a1"), FIVE_DAYS)) == ["Checked", "Approved"]
+
+
 # --- automatic mode: arrival order within the envelope -------------------------------------
 
 def test_automatic_approves_in_arrival_order_while_the_envelope_allows():

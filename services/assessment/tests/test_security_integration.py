@@ -83,6 +83,8 @@ async def test_oversized_or_unstorable_input_is_refused_and_changes_nothing(
         ("put", "/calls/call-b/rule-set", {"rules": [{"rule": "host_capacity", "params": {"c": "x" * 10_001}}]},
          "rules.0.params", "value_error"),
         ("put", "/calls/call-b/rule-set", {"criteria": {"impact": 10**20}}, "criteria.impact", "less_than_equal"),
+        ("put", "/calls/call-b/rule-set", {"rules": [{"rule": "duration", "params": {"min_working_days": "three"}}]},
+         "rules.0.params.min_working_days", "rule_parameter"),  # would stall every later admission
     ]
     for method, path, body, field, rule in refusals:
         headers = manager if path.startswith("/calls") else assessor

@@ -19,7 +19,7 @@ from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
 
 from assessment.facts import (Appealed, Approved, Checked, Claimed, ConflictNoted, HostAcceptance, HostRefusal,
                               Queued, Rejected, RuleSetPublished, Scored, Waitlisted)
-from assessment.rules import Candidate, Context, Verdict, default_rules, evaluate, unknown_rules
+from assessment.rules import Candidate, Context, Verdict, default_rules, evaluate, parameter_errors, unknown_rules
 
 __all__ = ["Appealed", "Approved", "Checked", "Claimed", "ConflictNoted", "HostAcceptance", "HostRefusal", "Queued",
            "Rejected", "RuleSetPublished", "Scored", "Waitlisted"]  # the facts, for the domain's readers
@@ -194,6 +194,9 @@ class CallBook:
         rules = current.rules if rules is None else rules
         if unknown := unknown_rules(rules):
             raise Invalid(f"unknown rule(s): {', '.join(unknown)}", field="rules", rule="known_rule")
+        if wrong := parameter_errors(rules):
+            raise Invalid("; ".join(why for _, why in wrong), rule="rule_parameter",
+                          errors=[{"field": f, "rule": "rule_parameter", "message": why} for f, why in wrong])
         settings = {k: v for k, v in panel.items() if v is not None}
         criteria = settings.get("criteria", current.criteria)
         if not criteria or any(w <= 0 for w in criteria.values()):
