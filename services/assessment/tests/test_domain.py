@@ -121,6 +121,15 @@ def test_unknown_rule_is_refused():
         book().change_rule_set("pm", [{"rule": "be_nice", "params": {}}])
 
 
+def test_a_call_keeps_a_bounded_number_of_rule_set_versions():
+    b = book()
+    for _ in range(domain.MAX_RULE_SET_VERSIONS - 1):
+        b.change_rule_set("pm")
+    with pytest.raises(Conflict, match="rule-set versions"):
+        b.change_rule_set("pm")
+    assert len(b.policies) == domain.MAX_RULE_SET_VERSIONS
+
+
 def test_a_parameter_a_rule_cannot_read_is_refused_by_name_and_changes_nothing():
     b = book()
     wrong = [{"rule": "duration", "params": {"min_working_days": "three"}},

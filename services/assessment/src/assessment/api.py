@@ -33,7 +33,8 @@ Who = Annotated[Principal, Depends(principal)]
 ID = Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ApplicationId = Annotated[str, ID]
 CallId = Annotated[str, ID]
-TEXT_MAX, PARAMS_MAX_CHARS = 2000, 10_000
+# Rule sets: every version is kept in the call's envelope, which every decision reads.
+TEXT_MAX, PARAMS_MAX_CHARS, RULES_MAX_CHARS = 2000, 4000, 16_000
 Text = Annotated[str, Field(max_length=TEXT_MAX, pattern=r"^[^\x00]*$")]
 # Names become keys of stored documents: no dots, dollars or NUL.
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
@@ -66,13 +67,21 @@ class RuleSpec(BaseModel):
 
 class RuleSetChange(BaseModel):
     rules: list[RuleSpec] | None = Field(None, max_length=RULES_MAX,
-                                         description="the whole rule list of the new version; omitted: unchanged")
+                                         description="the whole rule list of the new version; omitted: unchanged; "
+                                         f"at most {RULES_MAX_CHARS} characters as JSON")
     criteria: dict[Name, Annotated[int, Field(ge=1, le=100)]] | None = Field(
         None, max_length=CRITERIA_MAX, description="scoring criteria and their weights")
     second_assessor: bool | None = None
     score_gap: float | None = Field(None, ge=0, le=100,
                                     description="scores further apart than this need one more assessor")
     threshold: float | None = Field(None, ge=0, le=100, description="below this score an application is rejected")
+
+    @field_validator("rules")
+    @classmethod
+    def _bounded(cls, rules: list[RuleSpec] | None) -> list[RuleSpec] | None:
+        if rules and len(json.dumps([r.model_dump() for r in rules])) > RULES_MAX_CHARS:
+            raise ValueError(f"at most {RULES_MAX_CHARS} characters as JSON")
+        return rules
 
 
 class ScoreSheet(BaseModel):

@@ -41,6 +41,10 @@ TRAVEL_ESTIMATE_CENTS = {"standard": 50_000, "green": 60_000}
 DAILY_ESTIMATE_CENTS = 15_000
 ESTIMATE_CAP_CENTS = 350_000
 
+# Every version stays in the call's envelope (decisions keep the version they were taken
+# under), so their number is bounded.
+MAX_RULE_SET_VERSIONS = 50
+
 DEFAULT_CRITERIA = {"relevance_to_purposes": 3, "expected_impact": 3, "quality_of_plan": 2,
                     "interregional_value": 2}
 MAX_CRITERION_SCORE = 10
@@ -191,6 +195,9 @@ class CallBook:
                         **panel: Any) -> list[RuleSetPublished]:
         """A new version; entries keep the version (and outcomes) they were checked under."""
         current = self.policy
+        if len(self.policies) >= MAX_RULE_SET_VERSIONS:
+            raise Conflict(f"call {self.call_id} already has {MAX_RULE_SET_VERSIONS} rule-set versions, the most "
+                           "a call keeps", field="rules", rule="rule_set_versions")
         rules = current.rules if rules is None else rules
         if unknown := unknown_rules(rules):
             raise Invalid(f"unknown rule(s): {', '.join(unknown)}", field="rules", rule="known_rule")
