@@ -113,3 +113,5 @@ async def test_every_path_id_is_declared_and_an_odd_one_is_404_or_422(run_servic
             answer = await client.request(method.upper(), target, json=body if method != "get" else None,
                                           headers=everyone)
             assert answer.status_code in (404, 422), (method, target, answer.status_code, answer.text)
+    # a programme-wide manager who also assesses reaches the database with the query's partnership
+    assert (await client.get(f"{url}/queue", params={"partnership_id": "p\x00"}, headers=everyone)).status_code == 422

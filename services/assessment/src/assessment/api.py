@@ -35,7 +35,8 @@ ApplicationId = Annotated[str, ID]
 CallId = Annotated[str, ID]
 # Rule sets: every version is kept in the call's envelope, which every decision reads.
 TEXT_MAX, PARAMS_MAX_CHARS, RULES_MAX_CHARS = 2000, 4000, 16_000
-Text = Annotated[str, Field(max_length=TEXT_MAX, pattern=r"^[^\x00]*$")]
+NO_NUL = r"^[^\x00]*$"  # the database cannot store it
+Text = Annotated[str, Field(max_length=TEXT_MAX, pattern=NO_NUL)]
 # Names become keys of stored documents: no dots, dollars or NUL.
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
 
@@ -226,7 +227,8 @@ async def override(application_id: ApplicationId, body: Override, request: Reque
 
 @router.get("/queue")
 async def queue(request: Request, who: Who,
-                partnership_id: Annotated[str | None, Query(max_length=200)] = None) -> list[dict[str, Any]]:
+                partnership_id: Annotated[str | None, Query(max_length=300, pattern=NO_NUL)] = None
+                ) -> list[dict[str, Any]]:
     require_role(who, Role.ASSESSOR)
     assessor = await staff_member(request, who)
     wanted = [partnership_id] if partnership_id else who.partnership_ids
