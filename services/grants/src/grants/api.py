@@ -180,7 +180,7 @@ async def create_budget(body: BudgetCreate, request: Request, who: Who) -> Budge
 
 
 @router.get("/budgets")
-async def list_budgets(request: Request, who: Who) -> list[BudgetView]:
+async def list_budgets(request: Request, who: Principal = Depends(principal)) -> list[BudgetView]:
     require_role(who, *OFFICERS)
     everything = Role.PROGRAMME_MANAGER in who.roles and not who.partnership_ids
     storage = storage_of(request)
