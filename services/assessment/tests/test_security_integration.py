@@ -42,6 +42,10 @@ async def test_an_owner_of_the_visitor_or_the_host_may_not_claim_score_or_overri
             queue = (await client.get(f"{url}/queue", params={"partnership_id": "p-1"}, headers=staff(owner))).json()
             assert "a1" not in {item["application_id"] for item in queue} and len(queue) == 2
         assert (await client.post(f"{url}/applications/a1/claim", headers=staff("hana"))).status_code == 200
+        # A party reads its application as the applicant does: not who assesses it.
+        as_owner = (await client.get(f"{url}/applications/a1", headers=staff("olaf"))).json()
+        assert as_owner["status"] == "queued" and "claims" not in as_owner and "assessments" not in as_owner
+        assert (await client.get(f"{url}/applications/a1", headers=staff("ann"))).json()["claims"] == ["hana"]
 
         # Olaf claims a2, then its host is handed over to him: his score is refused.
         assert (await client.post(f"{url}/applications/a2/claim", headers=staff("olaf"))).status_code == 200

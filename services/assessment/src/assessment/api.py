@@ -295,8 +295,9 @@ async def get_application(application_id: ApplicationId, request: Request,
     book = await load_book(storage, await call_of_application(storage, application_id),
                            entries_of([doc] if doc else []))
     entry = book.entry(application_id)
-    if who.has(*STAFF) and who.in_partnership(book.partnership_id):
+    party = (await staff_member(request, who)).party_to(entry)  # by token organisation or ownership
+    if who.has(*STAFF) and who.in_partnership(book.partnership_id) and not party:
         return entry_view(book, entry)
-    if who.organisation_id and who.organisation_id in (entry.visitor_id, entry.host_id):
+    if party:  # staff too: a party reads what the applicant reads, not the assessors' workings
         return entry_view(book, entry, full=False)
     raise Forbidden("only the partnership's staff, the visitor and the host can read this application")
