@@ -63,6 +63,8 @@ async def test_an_owner_of_the_visitor_or_the_host_may_not_claim_score_or_overri
     entries = (await client.get(f"{url}/calls/call-c", headers=staff("paul", "programme_manager"))).json()["entries"]
     assert {e["application_id"]: (e["status"], e["assessments"]) for e in entries} == {
         "a1": ("queued", []), "a2": ("queued", []), "a3": ("queued", [])}
+    as_owner = (await client.get(f"{url}/calls/call-c", headers=staff("pia", "programme_manager"))).json()["entries"]
+    assert {e["application_id"]: "claims" in e for e in as_owner} == {"a1": True, "a2": True, "a3": False}
 
 
 async def test_oversized_or_unstorable_input_is_refused_and_changes_nothing(

@@ -178,8 +178,11 @@ async def get_call(call_id: CallId, request: Request, who: Who) -> dict[str, Any
     book = await load_book(storage, call_id)
     require_staff(who, book, *STAFF)
     book = await load_book(storage, call_id, entries_of(await storage.entries_of_call(call_id)))
+    me = await staff_member(request, who)
     state = plain(asdict(book))
-    state["entries"] = sorted(state["entries"].values(), key=lambda e: e["arrival"])
+    # an application the caller is a party to is shown as its applicant sees it
+    state["entries"] = sorted((entry_view(book, e, full=not me.party_to(e)) for e in book.entries.values()),
+                              key=lambda e: e["arrival"])
     state.pop("waiting")  # the response keeps its shape: the waiting list is in the entries
     state["rule_set_version"] = book.policy.label
     return state
