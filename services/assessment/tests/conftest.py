@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import ApplicationSubmitted, CallPublished
+from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OrganisationEnrolled,
+                                           OrganisationUpdated)
 from cx_shared.events.common import Contact, Participant
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS
@@ -43,6 +44,15 @@ def submitted(app_id: str, call_id: str, *, visitor: Participant | None = None, 
     return Envelope.wrap(event, source=APPLICATIONS_SOURCE, subject=app_id)
 
 
+def organisation(org: str, owner: str | None, revision: int = 1) -> Envelope:
+    """An organisation's enrolment (revision 1) or update, with the subject that owns it."""
+    contract = OrganisationEnrolled if revision == 1 else OrganisationUpdated
+    event = contract(organisation_id=org, revision=revision, roles=["visitor", "host"], legal_name=f"{org} cluster",
+                     country="FR", city="Capital", organisation_type="cluster_organisation",
+                     contact=Contact(name=f"{org} contact", email=f"contact@{org}.example.eu"), owner=owner)
+    return Envelope.wrap(event, source=APPLICATIONS_SOURCE, subject=org)
+
+
 def from_grants(event) -> Envelope:
     return Envelope.wrap(event, source=GRANTS_SOURCE, subject=event.application_id)
 
@@ -61,7 +71,8 @@ def drained(infra, namespace):
     and its outbox relay has published what they caused; given a watcher, until the watcher
     has collected all of it too (records of different partitions arrive in any order)."""
     async def wait(watcher: TopicWatcher | None = None, timeout: float = 60) -> None:
-        await wait_consumed(infra.kafka, [f"{namespace}assessment"], topic_names(namespace, APPLICATIONS, GRANTS, ASSESSMENT),
+        await wait_consumed(infra.kafka, [f"{namespace}assessment"],
+                            topic_names(namespace, APPLICATIONS, GRANTS, ASSESSMENT),
                             watcher=watcher, quiet=1.5, timeout=timeout)
     return wait
 
@@ -77,4 +88,4 @@ def upstream():
     """The builders above, as a fixture (test modules cannot import conftest under
     pytest's importlib mode)."""
     return SimpleNamespace(call_published=call_published, submitted=submitted, participant=participant,
-                           from_grants=from_grants)
+                           from_grants=from_grants, organisation=organisation)

@@ -16,6 +16,7 @@ from assessment.rules import RULES, Candidate, Context, Party
 
 OPENS, CLOSES = date(2026, 1, 1), date(2026, 12, 31)
 FIVE_DAYS = estimate_lump_sum_cents(5, "standard")
+PM = Assessor("pm")
 CONTEXT = Context(OPENS, CLOSES)
 
 
@@ -68,7 +69,8 @@ def test_duration_above_one_month_fails():
 
 def test_a_full_month_of_23_working_days_is_not_too_long():
     # 2 March to 1 April 2026 is one month, as the applications service accepts it on submission
-    checked, _ = book().admit(candidate(planned_end=date(2026, 4, 1), working_days=23), estimate_lump_sum_cents(23, "standard"))
+    checked, _ = book().admit(candidate(planned_end=date(2026, 4, 1), working_days=23),
+                              estimate_lump_sum_cents(23, "standard"))
     assert checked.eligible, checked.outcomes
 
 
@@ -117,6 +119,30 @@ def test_rule_set_change_leaves_earlier_decisions_untouched():
 def test_unknown_rule_is_refused():
     with pytest.raises(Invalid):
         book().change_rule_set("pm", [{"rule": "be_nice", "params": {}}])
+
+
+def test_a_call_keeps_a_bounded_number_of_rule_set_versions():
+    b = book()
+    for _ in range(domain.MAX_RULE_SET_VERSIONS - 1):
+        b.change_rule_set("pm")
+    with pytest.raises(Conflict, match="rule-set versions"):
+        b.change_rule_set("pm")
+    assert len(b.policies) == domain.MAX_RULE_SET_VERSIONS
+
+
+def test_a_parameter_a_rule_cannot_read_is_refused_by_name_and_changes_nothing():
+    b = book()
+    wrong = [{"rule": "duration", "params": {"min_working_days": "three"}},
+             {"rule": "host_capacity", "params": {"offer_capacities": {"offer-9": -1}}},
+             {"rule": "dates_inside_call", "params": {"exchanges_end_by": "soon"}},
+             {"rule": "transnational", "params": {"strict": True}}]
+    with pytest.raises(Invalid) as refused:
+        b.change_rule_set("pm", wrong)
+    assert [e["field"] for e in refused.value.errors] == [
+        "rules.0.params.min_working_days", "rules.1.params.offer_capacities", "rules.2.params.exchanges_end_by",
+        "rules.3.params.strict"]
+    assert {e["rule"] for e in refused.value.errors} == {"rule_parameter"}
+    assert b.policy.version == 1 and kinds(b.admit(candidate("a1"), FIVE_DAYS)) == ["Checked", "Approved"]
 
 
 # --- automatic mode: arrival order within the envelope -------------------------------------
@@ -235,6 +261,23 @@ def test_conflict_of_interest_is_refused():
     assert [e.application_id for e in b.queue_for(Assessor("dan", "org-y"))] == ["a1"]
 
 
+def test_an_owner_of_the_visitor_or_the_host_may_not_claim_score_or_override():
+    b = panel_book(FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    for owned in ("v-a1", "h-a1"):  # his token names no organisation: his enrolment says he owns one
+        owner = Assessor("olaf", None, frozenset({"org-other", owned}))
+        with pytest.raises(Forbidden, match="conflict of interest") as refused:
+            b.claim("a1", owner)
+        assert refused.value.errors[0]["rule"] == "conflict_of_interest"
+        assert b.queue_for(owner) == []
+        with pytest.raises(Forbidden, match="conflict of interest"):
+            b.override("a1", "rejected", "my competitor", owner)
+    b.claim("a1", Assessor("olaf", None, frozenset({"org-other"})))
+    with pytest.raises(Forbidden, match="conflict of interest"):  # he enrolled the host after claiming
+        b.score("a1", Assessor("olaf", None, frozenset({"h-a1"})), ALL_TENS, "")
+    assert b.entry("a1").assessments == [] and b.entry("a1").status == "queued"
+
+
 def test_scores_are_weighted_and_checked():
     b = panel_book(FIVE_DAYS)
     b.admit(candidate("a1"), FIVE_DAYS)
@@ -285,7 +328,7 @@ def test_appeal_once_reassessed_by_a_different_assessor():
         b.claim("a1", Assessor("ann", "org-assessors"))
     facts = assess(b, "a1", 8, who="ben")
     assert kinds(facts) == ["Scored", "Approved"] and facts[0].appeal
-    b.override("a1", "rejected", "fraud found", "pm")
+    b.override("a1", "rejected", "fraud found", PM)
     with pytest.raises(Conflict, match="once"):
         b.appeal("a1", "v-a1", "again")
 
@@ -295,12 +338,12 @@ def test_override_needs_a_justification_and_respects_the_envelope():
     b.admit(candidate("a1"), FIVE_DAYS)
     b.admit(candidate("a2"), FIVE_DAYS)
     with pytest.raises(Invalid):
-        b.override("a1", "approved", "  ", "pm")
-    (approved,) = b.override("a1", "approved", "strategic for the partnership", "pm")
+        b.override("a1", "approved", "  ", PM)
+    (approved,) = b.override("a1", "approved", "strategic for the partnership", PM)
     assert approved.overridden_by == "pm" and approved.justification == "strategic for the partnership"
     with pytest.raises(Conflict):
-        b.override("a2", "approved", "also strategic", "pm")
-    facts = b.override("a1", "rejected", "host is a shell company", "pm")
+        b.override("a2", "approved", "also strategic", PM)
+    facts = b.override("a1", "rejected", "host is a shell company", PM)
     assert kinds(facts) == ["Rejected"] and b.envelope_left_cents == FIVE_DAYS
 
 
@@ -329,7 +372,7 @@ def test_an_overridden_application_can_no_longer_be_scored():
     b = panel_book(FIVE_DAYS)
     b.admit(candidate("a1"), FIVE_DAYS)
     b.claim("a1", Assessor("ann"))
-    b.override("a1", "approved", "urgent strategic visit", "pm")
+    b.override("a1", "approved", "urgent strategic visit", PM)
     assert b.entry("a1").claims == []
     with pytest.raises(Conflict):
         b.score("a1", Assessor("ann"), ALL_TENS, "")

@@ -18,7 +18,7 @@ from cx_shared.testing.kafka import TopicWatcher, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, GRANTS
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
                                            CallPublished)
-from cx_shared.events.assessment import HostAccepted, HostDeclined
+from cx_shared.events.assessment import ApplicationApproved, HostAccepted, HostDeclined
 from cx_shared.events.common import Contact, Participant
 from cx_shared.events.grants import PaymentConfirmed
 from cx_shared.vocabulary import OrganisationType, Purpose
@@ -57,6 +57,16 @@ def application_submitted(application_id: str, call_id: str, *, visitor_org: str
     return Envelope.wrap(event, source=APPLICATIONS_SOURCE, subject=application_id)
 
 
+def application_approved(application_id: str, call_id: str) -> Envelope:
+    return Envelope.wrap(ApplicationApproved(application_id=application_id, call_id=call_id, reasons=["eligible"]),
+                         source=ASSESSMENT_SOURCE, subject=application_id)
+
+
+def approved_and_accepted(application_id: str, call_id: str) -> tuple[Envelope, Envelope]:
+    """What assessment publishes before grants may commit: its approval, then the host's acceptance."""
+    return application_approved(application_id, call_id), host_accepted(application_id, call_id)
+
+
 def host_accepted(application_id: str, call_id: str) -> Envelope:
     return Envelope.wrap(HostAccepted(application_id=application_id, call_id=call_id, host_id="org-h"),
                          source=ASSESSMENT_SOURCE, subject=application_id)
@@ -87,7 +97,9 @@ def payment_confirmed(payment_id: str, application_id: str, call_id: str, amount
 def upstream():
     """The event builders above, for the tests."""
     return types.SimpleNamespace(call_published=call_published, application_submitted=application_submitted,
-                                 host_accepted=host_accepted, host_declined=host_declined,
+                                 application_approved=application_approved,
+                                 approved_and_accepted=approved_and_accepted, host_accepted=host_accepted,
+                                 host_declined=host_declined,
                                  application_withdrawn=application_withdrawn,
                                  application_cancelled=application_cancelled, payment_confirmed=payment_confirmed,
                                  new_id=new_id)
@@ -128,6 +140,7 @@ def drained(infra, namespace):
     its outbox relay has published what they caused: whatever was published before has been
     handled (a negative can then be asserted)."""
     async def wait(watcher: TopicWatcher | None = None, timeout: float = 60) -> None:
-        await wait_consumed(infra.kafka, [f"{namespace}grants"], topic_names(namespace, APPLICATIONS, ASSESSMENT, FINANCE, GRANTS),
+        await wait_consumed(infra.kafka, [f"{namespace}grants"],
+                            topic_names(namespace, APPLICATIONS, ASSESSMENT, FINANCE, GRANTS),
                             watcher=watcher, quiet=1.5, timeout=timeout)
     return wait

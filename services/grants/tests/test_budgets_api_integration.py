@@ -23,13 +23,13 @@ async def test_budgets_are_managed_by_their_partnerships_officers(run_service, i
     budget = {"call_id": call_id, "partnership_id": "p-1", "budget_cents": LUMP_SUM, "title": "pilot"}
 
     async with TopicWatcher(infra.kafka, topic_names(namespace, GRANTS)) as grants_topic:
+        # call.published opens the call's budget; nobody opens a second one by hand.
+        await publish(upstream.call_published(call_id, LUMP_SUM))
+        await grants_topic.wait_for(lambda: grants_topic.of_type(BudgetOpened, call_id), 30, "budget opened")
         assert (await http.post(f"{grants.url}/budgets", json=budget, headers=outsider)).status_code == 403
         assert (await http.post(f"{grants.url}/budgets", json={**budget, "budget_cents": -1},
                                 headers=officer)).status_code == 422
-        created = await http.post(f"{grants.url}/budgets", json=budget, headers=officer)
-        assert created.status_code == 201 and created.json()["available_cents"] == LUMP_SUM
         assert (await http.post(f"{grants.url}/budgets", json=budget, headers=officer)).status_code == 409
-        await grants_topic.wait_for(lambda: grants_topic.of_type(BudgetOpened, call_id), 30, "budget opened")
 
         # Top up with an idempotency key: the retry adds nothing.
         top_up = {"amount_cents": LUMP_SUM, "reason": "second tranche"}
@@ -42,7 +42,7 @@ async def test_budgets_are_managed_by_their_partnerships_officers(run_service, i
                                 headers=outsider)).status_code == 403
 
         for app in (by_api, by_event):
-            await publish(upstream.application_submitted(app, call_id), upstream.host_accepted(app, call_id))
+            await publish(upstream.application_submitted(app, call_id), *upstream.approved_and_accepted(app, call_id))
         await grants_topic.wait_for(lambda: {e.subject for e in grants_topic.of_type(GrantCommitted)}
                                     >= {by_api, by_event}, 60, "two commitments")
         listed = (await http.get(f"{grants.url}/calls/{call_id}/commitments", headers=officer)).json()

@@ -30,8 +30,9 @@ async def test_parallel_consumers_never_overrun_a_small_budget(run_service, infr
 
     async with TopicWatcher(infra.kafka, topic_names(namespace, GRANTS)) as grants_topic:
         await publish(upstream.call_published(call_id, budget),
-                      *(upstream.application_submitted(app, call_id) for app in apps))
-        await drained(grants_topic)  # the facts are in before the acceptances race for the budget
+                      *(upstream.application_submitted(app, call_id) for app in apps),
+                      *(upstream.application_approved(app, call_id) for app in apps))
+        await drained(grants_topic)  # the facts and approvals are in before the acceptances race for the budget
         acceptances = [upstream.host_accepted(app, call_id) for app in apps]
         await publish(*acceptances, *acceptances)  # every acceptance is delivered twice
 

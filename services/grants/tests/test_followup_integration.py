@@ -36,7 +36,8 @@ async def test_report_accepted_orders_the_reduced_balance_and_a_no_show_releases
     async with TopicWatcher(infra.kafka, topic_names(namespace, GRANTS)) as topic:
         await publish(upstream.call_published(call_id, BUDGET))
         for exchange in (app, absent):
-            await publish(upstream.application_submitted(exchange, call_id), upstream.host_accepted(exchange, call_id))
+            await publish(upstream.application_submitted(exchange, call_id),
+                          *upstream.approved_and_accepted(exchange, call_id))
             await topic.wait_for(lambda e=exchange: topic.of_type(GrantCommitted, e), 60, "commitment")
         planned = GREEN_500_1999 + 10 * GROUP_3_DAILY
         accepted = await http.post(f"{grants.url}/agreements/{app}/acceptance", headers=visitor)

@@ -45,7 +45,7 @@ async def test_grant_lifecycle_over_the_broker(run_service, infra, namespace, pu
     async with TopicWatcher(infra.kafka, topic_names(namespace, GRANTS)) as grants_topic:
         # Foundation flow: the call's budget, the application's facts, the host's acceptance.
         await publish(upstream.call_published(call_id, BUDGET), upstream.application_submitted(app, call_id),
-                      host_accepted)
+                      upstream.application_approved(app, call_id), host_accepted)
         committed = await grants_topic.wait_for(lambda: grants_topic.of_type(GrantCommitted, app), 60, "commitment")
         grant = committed[0].event()
         expected = GREEN_500_1999 + 10 * GROUP_3_DAILY
@@ -69,7 +69,7 @@ async def test_grant_lifecycle_over_the_broker(run_service, infra, namespace, pu
         # A second exchange, whose host declines after accepting: it is released, exactly once.
         declined = upstream.host_declined(other, call_id)
         await publish(upstream.application_submitted(other, call_id, travel_mode="standard"),
-                      upstream.host_accepted(other, call_id))
+                      *upstream.approved_and_accepted(other, call_id))
         await grants_topic.wait_for(lambda: grants_topic.of_type(GrantCommitted, other), 60, "second commitment")
         await publish(declined)
         await grants_topic.wait_for(lambda: grants_topic.of_type(CommitmentReleased, other), 60, "release")
@@ -141,7 +141,7 @@ async def test_an_unknown_city_refuses_the_grant_with_the_reason(run_service, in
     call_id, app = upstream.new_id("call"), upstream.new_id("app")
     async with TopicWatcher(infra.kafka, topic_names(namespace, GRANTS)) as grants_topic:
         # The host's acceptance may overtake the call and the application: the grant waits for them.
-        await publish(upstream.host_accepted(app, call_id))
+        await publish(*upstream.approved_and_accepted(app, call_id))
         await publish(upstream.application_submitted(app, call_id, host_city="Atlantis", host_country="GR"))
         await asyncio.sleep(1)
         assert grants_topic.of_type(GrantRefused, app) == []
@@ -160,7 +160,7 @@ async def test_a_decline_before_the_facts_arrive_means_no_commitment(run_service
     run_service("grants")
     call_id, app = upstream.new_id("call"), upstream.new_id("app")
     async with TopicWatcher(infra.kafka, topic_names(namespace, GRANTS)) as grants_topic:
-        await publish(upstream.call_published(call_id, BUDGET), upstream.host_accepted(app, call_id),
+        await publish(upstream.call_published(call_id, BUDGET), *upstream.approved_and_accepted(app, call_id),
                       upstream.host_declined(app, call_id))
         await drained(grants_topic)
         await publish(upstream.application_submitted(app, call_id))

@@ -4,14 +4,16 @@ a call-book method applied through workflow.act_on_call, with the entries it nee
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Forbidden, NotFound
+from cx_shared.events.assessment import CRITERIA_MAX, RULES_MAX
 from cx_shared.http import emit
 from cx_shared.vocabulary import Role
 
@@ -24,36 +26,83 @@ STAFF = (Role.PROGRAMME_MANAGER, Role.ASSESSOR)
 Who = Annotated[Principal, Depends(principal)]
 
 
+# --- bounds: every string and collection a person sends is bounded (issue 12) ------------------
+
+# Ids are the platform's own (``app-1a2b...``, ``call-...``): anything else is a 422, before it
+# reaches the database (which cannot even hold some characters, such as NUL).
+ID = Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+ApplicationId = Annotated[str, ID]
+CallId = Annotated[str, ID]
+# Rule sets: every version is kept in the call's envelope, which every decision reads.
+TEXT_MAX, PARAMS_MAX_CHARS, RULES_MAX_CHARS = 2000, 4000, 16_000
+NO_NUL = r"^[^\x00]*$"  # the database cannot store it
+Text = Annotated[str, Field(max_length=TEXT_MAX, pattern=NO_NUL)]
+# Names become keys of stored documents: no dots, dollars or NUL.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+
+
+def storable(value: Any, depth: int = 0) -> bool:
+    """A rule's parameters as the database can keep them: shallow, keys without dots, dollars or NUL."""
+    if isinstance(value, dict):
+        return depth < 4 and all(isinstance(k, str) and not any(c in k for c in ".$\x00") and k
+                                 and storable(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return depth < 4 and all(storable(v, depth + 1) for v in value)
+    return not (isinstance(value, str) and "\x00" in value) and not (isinstance(value, int) and abs(value) >= 2**63)
+
+
 class RuleSpec(BaseModel):
-    rule: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    rule: Name
+    params: dict[str, Any] = Field(default_factory=dict, description=f"at most {PARAMS_MAX_CHARS} characters as "
+                                   "JSON, nested at most 4 deep, keys without '.', '$' or NUL")
+
+    @field_validator("params")
+    @classmethod
+    def _bounded(cls, params: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(params)) > PARAMS_MAX_CHARS:
+            raise ValueError(f"at most {PARAMS_MAX_CHARS} characters as JSON")
+        if not storable(params):
+            raise ValueError("nested at most 4 deep, keys without '.', '$' or NUL, integers of 64 bits")
+        return params
 
 
 class RuleSetChange(BaseModel):
-    rules: list[RuleSpec] | None = Field(None, description="the whole rule list of the new version; omitted: unchanged")
-    criteria: dict[str, int] | None = Field(None, description="scoring criteria and their weights")
+    rules: list[RuleSpec] | None = Field(None, max_length=RULES_MAX,
+                                         description="the whole rule list of the new version; omitted: unchanged; "
+                                         f"at most {RULES_MAX_CHARS} characters as JSON")
+    criteria: dict[Name, Annotated[int, Field(ge=1, le=100)]] | None = Field(
+        None, max_length=CRITERIA_MAX, description="scoring criteria and their weights")
     second_assessor: bool | None = None
-    score_gap: float | None = Field(None, ge=0, description="scores further apart than this need one more assessor")
+    score_gap: float | None = Field(None, ge=0, le=100,
+                                    description="scores further apart than this need one more assessor")
     threshold: float | None = Field(None, ge=0, le=100, description="below this score an application is rejected")
+
+    @field_validator("rules")
+    @classmethod
+    def _bounded(cls, rules: list[RuleSpec] | None) -> list[RuleSpec] | None:
+        if rules and len(json.dumps([r.model_dump() for r in rules])) > RULES_MAX_CHARS:
+            raise ValueError(f"at most {RULES_MAX_CHARS} characters as JSON")
+        return rules
 
 
 class ScoreSheet(BaseModel):
-    scores: dict[str, int] = Field(description="criterion -> 0..10")
-    comment: str = ""
+    scores: dict[Name, Annotated[int, Field(ge=0, le=10)]] = Field(max_length=CRITERIA_MAX,
+                                                                   description="criterion -> 0..10")
+    comment: Text = ""
 
 
 class Reasoned(BaseModel):
-    reason: str = Field(min_length=1)
+    reason: Annotated[Text, Field(min_length=1)]
 
 
 class HostDecision(BaseModel):
     accept: bool
-    reason: str = ""
+    reason: Text = ""
 
 
 class Override(BaseModel):
     decision: Literal["approved", "waitlisted", "rejected"]
-    justification: str = Field(description="mandatory: why the manager departs from the assessment")
+    justification: Text = Field(description="mandatory: why the manager departs from the assessment")
 
 
 def storage_of(request: Request) -> Storage:
@@ -116,27 +165,31 @@ async def act_on_application(request: Request, application_id: str, check, actio
     return entry_view(book, book.entry(application_id))
 
 
-def assessor_of(who: Principal) -> Assessor:
-    return Assessor(who.subject, who.organisation_id)
+async def staff_member(request: Request, who: Principal) -> Assessor:
+    """The caller with the organisations he owns: he may not judge their applications."""
+    return Assessor(who.subject, who.organisation_id, await storage_of(request).organisations_owned_by(who.subject))
 
 
 # --- programme managers ----------------------------------------------------------------
 
 @router.get("/calls/{call_id}")
-async def get_call(call_id: str, request: Request, who: Who) -> dict[str, Any]:
+async def get_call(call_id: CallId, request: Request, who: Who) -> dict[str, Any]:
     storage = storage_of(request)
     book = await load_book(storage, call_id)
     require_staff(who, book, *STAFF)
     book = await load_book(storage, call_id, entries_of(await storage.entries_of_call(call_id)))
+    me = await staff_member(request, who)
     state = plain(asdict(book))
-    state["entries"] = sorted(state["entries"].values(), key=lambda e: e["arrival"])
+    # an application the caller is a party to is shown as its applicant sees it
+    state["entries"] = sorted((entry_view(book, e, full=not me.party_to(e)) for e in book.entries.values()),
+                              key=lambda e: e["arrival"])
     state.pop("waiting")  # the response keeps its shape: the waiting list is in the entries
     state["rule_set_version"] = book.policy.label
     return state
 
 
 @router.put("/calls/{call_id}/rule-set")
-async def change_rule_set(call_id: str, body: RuleSetChange, request: Request,
+async def change_rule_set(call_id: CallId, body: RuleSetChange, request: Request,
                           who: Who) -> dict[str, Any]:
     rules = [r.model_dump() for r in body.rules] if body.rules is not None else None
     panel = body.model_dump(exclude={"rules"})
@@ -146,7 +199,7 @@ async def change_rule_set(call_id: str, body: RuleSetChange, request: Request,
 
 
 @router.post("/calls/{call_id}/rounds")
-async def run_round(call_id: str, request: Request, who: Who) -> dict[str, Any]:
+async def run_round(call_id: CallId, request: Request, who: Who) -> dict[str, Any]:
     decided: list[Any] = []
 
     def round_(book: CallBook) -> list[Any]:
@@ -165,54 +218,62 @@ async def run_round(call_id: str, request: Request, who: Who) -> dict[str, Any]:
 
 
 @router.post("/applications/{application_id}/override")
-async def override(application_id: str, body: Override, request: Request,
+async def override(application_id: ApplicationId, body: Override, request: Request,
                    who: Who) -> dict[str, Any]:
+    manager = await staff_member(request, who)
     return await act_on_application(
         request, application_id, lambda b: require_staff(who, b, Role.PROGRAMME_MANAGER),
-        lambda b: b.override(application_id, body.decision, body.justification, who.subject), may_free_money=True)
+        lambda b: b.override(application_id, body.decision, body.justification, manager), may_free_money=True)
 
 
 # --- assessors ---------------------------------------------------------------------------
 
 @router.get("/queue")
-async def queue(request: Request, who: Who, partnership_id: str | None = None) -> list[dict[str, Any]]:
+async def queue(request: Request, who: Who,
+                partnership_id: Annotated[str | None, Query(max_length=300, pattern=NO_NUL)] = None
+                ) -> list[dict[str, Any]]:
     require_role(who, Role.ASSESSOR)
+    assessor = await staff_member(request, who)
     wanted = [partnership_id] if partnership_id else who.partnership_ids
     if any(not who.in_partnership(p) for p in wanted):
         raise Forbidden(f"not a member of partnership {partnership_id}")
     storage, items = storage_of(request), []
     for pid in wanted:
         for envelope in await storage.calls_of_partnership(pid):
-            waiting = [doc for status in (QUEUED, APPEALED) for doc in await storage.entries_in(envelope["_id"], status)]
+            waiting = [doc for status in (QUEUED, APPEALED)
+                       for doc in await storage.entries_in(envelope["_id"], status)]
             book = book_of(envelope, entries_of(waiting))
-            items += [entry_view(book, e) for e in book.queue_for(assessor_of(who))]
+            items += [entry_view(book, e) for e in book.queue_for(assessor)]
     return items
 
 
 @router.post("/applications/{application_id}/claim")
-async def claim(application_id: str, request: Request, who: Who) -> dict[str, Any]:
+async def claim(application_id: ApplicationId, request: Request, who: Who) -> dict[str, Any]:
+    assessor = await staff_member(request, who)
     return await act_on_application(request, application_id, lambda b: require_staff(who, b, Role.ASSESSOR),
-                                    lambda b: b.claim(application_id, assessor_of(who)))
+                                    lambda b: b.claim(application_id, assessor))
 
 
 @router.post("/applications/{application_id}/conflicts")
-async def declare_conflict(application_id: str, body: Reasoned, request: Request,
+async def declare_conflict(application_id: ApplicationId, body: Reasoned, request: Request,
                            who: Who) -> dict[str, Any]:
+    assessor = Assessor(who.subject, who.organisation_id)  # declaring one's own conflict needs no check
     return await act_on_application(request, application_id, lambda b: require_staff(who, b, Role.ASSESSOR),
-                                    lambda b: b.declare_conflict(application_id, assessor_of(who), body.reason))
+                                    lambda b: b.declare_conflict(application_id, assessor, body.reason))
 
 
 @router.post("/applications/{application_id}/scores")
-async def score(application_id: str, body: ScoreSheet, request: Request,
+async def score(application_id: ApplicationId, body: ScoreSheet, request: Request,
                 who: Who) -> dict[str, Any]:
+    assessor = await staff_member(request, who)
     return await act_on_application(request, application_id, lambda b: require_staff(who, b, Role.ASSESSOR),
-                                    lambda b: b.score(application_id, assessor_of(who), body.scores, body.comment))
+                                    lambda b: b.score(application_id, assessor, body.scores, body.comment))
 
 
 # --- hosts and visitors ----------------------------------------------------------------------
 
 @router.post("/applications/{application_id}/host-decision")
-async def host_decision(application_id: str, body: HostDecision, request: Request,
+async def host_decision(application_id: ApplicationId, body: HostDecision, request: Request,
                         who: Who) -> dict[str, Any]:
     view = await act_on_application(
         request, application_id, lambda b: require_role(who, Role.HOST),
@@ -222,7 +283,7 @@ async def host_decision(application_id: str, body: HostDecision, request: Reques
 
 
 @router.post("/applications/{application_id}/appeal")
-async def appeal(application_id: str, body: Reasoned, request: Request,
+async def appeal(application_id: ApplicationId, body: Reasoned, request: Request,
                  who: Who) -> dict[str, Any]:
     view = await act_on_application(request, application_id, lambda b: require_role(who, Role.VISITOR),
                                     lambda b: b.appeal(application_id, who.organisation_id, body.reason))
@@ -230,15 +291,16 @@ async def appeal(application_id: str, body: Reasoned, request: Request,
 
 
 @router.get("/applications/{application_id}")
-async def get_application(application_id: str, request: Request,
+async def get_application(application_id: ApplicationId, request: Request,
                           who: Who) -> dict[str, Any]:
     storage = storage_of(request)
     doc = await storage.entry(application_id)
     book = await load_book(storage, await call_of_application(storage, application_id),
                            entries_of([doc] if doc else []))
     entry = book.entry(application_id)
-    if who.has(*STAFF) and who.in_partnership(book.partnership_id):
+    party = (await staff_member(request, who)).party_to(entry)  # by token organisation or ownership
+    if who.has(*STAFF) and who.in_partnership(book.partnership_id) and not party:
         return entry_view(book, entry)
-    if who.organisation_id and who.organisation_id in (entry.visitor_id, entry.host_id):
+    if party:  # staff too: a party reads what the applicant reads, not the assessors' workings
         return entry_view(book, entry, full=False)
     raise Forbidden("only the partnership's staff, the visitor and the host can read this application")

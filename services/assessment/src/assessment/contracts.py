@@ -6,10 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from cx_shared.events import Event
-from cx_shared.events.assessment import (AppealLodged, ApplicationApproved, ApplicationQueued, ApplicationRejected,
-                                         ApplicationScored, ApplicationWaitlisted, AssessmentClaimed,
-                                         ConflictDeclared, EligibilityChecked, HostAccepted, HostDeclined,
-                                         RuleSetChanged)
+from cx_shared.events.assessment import (REASON_MAX, REASONS_MAX, AppealLodged, ApplicationApproved,
+                                         ApplicationQueued, ApplicationRejected, ApplicationScored,
+                                         ApplicationWaitlisted, AssessmentClaimed, ConflictDeclared,
+                                         EligibilityChecked, HostAccepted, HostDeclined, RuleSetChanged)
 
 from assessment import facts
 
@@ -30,7 +30,14 @@ EVENT_OF: dict[type, type[Event]] = {
 
 
 def event_of(call_id: str, fact: Any) -> Event:
-    return EVENT_OF[type(fact)](call_id=call_id, **asdict(fact))
+    data = asdict(fact)
+    if "reasons" in data:  # a decision's reasons may quote others' text (a host's, a manager's, grants')
+        data["reasons"] = [clip(r) for r in data["reasons"][:REASONS_MAX]]
+    return EVENT_OF[type(fact)](call_id=call_id, **data)
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= REASON_MAX else text[:REASON_MAX - 1] + "…"
 
 
 def subject_of(call_id: str, fact: Any) -> str:

@@ -19,7 +19,7 @@ from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
 
 from assessment.facts import (Appealed, Approved, Checked, Claimed, ConflictNoted, HostAcceptance, HostRefusal,
                               Queued, Rejected, RuleSetPublished, Scored, Waitlisted)
-from assessment.rules import Candidate, Context, Verdict, default_rules, evaluate, unknown_rules
+from assessment.rules import Candidate, Context, Verdict, default_rules, evaluate, parameter_errors, unknown_rules
 
 __all__ = ["Appealed", "Approved", "Checked", "Claimed", "ConflictNoted", "HostAcceptance", "HostRefusal", "Queued",
            "Rejected", "RuleSetPublished", "Scored", "Waitlisted"]  # the facts, for the domain's readers
@@ -41,6 +41,10 @@ TRAVEL_ESTIMATE_CENTS = {"standard": 50_000, "green": 60_000}
 DAILY_ESTIMATE_CENTS = 15_000
 ESTIMATE_CAP_CENTS = 350_000
 
+# Every version stays in the call's envelope (decisions keep the version they were taken
+# under), so their number is bounded.
+MAX_RULE_SET_VERSIONS = 50
+
 DEFAULT_CRITERIA = {"relevance_to_purposes": 3, "expected_impact": 3, "quality_of_plan": 2,
                     "interregional_value": 2}
 MAX_CRITERION_SCORE = 10
@@ -61,8 +65,17 @@ def weighted_score(weights: dict[str, int], scores: dict[str, int]) -> float:
 
 @dataclass(frozen=True)
 class Assessor:
+    """Staff acting on an application: the subject, the organisation the token names and the
+    organisations the subject owns (enrolled), as applications published them."""
+
     subject: str
     organisation_id: str | None = None
+    owns: frozenset[str] = frozenset()
+
+    def party_to(self, entry: Entry) -> bool:
+        """Owns or belongs to the visitor's or the host's organisation: a conflict of interest."""
+        mine = self.owns | ({self.organisation_id} if self.organisation_id else set())
+        return not mine.isdisjoint({entry.visitor_id, entry.host_id})
 
 
 @dataclass
@@ -83,8 +96,9 @@ class Policy:
 
     def offer_capacity(self, offer_id: str) -> int | None:
         """The places of a host offer when this version's rules limit them, else None."""
-        limits = [(r.get("params") or {}).get("offer_capacities") or {} for r in self.rules if r["rule"] == "host_capacity"]
-        return next((int(l[offer_id]) for l in limits if offer_id in l), None)
+        limits = [(r.get("params") or {}).get("offer_capacities") or {}
+                  for r in self.rules if r["rule"] == "host_capacity"]
+        return next((int(places[offer_id]) for places in limits if offer_id in places), None)
 
 
 @dataclass
@@ -138,6 +152,13 @@ def more_binding(first: Entry, second: Entry) -> Entry:
     return second if room(second) > room(first) else first
 
 
+def _partiality(entry: Entry, who: Assessor) -> Forbidden | None:
+    if who.party_to(entry):
+        return Forbidden("conflict of interest: the assessor owns or belongs to the visitor's or the host's "
+                         "organisation", field="assessor", rule="conflict_of_interest")
+    return None
+
+
 @dataclass
 class CallBook:
     call_id: str
@@ -174,9 +195,15 @@ class CallBook:
                         **panel: Any) -> list[RuleSetPublished]:
         """A new version; entries keep the version (and outcomes) they were checked under."""
         current = self.policy
+        if len(self.policies) >= MAX_RULE_SET_VERSIONS:
+            raise Conflict(f"call {self.call_id} already has {MAX_RULE_SET_VERSIONS} rule-set versions, the most "
+                           "a call keeps", field="rules", rule="rule_set_versions")
         rules = current.rules if rules is None else rules
         if unknown := unknown_rules(rules):
             raise Invalid(f"unknown rule(s): {', '.join(unknown)}", field="rules", rule="known_rule")
+        if wrong := parameter_errors(rules):
+            raise Invalid("; ".join(why for _, why in wrong), rule="rule_parameter",
+                          errors=[{"field": f, "rule": "rule_parameter", "message": why} for f, why in wrong])
         settings = {k: v for k, v in panel.items() if v is not None}
         criteria = settings.get("criteria", current.criteria)
         if not criteria or any(w <= 0 for w in criteria.values()):
@@ -243,9 +270,8 @@ class CallBook:
         return [Claimed(application_id, assessor.subject, entry.status == APPEALED)]
 
     def _obstacle(self, entry: Entry, assessor: Assessor) -> Exception | None:
-        if assessor.organisation_id and assessor.organisation_id in (entry.visitor_id, entry.host_id):
-            return Forbidden("conflict of interest: the assessor belongs to the visitor's or the host's organisation",
-                             field="organisation_id", rule="conflict_of_interest")
+        if partial := _partiality(entry, assessor):
+            return partial
         if any(c["assessor"] == assessor.subject for c in entry.conflicts):
             return Forbidden("conflict of interest declared by this assessor", rule="declared_conflict",
                              field="assessor")
@@ -273,6 +299,8 @@ class CallBook:
             raise Conflict(f"application {application_id} is {entry.status}, not awaiting assessment")
         if assessor.subject not in entry.claims:
             raise Conflict("claim the application before scoring it", field="assessor", rule="claimed")
+        if partial := _partiality(entry, assessor):  # became an owner since the claim
+            raise partial
         weights = self.policy.criteria
         if set(criteria) != set(weights):
             raise Invalid(f"score exactly these criteria: {', '.join(sorted(weights))}", field="scores",
@@ -409,14 +437,16 @@ class CallBook:
             return [self._approve(entry, [f"{where}: upheld, within the envelope"])]
         return [self._put_on_waitlist(entry, [f"{where}: upheld; {self._no_room(entry)}"])]
 
-    def override(self, application_id: str, decision: str, justification: str, by: str) -> list[Any]:
+    def override(self, application_id: str, decision: str, justification: str, by: Assessor) -> list[Any]:
         if not justification.strip():
             raise Invalid("an override needs a justification", field="justification", rule="required")
         entry = self.entry(application_id)
+        if partial := _partiality(entry, by):
+            raise partial
         if entry.status in {HOST_ACCEPTED, HOST_DECLINED, WITHDRAWN, RELEASED}:
             raise Conflict(f"application {application_id} is {entry.status}; its decision can no longer change")
-        why = dict(overridden_by=by, justification=justification)
-        reasons = [f"decision overridden by {by}: {justification}"]
+        why = dict(overridden_by=by.subject, justification=justification)
+        reasons = [f"decision overridden by {by.subject}: {justification}"]
         if decision == APPROVED:
             if not entry.reserved_cents and not self._fits(entry):
                 raise Conflict(self._no_room(entry), rule="envelope")

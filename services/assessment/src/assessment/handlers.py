@@ -6,7 +6,8 @@ from typing import Any
 
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import ApplicationSubmitted, ApplicationWithdrawn, CallPublished
+from cx_shared.events.applications import (ApplicationSubmitted, ApplicationWithdrawn, CallPublished,
+                                           OrganisationEnrolled, OrganisationUpdated)
 from cx_shared.events.grants import CommitmentReleased, GrantRefused
 from cx_shared.logging import get_logger
 
@@ -80,7 +81,14 @@ async def on_grant_refused(event: GrantRefused, delivery: Delivery, storage: Sto
                    delivery, storage, Needs(event.application_id))
 
 
+async def on_organisation(event: OrganisationEnrolled, delivery: Delivery, storage: Storage) -> None:
+    """Who owns it: an assessor who does has a conflict of interest on its applications."""
+    await storage.keep_owner(event.organisation_id, event.owner, event.revision)
+
+
 HANDLERS: dict[type, Any] = {
+    OrganisationEnrolled: on_organisation,
+    OrganisationUpdated: on_organisation,
     CallPublished: on_call_published,
     ApplicationSubmitted: on_application_submitted,
     ApplicationWithdrawn: on_application_withdrawn,

@@ -173,6 +173,52 @@ def unknown_rules(rules: list[dict[str, Any]]) -> list[str]:
     return [str(r.get("rule")) for r in rules if r.get("rule") not in RULES]
 
 
+# What each rule's parameters may be, checked when a rule set is published: a rule then never
+# meets a parameter it cannot read while judging an application (that would stall its admission).
+def _days(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 366
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and len(value) <= 100 and all(isinstance(v, str) and len(v) <= 64 for v in value)
+
+
+def _day(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and bool(date.fromisoformat(value))
+    except ValueError:
+        return False
+
+
+def _places(value: Any) -> bool:
+    return isinstance(value, dict) and all(_days(places) for places in value.values())
+
+
+PARAMETERS: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "eligible_countries": {"countries": _names},
+    "organisation_types": {"types": _names},
+    "duration": {"min_working_days": _days, "max_working_days": _days},
+    "dates_inside_call": {"exchanges_end_by": _day},
+    "host_capacity": {"offer_capacities": _places},
+}
+EXPECTED = {_days: "a whole number of days 0..366", _names: "a list of at most 100 names",
+            _day: "an ISO date (YYYY-MM-DD)", _places: "an object of offer id -> places 0..366"}
+
+
+def parameter_errors(rules: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(field, what is wrong) for each parameter a known rule cannot read."""
+    errors = []
+    for i, r in enumerate(rules):
+        known = PARAMETERS.get(r["rule"], {})
+        for name, value in (r.get("params") or {}).items():
+            check = known.get(name)
+            if check is None:
+                errors.append((f"rules.{i}.params.{name}", f"{r['rule']} takes no parameter {name!r}"))
+            elif value is not None and not check(value):
+                errors.append((f"rules.{i}.params.{name}", f"{r['rule']}.{name} must be {EXPECTED[check]}"))
+    return errors
+
+
 def evaluate(rules: list[dict[str, Any]], candidate: Candidate, context: Context) -> list[Outcome]:
     """Every rule judged on its own: one failing rule never hides another's outcome."""
     return [RULES[r["rule"]](r.get("params") or {}, candidate, context) for r in rules]

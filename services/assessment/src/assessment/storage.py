@@ -38,6 +38,11 @@ holds an array.
 
 ``submissions``: the facts of each ApplicationSubmitted as received (participant
 snapshots, correlation), kept also for applications that arrive before their call.
+
+``organisations``: who owns each organisation (``_id`` = organisation id, ``owner``, the
+``revision`` it was read from), from applications' OrganisationEnrolled and OrganisationUpdated:
+an assessor who owns the visitor's or the host's organisation has a conflict of interest. A
+revision only replaces an older one, so redeliveries and late arrivals change nothing.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ from cx_shared.store import PLUMBING, change, new_document
 
 from assessment.domain import CallBook, Entry, Policy
 
-CALLS, ENTRIES, SUBMISSIONS = "calls", "entries", "submissions"
+CALLS, ENTRIES, SUBMISSIONS, ORGANISATIONS = "calls", "entries", "submissions", "organisations"
 OUTBOX_COLLECTIONS = [CALLS, ENTRIES]
 PENDING, PENDING_CALL = "pending", "pending_call"
 STORAGE_FIELDS = {"_id", tally.SEQ, tally.CAUSES, PENDING, PENDING_CALL, *PLUMBING}
@@ -147,6 +152,7 @@ class Storage:
         self.calls = db[CALLS]
         self.entries = db[ENTRIES]
         self.submissions = db[SUBMISSIONS]
+        self.organisations = db[ORGANISATIONS]
 
     async def init(self) -> None:
         await self.calls.create_index([("partnership_id", ASCENDING)])
@@ -155,6 +161,7 @@ class Storage:
         await self.entries.create_index([("offer_id", ASCENDING)])
         await self.entries.create_index([(PENDING_CALL, ASCENDING)])
         await self.submissions.create_index([("call_id", ASCENDING)])
+        await self.organisations.create_index([("owner", ASCENDING)])
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -308,3 +315,13 @@ class Storage:
 
     async def submissions_of_call(self, call_id: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.submissions.find({"call_id": call_id}).sort("received_at", ASCENDING)]
+
+    # --- organisation owners (conflicts of interest) ----------------------------------------
+
+    async def keep_owner(self, organisation_id: str, owner: str | None, revision: int) -> None:
+        with suppress(DuplicateKeyError):  # a newer revision is already kept: it stands
+            await self.organisations.update_one({"_id": organisation_id, "revision": {"$lt": revision}},
+                                                {"$set": {"owner": owner, "revision": revision}}, upsert=True)
+
+    async def organisations_owned_by(self, subject: str) -> frozenset[str]:
+        return frozenset([doc["_id"] async for doc in self.organisations.find({"owner": subject}, {"_id": 1})])

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from cx_shared.auth import Principal, principal, require_role
@@ -32,29 +32,48 @@ from grants.use_cases import ensure_agreement, release, subject_of
 
 router = APIRouter(tags=["grants"])
 OFFICERS = (Role.GRANT_OFFICER, Role.PROGRAMME_MANAGER)
+Who = Annotated[Principal, Depends(principal)]
 
 
 # --- schemas ---------------------------------------------------------------------------------
 
+# Ids are the platform's own (``app-1a2b...``, ``call-...``): anything else is a 422, before it
+# reaches the database (which cannot even hold some characters, such as NUL).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+ID = Path(min_length=1, max_length=100, pattern=ID_PATTERN)
+ApplicationId = Annotated[str, ID]
+CallId = Annotated[str, ID]
+IdempotencyKey = Annotated[str | None, Header(max_length=100, pattern=ID_PATTERN)]
+# Free text: bounded, and without NUL (the database refuses it).
+REASON_MAX, NAME_MAX = 1000, 200
+Reason = Annotated[str, Field(min_length=1, max_length=REASON_MAX, pattern=r"^[^\x00]*$")]
+Name = Annotated[str, Field(max_length=NAME_MAX, pattern=r"^[^\x00]*$")]
+# Amounts fit the database's 64-bit integers with a wide margin (ten billion euros).
+MAX_CENTS = 10**12
+# No exchange lasts longer than a month; a year bounds every count of working days.
+MAX_WORKING_DAYS = 366
+
+
 class BudgetCreate(BaseModel):
-    call_id: str = Field(min_length=1)
-    partnership_id: str = Field(min_length=1)
-    budget_cents: int = Field(ge=0)
-    lump_sum_rule_set: str = "default-v1"
-    title: str = ""
+    call_id: str = Field(min_length=1, max_length=100, pattern=ID_PATTERN,
+                         description="a call grants knows from call.published")
+    partnership_id: str = Field(min_length=1, max_length=NAME_MAX, description="the call's partnership")
+    budget_cents: int = Field(ge=0, le=MAX_CENTS)
+    lump_sum_rule_set: str = Field("default-v1", max_length=64)
+    title: Name = ""
 
 
 class TopUp(BaseModel):
-    amount_cents: int = Field(gt=0)
-    reason: str = Field(min_length=1)
+    amount_cents: int = Field(gt=0, le=MAX_CENTS)
+    reason: Reason
 
 
 class Cancellation(BaseModel):
-    reason: str = Field(min_length=1)
+    reason: Reason
 
 
 class ReportAcceptance(BaseModel):
-    actual_working_days: int = Field(ge=0, description="working days the exchange actually lasted")
+    actual_working_days: int = Field(ge=0, le=MAX_WORKING_DAYS, description="working days the exchange actually lasted")
 
 
 class BudgetView(BaseModel):
@@ -85,12 +104,6 @@ def wrap_for(request: Request):
 def request_cause() -> str:
     """What a change made by one HTTP request is remembered by (a retry is a new request)."""
     return f"request:{uuid.uuid4().hex}"
-
-
-def require_officer(who: Principal, partnership_id: str) -> None:
-    require_role(who, *OFFICERS)
-    if not who.in_partnership(partnership_id):
-        raise Forbidden(f"you do not work for partnership {partnership_id}")
 
 
 async def budget_for_officer(request: Request, who: Principal, call_id: str, *extra_roles: Role) -> dict[str, Any]:
@@ -132,11 +145,25 @@ def payments_of(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 # --- budgets ---------------------------------------------------------------------------------
 
+async def call_for_officer(request: Request, who: Principal, call_id: str, partnership_id: str) -> dict[str, Any]:
+    """A call known from call.published, whose partnership the caller works for and the body names."""
+    require_role(who, *OFFICERS)
+    call = await storage_of(request).call(call_id)
+    if call is None:
+        raise NotFound(f"call {call_id} is not known to grants (no call.published seen)")
+    if not who.in_partnership(call["partnership_id"]):
+        raise Forbidden(f"call {call_id} belongs to another partnership")
+    if partnership_id != call["partnership_id"]:
+        raise Conflict(f"call {call_id} belongs to partnership {call['partnership_id']}, not {partnership_id}",
+                       field="partnership_id", rule="the call's partnership")
+    return call
+
+
 @router.post("/budgets", status_code=201)
-async def create_budget(body: BudgetCreate, request: Request, who: Principal = Depends(principal)) -> BudgetView:
-    """Open a budget for a call by hand (calls published by the applications service get one
-    automatically)."""
-    require_officer(who, body.partnership_id)
+async def create_budget(body: BudgetCreate, request: Request, who: Who) -> BudgetView:
+    """Open a budget by hand for a call known from call.published, by its partnership's officers
+    (call.published opens one itself, so this is 409 unless that opening has not happened)."""
+    await call_for_officer(request, who, body.call_id, body.partnership_id)
     try:
         rule_set(body.lump_sum_rule_set)
     except UnknownRuleSet as exc:
@@ -162,13 +189,13 @@ async def list_budgets(request: Request, who: Principal = Depends(principal)) ->
 
 
 @router.get("/calls/{call_id}/budget")
-async def get_budget(call_id: str, request: Request, who: Principal = Depends(principal)) -> BudgetView:
+async def get_budget(call_id: CallId, request: Request, who: Who) -> BudgetView:
     return budget_view(await budget_for_officer(request, who, call_id, Role.ASSESSOR))
 
 
 @router.post("/calls/{call_id}/budget/top-ups")
-async def top_up(call_id: str, body: TopUp, request: Request, who: Principal = Depends(principal),
-                 idempotency_key: str | None = Header(default=None)) -> BudgetView:
+async def top_up(call_id: CallId, body: TopUp, request: Request, who: Who,
+                 idempotency_key: IdempotencyKey = None) -> BudgetView:
     """Add money to a call's budget. Send an Idempotency-Key header to make a retry safe."""
     await budget_for_officer(request, who, call_id)
     cause = cause_of(request, who)
@@ -180,25 +207,25 @@ async def top_up(call_id: str, body: TopUp, request: Request, who: Principal = D
 
 
 @router.get("/calls/{call_id}/commitments")
-async def list_commitments(call_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
+async def list_commitments(call_id: CallId, request: Request, who: Who) -> list[dict]:
     await budget_for_officer(request, who, call_id)
     return await storage_of(request).commitments(call_id)
 
 
 @router.get("/calls/{call_id}/payments")
-async def list_payments(call_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
+async def list_payments(call_id: CallId, request: Request, who: Who) -> list[dict]:
     await budget_for_officer(request, who, call_id)
     return [p for record in await storage_of(request).commitments(call_id) for p in payments_of(record)]
 
 
 @router.get("/calls/{call_id}/ledger")
-async def ledger(call_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
+async def ledger(call_id: CallId, request: Request, who: Who) -> list[dict]:
     await budget_for_officer(request, who, call_id)
     return (await storage_of(request).ledger(call_id))[0]
 
 
 @router.get("/calls/{call_id}/reconciliation")
-async def reconciliation(call_id: str, request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
+async def reconciliation(call_id: CallId, request: Request, who: Who) -> dict[str, Any]:
     """Replays the ledger alone and proves budget = available + committed + paid."""
     budget = await budget_for_officer(request, who, call_id)
     entries, recorded = await storage_of(request).ledger(call_id)
@@ -214,14 +241,14 @@ async def reconciliation(call_id: str, request: Request, who: Principal = Depend
 # --- commitments -----------------------------------------------------------------------------
 
 @router.get("/commitments/{application_id}")
-async def get_commitment(application_id: str, request: Request, who: Principal = Depends(principal)) -> dict:
+async def get_commitment(application_id: ApplicationId, request: Request, who: Who) -> dict:
     _, record = await commitment_for(request, who, application_id, visitor_allowed=True)
     return record
 
 
 @router.post("/commitments/{application_id}/cancellation")
-async def cancel_commitment(application_id: str, body: Cancellation, request: Request,
-                            who: Principal = Depends(principal)) -> dict:
+async def cancel_commitment(application_id: ApplicationId, body: Cancellation, request: Request,
+                            who: Who) -> dict:
     """Cancel an exchange's grant: the unspent commitment returns to the budget (once)."""
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
     cause = cause_of(request, who)
@@ -233,8 +260,8 @@ async def cancel_commitment(application_id: str, body: Cancellation, request: Re
 
 
 @router.post("/commitments/{application_id}/report-acceptance")
-async def accept_report(application_id: str, body: ReportAcceptance, request: Request,
-                        who: Principal = Depends(principal)) -> dict:
+async def accept_report(application_id: ApplicationId, body: ReportAcceptance, request: Request,
+                        who: Who) -> dict:
     """The follow-up report is accepted by hand: order the balance (reduced for a shorter exchange).
     The applications service's ReportAccepted event does the same; whichever comes first wins."""
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
@@ -250,7 +277,7 @@ async def accept_report(application_id: str, body: ReportAcceptance, request: Re
 # --- agreements and payments (visitors see their own) -----------------------------------------
 
 @router.get("/agreements/{application_id}")
-async def get_agreement(application_id: str, request: Request, who: Principal = Depends(principal)) -> dict:
+async def get_agreement(application_id: ApplicationId, request: Request, who: Who) -> dict:
     _, record = await commitment_for(request, who, application_id, visitor_allowed=True)
     return {"application_id": application_id, "call_id": record["call_id"], **record["agreement"],
             "total_cents": record["amount_cents"], "prefinancing_cents": record["prefinancing_cents"],
@@ -258,7 +285,7 @@ async def get_agreement(application_id: str, request: Request, who: Principal = 
 
 
 @router.get("/agreements/{application_id}/document")
-async def agreement_document(application_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
+async def agreement_document(application_id: ApplicationId, request: Request, who: Who) -> Response:
     await commitment_for(request, who, application_id, visitor_allowed=True)
     document = await ensure_agreement(storage_of(request), application_id)
     return Response(document, media_type="application/pdf",
@@ -266,7 +293,7 @@ async def agreement_document(application_id: str, request: Request, who: Princip
 
 
 @router.post("/agreements/{application_id}/acceptance")
-async def accept_agreement(application_id: str, request: Request, who: Principal = Depends(principal)) -> dict:
+async def accept_agreement(application_id: ApplicationId, request: Request, who: Who) -> dict:
     """The visitor accepts its grant agreement; the pre-financing is ordered."""
     require_role(who, Role.VISITOR)
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=True)
@@ -279,7 +306,7 @@ async def accept_agreement(application_id: str, request: Request, who: Principal
 
 
 @router.get("/exchanges/{application_id}/payments")
-async def exchange_payments(application_id: str, request: Request, who: Principal = Depends(principal)) -> list[dict]:
+async def exchange_payments(application_id: ApplicationId, request: Request, who: Who) -> list[dict]:
     _, record = await commitment_for(request, who, application_id, visitor_allowed=True)
     return payments_of(record)
 
@@ -287,9 +314,12 @@ async def exchange_payments(application_id: str, request: Request, who: Principa
 # --- lump sums before enrolment ---------------------------------------------------------------
 
 @router.get("/lump-sums/quote")
-async def quote(request: Request, from_city: str, from_country: str, to_city: str, to_country: str,
-                working_days: int = Query(ge=0), travel_mode: TravelMode = TravelMode.STANDARD,
-                rule_set_version: str = "default-v1", who: Principal = Depends(principal)) -> dict:
+async def quote(request: Request, who: Who, from_city: Annotated[str, Query(max_length=NAME_MAX)],
+                from_country: Annotated[str, Query(min_length=2, max_length=2)],
+                to_city: Annotated[str, Query(max_length=NAME_MAX)],
+                to_country: Annotated[str, Query(min_length=2, max_length=2)],
+                working_days: int = Query(ge=0, le=MAX_WORKING_DAYS), travel_mode: TravelMode = TravelMode.STANDARD,
+                rule_set_version: str = Query("default-v1", max_length=64)) -> dict:
     """What an exchange would receive; an unknown city is a 422 naming it (usable at enrolment)."""
     try:
         rules = rule_set(rule_set_version)

@@ -18,9 +18,9 @@ from typing import Any
 
 from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from cx_shared.events import Event
-from cx_shared.events.grants import (BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantAgreementAccepted,
-                                     GrantAgreementIssued, GrantCommitted, GrantRefused, PaymentOrdered,
-                                     PaymentSettled)
+from cx_shared.events.grants import (REASON_MAX, BudgetToppedUp, CommitmentReduced, CommitmentReleased,
+                                     GrantAgreementAccepted, GrantAgreementIssued, GrantCommitted, GrantRefused,
+                                     PaymentOrdered, PaymentSettled)
 
 from grants.lump_sums import LumpSum, final_lump_sum, prefinancing_cents
 from grants.rules import LumpSumRuleSet
@@ -169,10 +169,17 @@ def decided(budget: Budget, application_id: str) -> bool:
     return key in budget.commitments or key in budget.refusals
 
 
-def refuse(budget: Budget, application_id: str, reason: str, cause: Cause, required_cents: int = 0) -> BudgetChange | None:
+def clip(reason: str) -> str:
+    """A reason within its contract's bound: it may quote another service's text (a withdrawal's)."""
+    return reason if len(reason) <= REASON_MAX else reason[:REASON_MAX - 1] + "…"
+
+
+def refuse(budget: Budget, application_id: str, reason: str, cause: Cause,
+           required_cents: int = 0) -> BudgetChange | None:
     """Refuse the grant of an exchange (once: None when it was already committed or refused)."""
     if decided(budget, application_id):
         return None
+    reason = clip(reason)
     available = budget.balances["available_cents"]
     return BudgetChange(
         refusals={commitment_key(application_id): {"reason": reason, "at": cause.at.isoformat(),
@@ -192,9 +199,9 @@ def commit(budget: Budget, application_id: str, parties: Parties, lump_sum: Lump
     key = commitment_key(application_id)
     available = budget.balances["available_cents"]
     if lump_sum.total_cents > available:
-        return refuse(budget, application_id, f"insufficient budget: the lump sum of {euros(lump_sum.total_cents)} "
-                                              f"exceeds the {euros(available)} still available in call {budget.call_id}",
-                      cause, lump_sum.total_cents)
+        why = (f"insufficient budget: the lump sum of {euros(lump_sum.total_cents)} "
+               f"exceeds the {euros(available)} still available in call {budget.call_id}")
+        return refuse(budget, application_id, why, cause, lump_sum.total_cents)
     change = BudgetChange()
     book = _Book(budget, change)
     book.post("commitment", lump_sum.total_cents, cause, f"grant for exchange {application_id}", application_id)
@@ -233,6 +240,7 @@ def release(budget: Budget, application_id: str, cause: Cause, reason: str) -> B
     record = budget.commitments.get(commitment_key(application_id))
     if record is None or record["state"] != "committed":
         return None
+    reason = clip(reason)
     releasable = _releasable(record)
     change = BudgetChange()
     if releasable:

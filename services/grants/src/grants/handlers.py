@@ -1,7 +1,8 @@
 """Event handlers: one table, thin functions (event -> use case -> storage).
 
-The three facts an exchange needs (budget, facts, acceptance) may arrive in any order: each
-handler records its fact and then settles the exchange (use_cases.settle_exchange).
+The four facts an exchange needs (budget, facts, assessment's approval, the host's acceptance)
+may arrive in any order: each handler records its fact and then settles the exchange
+(use_cases.settle_exchange).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from cx_shared.consumer import Delivery
 from cx_shared.errors import Conflict, Invalid, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
                                            CallPublished, ExchangeNoShow, ReportAccepted)
-from cx_shared.events.assessment import HostAccepted, HostDeclined
+from cx_shared.events.assessment import ApplicationApproved, HostAccepted, HostDeclined
 from cx_shared.events.grants import BudgetOpened, PaymentConfirmed
 from cx_shared.geography import UnknownCity, locate
 from cx_shared.logging import get_logger
@@ -38,6 +39,8 @@ def delivery_wrap(delivery: Delivery):
 
 
 async def on_call_published(event: CallPublished, delivery: Delivery, storage: Storage) -> None:
+    # Known before its budget is opened: only a call seen here may get a budget by hand too.
+    await storage.record_call(event.call_id, event.partnership_id, event.title, delivery.event_id)
     cause = cause_of(delivery)
     budget, opening = domain.opening(event.call_id, event.partnership_id, event.budget_cents,
                                      event.lump_sum_rule_set, cause, f"budget of call {event.call_id!r} published")
@@ -69,11 +72,22 @@ async def on_application_submitted(event: ApplicationSubmitted, delivery: Delive
     await settle_exchange(storage, event.application_id, delivery.source)
 
 
-async def on_host_accepted(event: HostAccepted, delivery: Delivery, storage: Storage) -> None:
+def origin(delivery: Delivery) -> dict[str, Any]:
+    """What a recorded fact keeps of the event that brought it (a commitment's cause is its acceptance)."""
     e = delivery.envelope
-    await storage.record_acceptance(event.application_id, event.call_id, {
-        "event_id": e.id, "event_type": e.type, "source": e.source, "correlation_id": e.correlationid,
-        "host_id": event.host_id})
+    return {"event_id": e.id, "event_type": e.type, "source": e.source, "correlation_id": e.correlationid}
+
+
+async def on_application_approved(event: ApplicationApproved, delivery: Delivery, storage: Storage) -> None:
+    """Money is committed only for an application assessment approved: a host acceptance that
+    came first waits for this."""
+    await storage.record_approval(event.application_id, event.call_id, origin(delivery))
+    await settle_exchange(storage, event.application_id, delivery.source)
+
+
+async def on_host_accepted(event: HostAccepted, delivery: Delivery, storage: Storage) -> None:
+    await storage.record_acceptance(event.application_id, event.call_id,
+                                    {**origin(delivery), "host_id": event.host_id})
     await settle_exchange(storage, event.application_id, delivery.source)
 
 
@@ -138,6 +152,7 @@ async def on_payment_confirmed(event: PaymentConfirmed, delivery: Delivery, stor
 HANDLERS = {
     CallPublished: on_call_published,
     ApplicationSubmitted: on_application_submitted,
+    ApplicationApproved: on_application_approved,
     HostAccepted: on_host_accepted,
     HostDeclined: on_host_declined,
     ApplicationWithdrawn: on_application_withdrawn,

@@ -12,7 +12,9 @@ first and in the ten-thousandth exchange of a call:
   per top-up (``_id`` = call id and idempotency key);
 - ``ledger``: append-only, one document per entry, ``_id`` = ``<call_id>#<seq>``; read only by
   the ledger report (indexed by call and seq);
-- ``exchange_facts``, ``host_acceptances``, ``withdrawals``, ``agreements``: insert-only.
+- ``exchange_facts``, ``approvals``, ``host_acceptances``, ``withdrawals``, ``agreements``: insert-only;
+- ``calls``: the calls seen in ``CallPublished`` with their partnership (insert-only): a budget is
+  opened only for one of them, by its partnership's staff.
 
 No transaction (FerretDB has none), so a change of money is written in this order:
 
@@ -58,6 +60,7 @@ from grants.domain import BALANCES, Budget, BudgetChange, commitment_key
 
 BUDGETS, COMMITMENTS, TOP_UPS, LEDGER = "budgets", "commitments", "top_ups", "ledger"
 FACTS, ACCEPTANCES, WITHDRAWALS, AGREEMENTS = "exchange_facts", "host_acceptances", "withdrawals", "agreements"
+APPROVALS, CALLS = "approvals", "calls"
 OUTBOX_COLLECTIONS = [BUDGETS, COMMITMENTS, TOP_UPS]
 META = ("call_id", "partnership_id", "rule_set_version", "title")
 LAST_ENTRIES = "last_entries"
@@ -94,6 +97,7 @@ class Storage:
         self.budgets, self.ledger_entries = db[BUDGETS], db[LEDGER]
         self.facts, self.acceptances, self.withdrawals = db[FACTS], db[ACCEPTANCES], db[WITHDRAWALS]
         self.agreements = db[AGREEMENTS]
+        self.approvals, self.calls = db[APPROVALS], db[CALLS]
 
     async def init(self) -> None:
         await self.budgets.create_index([("partnership_id", ASCENDING)])
@@ -230,6 +234,15 @@ class Storage:
         entries = await self.ledger_entries.find({"call_id": call_id}, {"_id": 0}).sort("seq", ASCENDING).to_list()
         return entries, {k: envelope[k] for k in BALANCES} if envelope else dict.fromkeys(BALANCES, 0)
 
+    # --- calls seen in CallPublished ---------------------------------------------------------
+
+    async def record_call(self, call_id: str, partnership_id: str, title: str, event_id: str) -> bool:
+        return await self._insert_once(self.calls, {"_id": call_id, "partnership_id": partnership_id, "title": title,
+                                                    "event_id": event_id})
+
+    async def call(self, call_id: str) -> dict[str, Any] | None:
+        return await self.calls.find_one({"_id": call_id})
+
     # --- exchanges: insert-only facts --------------------------------------------------------
 
     async def _insert_once(self, collection, doc: Mapping[str, Any]) -> bool:
@@ -242,6 +255,9 @@ class Storage:
     async def record_facts(self, application_id: str, call_id: str, facts: Mapping[str, Any]) -> bool:
         return await self._insert_once(self.facts, {"_id": application_id, "call_id": call_id, **facts})
 
+    async def record_approval(self, application_id: str, call_id: str, approval: Mapping[str, Any]) -> bool:
+        return await self._insert_once(self.approvals, {"_id": application_id, "call_id": call_id, **approval})
+
     async def record_acceptance(self, application_id: str, call_id: str, acceptance: Mapping[str, Any]) -> bool:
         return await self._insert_once(self.acceptances, {"_id": application_id, "call_id": call_id, **acceptance})
 
@@ -253,11 +269,11 @@ class Storage:
         return await self.withdrawals.find_one({"_id": application_id})
 
     async def exchange(self, application_id: str) -> dict[str, Any]:
-        """What is known of an exchange: facts, acceptance, withdrawal (each may be None)."""
-        facts, acceptance, withdrawal = await asyncio.gather(
-            self.facts.find_one({"_id": application_id}), self.acceptances.find_one({"_id": application_id}),
-            self.withdrawal(application_id))
-        return {"facts": facts, "acceptance": acceptance, "withdrawal": withdrawal}
+        """What is known of an exchange: facts, approval, acceptance, withdrawal (each may be None)."""
+        facts, approval, acceptance, withdrawal = await asyncio.gather(
+            self.facts.find_one({"_id": application_id}), self.approvals.find_one({"_id": application_id}),
+            self.acceptances.find_one({"_id": application_id}), self.withdrawal(application_id))
+        return {"facts": facts, "approval": approval, "acceptance": acceptance, "withdrawal": withdrawal}
 
     async def accepted_exchanges(self, call_id: str) -> list[str]:
         return [d["_id"] async for d in self.acceptances.find({"call_id": call_id}, {"_id": 1})]

@@ -1,10 +1,11 @@
 """Use cases shared by the event handlers and the HTTP API: settling an exchange (commitment
 or refusal), releasing its commitment, and its agreement document.
 
-An exchange is granted once three facts have arrived, in whatever order the topics deliver
-them: the call's budget (CallPublished), the exchange's facts (ApplicationSubmitted) and the
-host's acceptance (HostAccepted). Each handler records its fact and then settles the exchange;
-the last fact to arrive triggers the commitment or the refusal.
+An exchange is granted once four facts have arrived, in whatever order the topics deliver
+them: the call's budget (CallPublished), the exchange's facts (ApplicationSubmitted),
+assessment's approval (ApplicationApproved) and the host's acceptance (HostAccepted), all about
+the same call. Each handler records its fact and then settles the exchange; the last fact to
+arrive triggers the commitment or the refusal. A host acceptance alone never moves money.
 """
 
 from __future__ import annotations
@@ -40,13 +41,19 @@ def wrapper(source: str, correlation_id: str, causation_id: str) -> Wrap:
 
 
 async def settle_exchange(storage: Storage, application_id: str, source: str) -> None:
-    """Commit the lump sum or refuse the grant once the facts, the acceptance and the budget
-    are all there; the last of them to arrive triggers it. Safe to run any number of times."""
+    """Commit the lump sum or refuse the grant once the facts, the approval, the acceptance and
+    the budget are all there; the last of them to arrive triggers it. Safe to run any number of times."""
     ex = await storage.exchange(application_id)
-    facts, accepted = ex["facts"], ex["acceptance"]
-    budget = await storage.view(accepted["call_id"]) if facts and accepted else None
+    facts, approved, accepted = ex["facts"], ex["approval"], ex["acceptance"]
+    if not (facts and approved and accepted):
+        return  # waits for the missing fact
+    if len({facts["call_id"], approved["call_id"], accepted["call_id"]}) > 1:
+        log.warning("the facts of an exchange name different calls: nothing committed", application_id=application_id,
+                    calls=sorted({facts["call_id"], approved["call_id"], accepted["call_id"]}))
+        return
+    budget = await storage.view(accepted["call_id"])
     if budget is None:
-        return  # waits for the missing fact; CallPublished settles the call's accepted exchanges
+        return  # waits for the budget; CallPublished settles the call's accepted exchanges
     outcome = await storage.commitment(application_id)
     if outcome is None or outcome["state"] is None:  # undecided, or a decision that stopped half-way
         if ex["withdrawal"]:

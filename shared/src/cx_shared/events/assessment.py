@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import Field
 
 from cx_shared.events import Event
 from cx_shared.events.common import RuleOutcome
 from cx_shared.topics import ASSESSMENT
+
+# Free text and lists are bounded, so no event comes near the broker's message limit. A reason
+# may quote a person's text (bounded tighter by the API) or another service's (a grants reason):
+# assessment clips what it composes to REASON_MAX.
+REASON_MAX, REASONS_MAX, RULES_MAX, CRITERIA_MAX = 4000, 50, 32, 20
+Reason = Annotated[str, Field(max_length=REASON_MAX)]
+Reasons = Annotated[list[Reason], Field(max_length=REASONS_MAX)]
 
 
 class EligibilityChecked(Event, name="eligibility.checked", topic=ASSESSMENT):
@@ -14,36 +23,36 @@ class EligibilityChecked(Event, name="eligibility.checked", topic=ASSESSMENT):
     call_id: str
     eligible: bool
     rule_set_version: str
-    outcomes: list[RuleOutcome]
+    outcomes: list[RuleOutcome] = Field(max_length=RULES_MAX)
 
 
 class ApplicationApproved(Event, name="application.approved", topic=ASSESSMENT):
     application_id: str
     call_id: str
-    reasons: list[str] = Field(default_factory=list)
+    reasons: Reasons = Field(default_factory=list)
     # Optional context (added later; absent on older events):
     score: float | None = None
     estimated_cents: int | None = None
     overridden_by: str | None = None
-    justification: str | None = None
+    justification: Reason | None = None
 
 
 class ApplicationRejected(Event, name="application.rejected", topic=ASSESSMENT):
     application_id: str
     call_id: str
-    reasons: list[str]
+    reasons: Reasons
     score: float | None = None
     overridden_by: str | None = None
-    justification: str | None = None
+    justification: Reason | None = None
 
 
 class ApplicationWaitlisted(Event, name="application.waitlisted", topic=ASSESSMENT):
     application_id: str
     call_id: str
-    reasons: list[str] = Field(default_factory=list)
+    reasons: Reasons = Field(default_factory=list)
     score: float | None = None
     overridden_by: str | None = None
-    justification: str | None = None
+    justification: Reason | None = None
 
 
 class HostAccepted(Event, name="host.accepted", topic=ASSESSMENT):
@@ -58,7 +67,7 @@ class HostDeclined(Event, name="host.declined", topic=ASSESSMENT):
     application_id: str
     call_id: str
     host_id: str
-    reason: str
+    reason: Reason
 
 
 class RuleSetChanged(Event, name="rule_set.changed", topic=ASSESSMENT):
@@ -67,7 +76,7 @@ class RuleSetChanged(Event, name="rule_set.changed", topic=ASSESSMENT):
 
     call_id: str
     rule_set_version: str
-    rules: list[dict] = Field(default_factory=list)
+    rules: list[dict[str, Any]] = Field(default_factory=list, max_length=RULES_MAX)
     changed_by: str = ""
 
 
@@ -91,7 +100,7 @@ class ConflictDeclared(Event, name="conflict.declared", topic=ASSESSMENT):
     application_id: str
     call_id: str
     assessor: str
-    reason: str
+    reason: Reason
 
 
 class ApplicationScored(Event, name="application.scored", topic=ASSESSMENT):
@@ -99,8 +108,8 @@ class ApplicationScored(Event, name="application.scored", topic=ASSESSMENT):
     call_id: str
     assessor: str
     score: float = Field(description="weighted score of this assessor, 0..100")
-    criteria: dict[str, int] = Field(default_factory=dict)
-    comment: str = ""
+    criteria: dict[str, int] = Field(default_factory=dict, max_length=CRITERIA_MAX)
+    comment: Reason = ""
     appeal: bool = False
     final_score: float | None = Field(None, description="set when the assessment is complete")
 
@@ -108,4 +117,4 @@ class ApplicationScored(Event, name="application.scored", topic=ASSESSMENT):
 class AppealLodged(Event, name="appeal.lodged", topic=ASSESSMENT):
     application_id: str
     call_id: str
-    reason: str
+    reason: Reason

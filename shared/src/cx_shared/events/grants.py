@@ -4,11 +4,18 @@ confirmations it consumes on cx.finance.v1)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
 from cx_shared.events import Event
 from cx_shared.topics import FINANCE, GRANTS
+
+# Free text is bounded, so no event comes near the broker's message limit: grants clips the
+# reasons it composes from other services' text to REASON_MAX.
+REASON_MAX, REFERENCE_MAX = 2000, 200
+Reason = Annotated[str, Field(max_length=REASON_MAX)]
+Reference = Annotated[str, Field(max_length=REFERENCE_MAX)]
 
 
 class GrantCommitted(Event, name="grant.committed", topic=GRANTS):
@@ -31,7 +38,7 @@ class GrantCommitted(Event, name="grant.committed", topic=GRANTS):
 class GrantRefused(Event, name="grant.refused", topic=GRANTS):
     application_id: str
     call_id: str
-    reason: str
+    reason: Reason
     required_cents: int = 0
     available_cents: int = 0
 
@@ -40,7 +47,7 @@ class CommitmentReleased(Event, name="commitment.released", topic=GRANTS):
     application_id: str
     call_id: str
     released_cents: int = Field(ge=0)
-    reason: str
+    reason: Reason
 
 
 class CommitmentReduced(Event, name="commitment.reduced", topic=GRANTS):
@@ -51,7 +58,7 @@ class CommitmentReduced(Event, name="commitment.reduced", topic=GRANTS):
     call_id: str
     released_cents: int = Field(ge=0)
     total_after_cents: int = Field(ge=0)
-    reason: str
+    reason: Reason
 
 
 class BudgetOpened(Event, name="budget.opened", topic=GRANTS):
@@ -66,7 +73,7 @@ class BudgetToppedUp(Event, name="budget.topped_up", topic=GRANTS):
     amount_cents: int = Field(gt=0)
     budget_after_cents: int = Field(ge=0)
     available_after_cents: int = Field(ge=0)
-    reason: str = ""
+    reason: Reason = ""
 
 
 class GrantAgreementIssued(Event, name="grant_agreement.issued", topic=GRANTS):
@@ -108,7 +115,7 @@ class PaymentSettled(Event, name="payment.settled", topic=GRANTS):
     call_id: str
     kind: str
     amount_cents: int = Field(ge=0)
-    finance_reference: str = ""
+    finance_reference: Reference = ""
 
 
 class PaymentConfirmed(Event, name="payment.confirmed", topic=FINANCE):
@@ -118,5 +125,5 @@ class PaymentConfirmed(Event, name="payment.confirmed", topic=FINANCE):
     application_id: str
     call_id: str
     amount_cents: int = Field(ge=0)
-    finance_reference: str = ""
+    finance_reference: Reference = ""
     executed_at: datetime | None = None
