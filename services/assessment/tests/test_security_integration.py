@@ -105,7 +105,8 @@ async def test_oversized_or_unstorable_input_is_refused_and_changes_nothing(
 
 async def test_every_path_id_is_declared_and_an_odd_one_is_404_or_422(run_service, client, token):
     url = run_service("assessment").url
-    everyone = token("visitor", "host", "assessor", "programme_manager", subject="all", organisation_id="org-v")
+    everyone = token("visitor", "host", "assessor", "programme_manager", subject="all", organisation_id="org-v",
+                     programme=True)
     spec = (await client.get(f"{url}/openapi.json")).json()
     routes = [(method, path) for path, methods in spec["paths"].items() if "{" in path for method in methods]
     assert len(routes) >= 10

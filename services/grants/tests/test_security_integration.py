@@ -120,7 +120,7 @@ async def test_oversized_or_unstorable_input_is_refused_and_changes_nothing(run_
 async def test_every_path_id_is_declared_and_an_odd_one_is_404_or_422(run_service, http, token):
     grants = run_service("grants")
     everyone = token("visitor", "grant_officer", "programme_manager", "assessor", subject="all",
-                     organisation_id="org-v")
+                     organisation_id="org-v", programme=True)
     spec = (await http.get(f"{grants.url}/openapi.json")).json()
     routes = [(method, path) for path, methods in spec["paths"].items() if "{" in path for method in methods]
     assert {("get", "/commitments/{application_id}"), ("get", "/exchanges/{application_id}/payments"),
