@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
     jwt_secret: str = DEVELOPMENT_SECRET
     jwt_issuer: str = "clusterxchange-local"
     dev_tokens: bool = False
+    # Request bodies above this are refused (413) before they are parsed (cx_shared.http.BodyLimit).
+    max_body_bytes: int = 64 * 1024
     # The relay is woken by every local write; the poll only recovers what a crash left behind.
     outbox_poll_seconds: float = 5.0
     # false: the relay relies on its poll alone (the crash tests use it to hold an event back).
