@@ -4,7 +4,7 @@ limit, health, AsyncAPI docs and (local mode only) a development token issuer.""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -126,7 +126,7 @@ class DevTokenRequest(BaseModel):
     subject: str = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1, max_length=len(Role))
     organisation_id: str | None = Field(default=None, max_length=100)
-    partnership_ids: list[str] = Field(default_factory=list, max_length=50)
+    partnership_ids: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
 
 
 def ops_router(service: Any) -> APIRouter:

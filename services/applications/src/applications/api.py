@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Conflict, Forbidden, NotFound
@@ -25,19 +25,14 @@ from cx_shared.vocabulary import Ecosystem, Role
 
 from applications import access, audience, documents, domain, followup, rules
 from applications.domain import Status
-from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, DepartureIn, HostFeedbackIn, OfferIn,
-                                  OrganisationIn, OrganisationPatch, PartnershipIn, PreparationIn, ReasonIn,
-                                  ReportIn, ReviewIn)
-from applications.schemas import ID as ID_PATTERN
+from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, CountryFilter, DepartureIn, HostFeedbackIn,
+                                  IdFilter, IdPath, OfferIn, OrganisationIn, OrganisationPatch, PartnershipIn,
+                                  PreparationIn, ReasonIn, ReportIn, ReviewIn)
 from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
                                   Storage)
 
 router = APIRouter()
 Who = Annotated[Principal, Depends(principal)]
-# Ids in paths and filters are the programme's own (bounded, plain ASCII): anything else is a 422.
-Id = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
-IdFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=ID_PATTERN)]
-CountryFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")]
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7f0e-1d0b-4c55-9a57-7b1e3b9f2a10")
 
 
@@ -96,7 +91,7 @@ async def organisation_or_404(store: Storage, organisation_id: str) -> dict:
 
 
 @router.get("/organisations/{organisation_id}", tags=["enrolment"])
-async def get_organisation(organisation_id: Id, who: Who, store: Store) -> dict:
+async def get_organisation(organisation_id: IdPath, who: Who, store: Store) -> dict:
     return organisation_out(who, await organisation_or_404(store, organisation_id))
 
 
@@ -109,7 +104,7 @@ async def list_organisations(who: Who, store: Store, role: Literal["visitor", "h
 
 
 @router.patch("/organisations/{organisation_id}", tags=["enrolment"])
-async def update_organisation(organisation_id: Id, body: OrganisationPatch, request: Request, who: Who,
+async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, request: Request, who: Who,
                               store: Store) -> dict:
     """Change an enrolment made against `revision` (409 if it changed since); emits OrganisationUpdated."""
     current = await organisation_or_404(store, organisation_id)
@@ -143,7 +138,7 @@ async def form_partnership(body: PartnershipIn, request: Request, who: Who, stor
 
 
 @router.get("/partnerships/{partnership_id}", tags=["calls"])
-async def get_partnership(partnership_id: Id, who: Who, store: Store) -> dict:
+async def get_partnership(partnership_id: IdPath, who: Who, store: Store) -> dict:
     return out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
 
 
@@ -170,7 +165,7 @@ async def publish_call(body: CallIn, request: Request, who: Who, store: Store) -
 
 
 @router.get("/calls/{call_id}", tags=["calls"])
-async def get_call(call_id: Id, who: Who, store: Store) -> dict:
+async def get_call(call_id: IdPath, who: Who, store: Store) -> dict:
     return call_out(await one_or_404(store, CALLS, call_id, "call"))
 
 
@@ -200,7 +195,7 @@ async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store)
 
 
 @router.get("/offers/{offer_id}", tags=["offers"])
-async def get_offer(offer_id: Id, who: Who, store: Store) -> dict:
+async def get_offer(offer_id: IdPath, who: Who, store: Store) -> dict:
     return out(await one_or_404(store, OFFERS, offer_id, "offer"))
 
 
@@ -295,7 +290,7 @@ async def visible_application(store: Storage, who: Principal, application_id: st
 
 
 @router.get("/applications/{application_id}", tags=["applications"])
-async def get_application(application_id: Id, who: Who, store: Store) -> dict:
+async def get_application(application_id: IdPath, who: Who, store: Store) -> dict:
     """Status and timeline (who did what, when, why) of one exchange."""
     return await exchange_out(store, who, await visible_application(store, who, application_id))
 
@@ -323,7 +318,7 @@ async def list_applications(who: Who, store: Store, call_id: IdFilter = None, pa
 
 
 @router.post("/applications/{application_id}/withdraw", tags=["applications"])
-async def withdraw_application(application_id: Id, request: Request, who: Who, store: Store,
+async def withdraw_application(application_id: IdPath, request: Request, who: Who, store: Store,
                                body: Annotated[ReasonIn | None, Body()] = None) -> dict:
     """The visitor withdraws (409 with the reason where the state machine does not allow it)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
@@ -333,7 +328,7 @@ async def withdraw_application(application_id: Id, request: Request, who: Who, s
 
 
 @router.post("/applications/{application_id}/cancel", tags=["applications"])
-async def cancel_application(application_id: Id, body: ReasonIn, request: Request, who: Who,
+async def cancel_application(application_id: IdPath, body: ReasonIn, request: Request, who: Who,
                              store: Store) -> dict:
     """A programme manager of the partnership cancels an exchange."""
     doc = await visible_application(store, who, application_id)
@@ -344,7 +339,7 @@ async def cancel_application(application_id: Id, body: ReasonIn, request: Reques
 
 
 @router.put("/applications/{application_id}/preparation", tags=["exchanges"])
-async def update_preparation(application_id: Id, body: PreparationIn, request: Request, who: Who,
+async def update_preparation(application_id: IdPath, body: PreparationIn, request: Request, who: Who,
                              store: Store) -> dict:
     """The visitor ticks off the preparation checklist (after the grant agreement is signed)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
@@ -354,7 +349,7 @@ async def update_preparation(application_id: Id, body: PreparationIn, request: R
 
 
 @router.post("/applications/{application_id}/start", tags=["exchanges"])
-async def start_exchange(application_id: Id, request: Request, who: Who, store: Store,
+async def start_exchange(application_id: IdPath, request: Request, who: Who, store: Store,
                          body: Annotated[ArrivalIn | None, Body()] = None) -> dict:
     """The host confirms the visitor arrived, on `actual_start` (default: the planned start)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
@@ -365,7 +360,7 @@ async def start_exchange(application_id: Id, request: Request, who: Who, store: 
 
 
 @router.post("/applications/{application_id}/complete", tags=["exchanges"])
-async def complete_exchange(application_id: Id, request: Request, who: Who, store: Store,
+async def complete_exchange(application_id: IdPath, request: Request, who: Who, store: Store,
                             body: Annotated[DepartureIn | None, Body()] = None) -> dict:
     """The host confirms the visitor left, on `actual_end` (default: the planned end); the actual
     working days are counted in the host country and the report falls due."""
@@ -381,7 +376,7 @@ async def complete_exchange(application_id: Id, request: Request, who: Who, stor
 
 
 @router.post("/applications/{application_id}/no-show", tags=["exchanges"])
-async def report_no_show(application_id: Id, request: Request, who: Who, store: Store,
+async def report_no_show(application_id: IdPath, request: Request, who: Who, store: Store,
                          body: Annotated[ReasonIn | None, Body()] = None) -> dict:
     """The host reports the visitor never came: the exchange is cancelled (grants releases the grant)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
@@ -392,7 +387,7 @@ async def report_no_show(application_id: Id, request: Request, who: Who, store: 
 
 
 @router.post("/applications/{application_id}/report", tags=["exchanges"])
-async def submit_report(application_id: Id, body: ReportIn, request: Request, who: Who, store: Store) -> dict:
+async def submit_report(application_id: IdPath, body: ReportIn, request: Request, who: Who, store: Store) -> dict:
     """The visitor reports on a completed exchange (again after changes were requested; late if overdue)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
     event = ReportSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
@@ -401,7 +396,7 @@ async def submit_report(application_id: Id, body: ReportIn, request: Request, wh
 
 
 @router.post("/applications/{application_id}/host-feedback", tags=["exchanges"])
-async def submit_host_feedback(application_id: Id, body: HostFeedbackIn, request: Request, who: Who,
+async def submit_host_feedback(application_id: IdPath, body: HostFeedbackIn, request: Request, who: Who,
                                store: Store) -> dict:
     """The host's feedback on the exchange (satisfaction 1-5, free text)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
@@ -411,7 +406,7 @@ async def submit_host_feedback(application_id: Id, body: HostFeedbackIn, request
 
 
 @router.post("/applications/{application_id}/report/review", tags=["exchanges"])
-async def review_report(application_id: Id, body: ReviewIn, request: Request, who: Who, store: Store) -> dict:
+async def review_report(application_id: IdPath, body: ReviewIn, request: Request, who: Who, store: Store) -> dict:
     """The partnership (its programme manager or grant officer) accepts the report, which lets
     grants pay the balance, or asks for changes with the reasons."""
     doc = await visible_application(store, who, application_id)
@@ -433,7 +428,7 @@ async def review_report(application_id: Id, body: ReviewIn, request: Request, wh
 
 
 @router.post("/applications/{application_id}/close", tags=["exchanges"])
-async def close_exchange(application_id: Id, request: Request, who: Who, store: Store,
+async def close_exchange(application_id: IdPath, request: Request, who: Who, store: Store,
                          body: Annotated[ReasonIn | None, Body()] = None) -> dict:
     """A programme manager closes the file (from reported or rejected)."""
     doc = await visible_application(store, who, application_id)

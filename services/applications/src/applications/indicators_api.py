@@ -22,6 +22,7 @@ from cx_shared.errors import Forbidden, Unauthorized
 from cx_shared.vocabulary import Ecosystem, Role
 
 from applications import access, dashboard, indicators
+from applications.schemas import CountryFilter, IdFilter
 from applications.storage import ApplicationFilter, Storage
 
 router = APIRouter(tags=["indicators"])
@@ -59,16 +60,16 @@ async def compute(request: Request, who: Principal, partnership_id: str | None, 
 
 @router.get("/indicators")
 async def get_indicators(request: Request, who: Annotated[Principal, Depends(principal)],
-                         partnership_id: str | None = None, call_id: str | None = None,
-                         ecosystem: Ecosystem | None = None, country: str | None = None) -> dict:
+                         partnership_id: IdFilter = None, call_id: IdFilter = None,
+                         ecosystem: Ecosystem | None = None, country: CountryFilter = None) -> dict:
     """Impact indicators per partnership, call, ecosystem and country (any combination)."""
     return await compute(request, who, partnership_id, call_id, ecosystem, country)
 
 
 @router.get("/indicators.csv")
 async def indicators_csv(request: Request, who: Annotated[Principal, Depends(principal)],
-                         partnership_id: str | None = None, call_id: str | None = None,
-                         ecosystem: Ecosystem | None = None, country: str | None = None) -> Response:
+                         partnership_id: IdFilter = None, call_id: IdFilter = None,
+                         ecosystem: Ecosystem | None = None, country: CountryFilter = None) -> Response:
     """The same indicators as CSV rows `indicator,dimension,value` for the programme's reporting."""
     result = await compute(request, who, partnership_id, call_id, ecosystem, country)
     buffer = io.StringIO()
@@ -92,8 +93,8 @@ async def dashboard_link(request: Request, who: Annotated[Principal, Depends(pri
 
 @router.get("/indicators/dashboard", response_class=HTMLResponse)
 async def indicators_dashboard(request: Request, who: Annotated[Principal, Depends(page_principal)],
-                               partnership_id: str | None = None, call_id: str | None = None,
-                               ecosystem: Ecosystem | None = None, country: str | None = None) -> HTMLResponse:
+                               partnership_id: IdFilter = None, call_id: IdFilter = None,
+                               ecosystem: Ecosystem | None = None, country: CountryFilter = None) -> HTMLResponse:
     """The indicators as a page with charts rendered here as inline SVG."""
     result = await compute(request, who, partnership_id, call_id, ecosystem, country)
     return HTMLResponse(dashboard.page(result, {k: v for k, v in result["filters"].items() if v}),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -26,6 +27,10 @@ Id = Annotated[str, Field(min_length=1, max_length=100, pattern=ID)]
 Country = Annotated[str, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$",
                                description="ISO 3166-1 alpha-2 (XK for Kosovo)")]
 Language = Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[a-z]{2,3}$")]
+# Ids in paths and filters are the programme's own (bounded, plain ASCII): anything else is a 422.
+IdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ID)]
+IdFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=ID)]
+CountryFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")]
 # The programme's dates: a year 9999 is a mistake or an attack, never an exchange.
 Day = Annotated[date, Field(ge=date(2020, 1, 1), le=date(2099, 12, 31))]
 
