@@ -66,3 +66,10 @@ def test_the_exchange_fields_of_the_other_party_and_the_reviewer_are_hidden():
     host = audience.exchange_for(doc, {Viewer.HOST})
     assert "report" not in host and "report_review" not in host and host["host_feedback"]
     assert audience.exchange_for(doc, {Viewer.STAFF}) == doc
+
+
+def test_every_contract_about_an_exchange_has_its_audience_decided():
+    from cx_shared.events import all_event_classes
+    undecided = [cls.name for cls in all_event_classes()
+                 if "application_id" in cls.model_fields and cls.name not in audience.AUDIENCE]
+    assert undecided == [], f"add these to audience.AUDIENCE (else only staff read them): {undecided}"
