@@ -73,9 +73,10 @@ class Journey:
                 **extra}
         return self.post("/applications", body, self.visitor_headers)
 
-    def status(self, application_id: str) -> dict:
-        response = httpx.get(f"{self.applications}/applications/{application_id}", headers=self.visitor_headers,
-                             timeout=20)
+    def status(self, application_id: str, headers: dict | None = None) -> dict:
+        """The exchange as its visitor reads it (or as `headers` do)."""
+        response = httpx.get(f"{self.applications}/applications/{application_id}",
+                             headers=headers or self.visitor_headers, timeout=20)
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -13,6 +13,9 @@ import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
+from cx_shared.envelope import Envelope
+from cx_shared.testing.kafka import publish_envelope
+
 TODAY = datetime.now(UTC).date()
 
 
@@ -55,6 +58,15 @@ class Programme:
                 raise AssertionError(f"still not there after {timeout}s: {value}")
             await asyncio.sleep(0.2)
 
+    async def inject(self, kafka: str, application: dict, event_cls, **fields) -> None:
+        """Publish an event about an application as its producing service would, and wait
+        until the service has applied it."""
+        event = event_cls(application_id=application["application_id"], call_id=application["call_id"], **fields)
+        envelope = Envelope.wrap(event, source="/clusterxchange/" + event.topic.producer,
+                                 subject=application["application_id"])
+        await publish_envelope(kafka, envelope, self.namespace)
+        await self.eventually(lambda: self.db.timeline.find_one({"_id": envelope.id}), lambda doc: doc is not None)
+
     async def stored(self) -> dict[str, int]:
         """How many documents each collection holds (to show a refusal stored nothing)."""
         return {name: await self.db[name].count_documents({})
@@ -71,6 +83,15 @@ class Programme:
     async def enrol(self, who: dict, country: str, city: str, roles: list[str], **extra) -> dict:
         return await self.ok("POST", "/organisations", self.organisation_body(country, city, roles, **extra), who,
                              status=201)
+
+    async def vera_and_hans(self) -> tuple[dict, dict, dict, dict, dict, dict]:
+        """A call, and vera's visitor organisation in Lyon and hans's host in Berlin: their
+        tokens, the partnership, the call and the two organisations."""
+        vt, ht = self.token("visitor", subject="vera"), self.token("host", subject="hans")
+        partnership, call = await self.partnership_and_call()
+        visitor = await self.enrol(vt, "FR", "Lyon", ["visitor"])
+        host = await self.enrol(ht, "DE", "Berlin", ["host"])
+        return vt, ht, partnership, call, visitor, host
 
     async def partnership_and_call(self, **call) -> tuple[dict, dict]:
         partnership = await self.ok("POST", "/partnerships", {

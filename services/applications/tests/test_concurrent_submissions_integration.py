@@ -57,10 +57,7 @@ async def test_one_visitor_racing_to_five_hosts_on_the_same_dates(programme, qui
 
 async def test_a_request_repeated_while_in_flight_gets_its_first_result(programme, quiet):
     p = programme
-    vt = p.token("visitor", subject="vera")
-    _, call = await p.partnership_and_call()
-    visitor = await p.enrol(vt, "FR", "Lyon", ["visitor"])
-    host = await p.enrol(p.token("host", subject="hans"), "DE", "Berlin", ["host"])
+    vt, _, _, call, visitor, host = await p.vera_and_hans()
     body = p.application_body(call, visitor, host, quiet(35))
 
     responses = await asyncio.gather(*(p.post("/applications", body, {"Idempotency-Key": "retry-9", **vt})

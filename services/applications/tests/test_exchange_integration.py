@@ -14,11 +14,7 @@ from cx_shared.topics import APPLICATIONS
 
 
 async def setup(p, later):
-    vt, ht = p.token("visitor", subject="vera"), p.token("host", subject="hans")
-    partnership, call = await p.partnership_and_call()
-    visitor = await p.enrol(vt, "FR", "Lyon", ["visitor"])
-    host = await p.enrol(ht, "DE", "Berlin", ["host"])
-    return vt, ht, partnership, call, visitor, host
+    return await p.vera_and_hans()
 
 
 async def assessed(p, infra, application: dict, event_cls, **fields) -> None:

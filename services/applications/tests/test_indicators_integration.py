@@ -193,11 +193,13 @@ def chromium(*args: str, profile: str) -> subprocess.CompletedProcess:
 async def test_the_dashboard_renders_its_charts_in_headless_chromium(programme, infra, quiet):
     p = programme
     await seed(p, infra, quiet)
-    access_token = p.pm["Authorization"].split(" ", 1)[1]
-    url = f"{p.url}/indicators/dashboard?access_token={access_token}"
     assert (await p.client.get("/indicators/dashboard")).status_code == 401  # no token, no page
+
+    async def one_time_link() -> str:  # the browser gets a link, never the token
+        return p.url + (await p.ok("POST", "/indicators/dashboard/links", status=201))["url"]
     shots = Path(os.environ.get("DASHBOARD_SCREENSHOT_DIR", tempfile.gettempdir()))
     shot = shots / f"dashboard-{p.namespace.strip('.') or 'test'}.png"
+    url = await one_time_link()
     with tempfile.TemporaryDirectory() as profile:
         dom = chromium("--dump-dom", url, profile=profile)
     assert dom.returncode == 0, dom.stderr.decode()[-2000:]
@@ -206,6 +208,8 @@ async def test_the_dashboard_renders_its_charts_in_headless_chromium(programme, 
                   "chart-budget", "chart-decision", "chart-outcomes", "chart-satisfaction", "chart-reports"):
         assert f'id="{chart}"' in html, chart
     assert html.count("<svg") == 10 and html.count('class="bar"') >= 20 and "FR → DE" in html
+    assert (await p.client.get(url, headers={})).status_code == 401  # the link worked once
+    url = await one_time_link()
     with tempfile.TemporaryDirectory() as profile:
         run = chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, profile=profile)
     assert run.returncode == 0 and shot.exists(), run.stderr.decode()[-2000:]

@@ -71,8 +71,10 @@ class Envelope(BaseModel):
         return json.dumps(self.data, separators=(",", ":")).encode()
 
     def to_outbox(self) -> dict[str, Any]:
-        """The form stored in a document's outbox (plain BSON types only)."""
-        return self.model_dump(mode="json")
+        """The form stored in a document's outbox (plain BSON types only); an event too large
+        for the broker is refused here, before any outbox holds it."""
+        from cx_shared.outbox import refuse_oversized  # here: the outbox module imports this one
+        return refuse_oversized(self.model_dump(mode="json"))
 
     @classmethod
     def from_outbox(cls, entry: dict[str, Any]) -> Envelope:

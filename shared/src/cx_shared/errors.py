@@ -51,6 +51,11 @@ class Conflict(Problem):
     status, title = 409, "Conflict"
 
 
+class TooLarge(Problem):
+    """A request body or an event above its size bound: refused before anything is stored."""
+    status, title = 413, "Payload too large"
+
+
 class Busy(Problem):
     """A short lock stayed taken: the request changed nothing and may simply be sent again."""
     status, title = 503, "Service busy"

@@ -1,20 +1,21 @@
-"""The HTTP edge every service shares: problem details, correlation ids, health,
-AsyncAPI docs and (local mode only) a development token issuer."""
+"""The HTTP edge every service shares: problem details, correlation ids, a request-body size
+limit, health, AsyncAPI docs and (local mode only) a development token issuer."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cx_shared.auth import DEV_ISSUER, issue_token
 from cx_shared.envelope import Envelope
-from cx_shared.errors import NotFound, Problem
+from cx_shared.errors import NotFound, Problem, TooLarge
 from cx_shared.events import Event
 from cx_shared.logging import bind_contextvars, clear_contextvars, get_logger
 from cx_shared.vocabulary import Role
@@ -59,6 +60,62 @@ def install_correlation(app: FastAPI) -> None:
         return response
 
 
+class BodyLimit:
+    """Refuses a request body of more than `limit` bytes with 413, before anything reads it
+    (no parsing, no authentication, no database): a declared Content-Length at once, a chunked
+    body as soon as it passes the limit. What is read (never more than the limit) is handed to
+    the application as one message. The rest of a refused body is read and dropped, up to
+    DRAIN more bytes, so that the client reads the 413 (a connection closed on unread data is
+    reset, and the answer lost with it); beyond that the connection is simply closed."""
+
+    DRAIN = 1024 * 1024
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            drain = declared.isdigit() and int(declared) <= self.limit + self.DRAIN
+            return await self._refuse(scope, receive, send, more=drain)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self._refuse(scope, receive, send, more=message.get("more_body", False))
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        whole: Message | None = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        async def replay() -> Message:
+            nonlocal whole
+            message, whole = whole, None
+            return message if message is not None else await receive()
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, more: bool) -> None:
+        dropped = 0
+        while more and dropped <= self.DRAIN:
+            message = await receive()
+            dropped += len(message.get("body", b""))
+            more = message["type"] == "http.request" and message.get("more_body", False)
+        problem = TooLarge(f"the request body is larger than {self.limit} bytes", field="body", rule="max_bytes")
+        response = problem_response(problem.status, problem.body(scope.get("path")))
+        response.headers["connection"] = "close"  # what is left of the body is never read
+        await response(scope, receive, send)
+
+
+def install_body_limit(app: FastAPI, limit: int) -> None:
+    """Outermost: added last, it runs before every other middleware and route."""
+    app.add_middleware(BodyLimit, limit=limit)
+
+
 def emit(request: Request, event: Event, subject: str) -> Envelope:
     """An envelope for an event caused by this HTTP request, in its correlation."""
     return Envelope.wrap(event, source=request.app.state.settings.source, subject=subject,
@@ -66,10 +123,10 @@ def emit(request: Request, event: Event, subject: str) -> Envelope:
 
 
 class DevTokenRequest(BaseModel):
-    subject: str = Field(min_length=1)
-    roles: list[Role] = Field(min_length=1)
-    organisation_id: str | None = None
-    partnership_ids: list[str] = Field(default_factory=list)
+    subject: str = Field(min_length=1, max_length=200)
+    roles: list[Role] = Field(min_length=1, max_length=len(Role))
+    organisation_id: str | None = Field(default=None, max_length=100)
+    partnership_ids: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     programme: bool = False  # a programme-wide manager
 
 

@@ -11,11 +11,15 @@ the slow poll only recovers what a crash or another replica left behind.
 
 An event the broker refuses for good (too large, say) is parked on its document with the
 reason, and logged: the other documents' events go on, instead of every pass failing on it.
+Before that, no event above MAX_EVENT_BYTES is stored at all (``refuse_oversized``, applied
+by ``Envelope.to_outbox``, the one way into an outbox): the change that would carry it fails
+with a 413 problem, and nothing of it is written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -25,6 +29,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from cx_shared.doorbell import Doorbell
 from cx_shared.envelope import Envelope
+from cx_shared.errors import TooLarge
 from cx_shared.kafka import Publisher
 from cx_shared.lease import Lease, new_token
 from cx_shared.logging import get_logger
@@ -32,7 +37,19 @@ from cx_shared.store import OUTBOX, PARKED, PENDING, RELAY_LEASE, RELAY_TOKEN, S
 
 log = get_logger(__name__)
 BATCH = 200
+# Kafka takes records up to 1 MiB (message.max.bytes), headers and key included: an event is
+# kept well under that, measured as the JSON the broker would receive.
+MAX_EVENT_BYTES = 256 * 1024
 LEASE = Lease(30.0, token=RELAY_TOKEN, until=RELAY_LEASE)
+
+
+def refuse_oversized(entry: dict) -> dict:
+    """An outbox entry (an envelope as stored), or TooLarge when it is above MAX_EVENT_BYTES."""
+    size = len(json.dumps(entry, default=str).encode())
+    if size > MAX_EVENT_BYTES:
+        raise TooLarge(f"the event {entry.get('type')} would be {size} bytes, more than the {MAX_EVENT_BYTES} an "
+                       "event may have: nothing was stored", field="event", rule="max_event_bytes")
+    return entry
 
 
 def adds_events(command_name: str, command: dict) -> list:

@@ -21,7 +21,7 @@ from cx_shared import openapi
 from cx_shared.consumer import Consumer, Handler
 from cx_shared.doorbell import Doorbells
 from cx_shared.events import Event
-from cx_shared.http import install_correlation, install_problem_handlers, ops_router
+from cx_shared.http import install_body_limit, install_correlation, install_problem_handlers, ops_router
 from cx_shared.kafka import Publisher, ensure_topics
 from cx_shared.logging import configure_logging, get_logger
 from cx_shared.outbox import OutboxRelay, adds_events
@@ -140,6 +140,7 @@ class Service:
         app.include_router(ops_router(self))
         for router in self.routers:
             app.include_router(router)
+        install_body_limit(app, self.settings.max_body_bytes)
         return app
 
 

@@ -41,6 +41,8 @@ class ServiceSettings(BaseSettings):
     # An identity provider's key set: its RS256/ES256 tokens (issuer JWT_ISSUER) are verified against it.
     jwt_jwks_url: str = ""
     dev_tokens: bool = False
+    # Request bodies above this are refused (413) before they are parsed (cx_shared.http.BodyLimit).
+    max_body_bytes: int = 64 * 1024
     # The relay is woken by every local write; the poll only recovers what a crash left behind.
     outbox_poll_seconds: float = 5.0
     # false: the relay relies on its poll alone (the crash tests use it to hold an event back).

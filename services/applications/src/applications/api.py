@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 
@@ -23,13 +23,13 @@ from cx_shared.http import emit
 from cx_shared.store import public
 from cx_shared.vocabulary import Ecosystem, Role
 
-from applications import access, documents, domain, followup, rules
+from applications import access, audience, documents, domain, followup, rules
 from applications.domain import Status
-from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, DepartureIn, HostFeedbackIn, OfferIn,
-                                  OrganisationIn, OrganisationPatch, PartnershipIn, PreparationIn, ReasonIn,
-                                  ReportIn, ReviewIn)
+from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, CountryFilter, DepartureIn, HostFeedbackIn,
+                                  IdFilter, IdPath, OfferIn, OrganisationIn, OrganisationPatch, PartnershipIn,
+                                  PreparationIn, ReasonIn, ReportIn, ReviewIn)
 from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
-                                  Storage, shown)
+                                  Storage)
 
 router = APIRouter()
 Who = Annotated[Principal, Depends(principal)]
@@ -62,8 +62,8 @@ def out(doc: dict[str, Any]) -> dict[str, Any]:
 def organisation_out(who: Principal, doc: dict) -> dict:
     result = out(doc)
     if not access.sees_contact(who, doc):
-        result.pop("contact", None)
-        result.pop("owner", None)
+        for private in ("contact", "owner", access.TAKES_PART_IN):
+            result.pop(private, None)
     return result
 
 
@@ -91,19 +91,20 @@ async def organisation_or_404(store: Storage, organisation_id: str) -> dict:
 
 
 @router.get("/organisations/{organisation_id}", tags=["enrolment"])
-async def get_organisation(organisation_id: str, who: Who, store: Store) -> dict:
+async def get_organisation(organisation_id: IdPath, who: Who, store: Store) -> dict:
     return organisation_out(who, await organisation_or_404(store, organisation_id))
 
 
 @router.get("/organisations", tags=["enrolment"])
-async def list_organisations(who: Who, store: Store, role: str | None = None, country: str | None = None,
-                             ecosystem: Ecosystem | None = None) -> list[dict]:
-    query = {k: v for k, v in (("roles", role), ("country", country), ("ecosystems", ecosystem)) if v}
+async def list_organisations(who: Who, store: Store, role: Literal["visitor", "host"] | None = None,
+                             country: CountryFilter = None, ecosystem: Ecosystem | None = None) -> list[dict]:
+    query = {k: v for k, v in (("roles", role), ("country", country and country.upper()), ("ecosystems", ecosystem))
+             if v}
     return [organisation_out(who, d) for d in await store.list_organisations(query)]
 
 
 @router.patch("/organisations/{organisation_id}", tags=["enrolment"])
-async def update_organisation(organisation_id: str, body: OrganisationPatch, request: Request, who: Who,
+async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, request: Request, who: Who,
                               store: Store) -> dict:
     """Change an enrolment made against `revision` (409 if it changed since); emits OrganisationUpdated."""
     current = await organisation_or_404(store, organisation_id)
@@ -111,7 +112,8 @@ async def update_organisation(organisation_id: str, body: OrganisationPatch, req
         raise Forbidden("you do not act for this organisation")
     if body.revision != current["revision"]:
         raise Conflict(f"the organisation is at revision {current['revision']}, not {body.revision}: reload it")
-    changes = body.model_dump(mode="json", exclude_unset=True, exclude={"revision"})
+    data = body.model_dump(mode="json")  # a contact given whole, with its defaults
+    changes = {k: data[k] for k in body.model_fields_set - {"revision"}}
     merged = {**out(current), **changes, "revision": current["revision"] + 1}
     rules.refuse(rules.organisation_violations(merged))
     event = OrganisationUpdated(**merged)
@@ -136,7 +138,7 @@ async def form_partnership(body: PartnershipIn, request: Request, who: Who, stor
 
 
 @router.get("/partnerships/{partnership_id}", tags=["calls"])
-async def get_partnership(partnership_id: str, who: Who, store: Store) -> dict:
+async def get_partnership(partnership_id: IdPath, who: Who, store: Store) -> dict:
     return out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
 
 
@@ -163,17 +165,19 @@ async def publish_call(body: CallIn, request: Request, who: Who, store: Store) -
 
 
 @router.get("/calls/{call_id}", tags=["calls"])
-async def get_call(call_id: str, who: Who, store: Store) -> dict:
+async def get_call(call_id: IdPath, who: Who, store: Store) -> dict:
     return call_out(await one_or_404(store, CALLS, call_id, "call"))
 
 
 @router.get("/calls", tags=["calls"])
-async def list_calls(who: Who, store: Store, partnership_id: str | None = None) -> list[dict]:
+async def list_calls(who: Who, store: Store, partnership_id: IdFilter = None) -> list[dict]:
     query = {"partnership_id": partnership_id} if partnership_id else {}
     return [call_out(d) for d in await store.list_calls(query)]
 
 
 # --- offers --------------------------------------------------------------------------------
+
+MAX_PAGE = 10_000  # pages of at most 100: a million offers deep, and the database's skip stays small
 
 @router.post("/offers", status_code=201, tags=["offers"])
 async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store) -> dict:
@@ -191,15 +195,16 @@ async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store)
 
 
 @router.get("/offers/{offer_id}", tags=["offers"])
-async def get_offer(offer_id: str, who: Who, store: Store) -> dict:
+async def get_offer(offer_id: IdPath, who: Who, store: Store) -> dict:
     return out(await one_or_404(store, OFFERS, offer_id, "offer"))
 
 
 @router.get("/offers", tags=["offers"])
-async def search_offers(who: Who, store: Store, ecosystem: Ecosystem | None = None, country: str | None = None,
+async def search_offers(who: Who, store: Store, ecosystem: Ecosystem | None = None, country: CountryFilter = None,
                         start: date | None = None, end: date | None = None,
                         q: Annotated[str | None, Query(max_length=100)] = None,
-                        page: Annotated[int, Query(ge=1)] = 1, size: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+                        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+                        size: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
     """Offers whose window overlaps start..end, by ecosystem, host country and text (title, description)."""
     items, total = await store.search_offers(ecosystem=ecosystem, country=country, start=start, end=end, text=q,
                                              skip=(page - 1) * size, limit=size)
@@ -238,12 +243,12 @@ async def submit_application(body: ApplicationIn, request: Request, who: Who, st
     locks = [f"visitor:{body.visitor_id}"] + ([f"offer:{body.offer_id}"] if body.offer_id else [])
     async with store.locks.hold(*locks):
         if idempotency_key and (first := await store.get(APPLICATIONS, application_id)) is not None:
-            return await replay(store, first, body)
-        return await check_and_submit(body, request, store, application_id, visitor)
+            return await replay(store, who, first, body)
+        return await check_and_submit(body, request, who, store, application_id, visitor)
 
 
-async def check_and_submit(body: ApplicationIn, request: Request, store: Storage, application_id: str,
-                           visitor: dict | None) -> dict:
+async def check_and_submit(body: ApplicationIn, request: Request, who: Principal, store: Storage,
+                           application_id: str, visitor: dict | None) -> dict:
     call = await store.get(CALLS, body.call_id)
     host = await store.get(ORGANISATIONS, body.host_id)
     offer = await store.get(OFFERS, body.offer_id) if body.offer_id else None
@@ -265,14 +270,15 @@ async def check_and_submit(body: ApplicationIn, request: Request, store: Storage
     envelope = emit(request, event, subject=application_id)
     doc = documents.application(event, envelope)
     if not await store.create(APPLICATIONS, doc, envelope):  # the same key, submitted concurrently
-        return await replay(store, await store.get(APPLICATIONS, application_id), body)
-    return out(shown(doc))
+        return await replay(store, who, await store.get(APPLICATIONS, application_id), body)
+    await store.take_part(event.partnership_id, event.visitor.organisation_id, event.host.organisation_id)
+    return await exchange_out(store, who, doc)
 
 
-async def replay(store: Storage, first: dict, body: ApplicationIn) -> dict:
+async def replay(store: Storage, who: Principal, first: dict, body: ApplicationIn) -> dict:
     if not same_request(first, body):
         raise Conflict("this Idempotency-Key was used for a different application")
-    return out(await store.with_timeline(first))
+    return await exchange_out(store, who, first)
 
 
 async def visible_application(store: Storage, who: Principal, application_id: str) -> dict:
@@ -284,70 +290,77 @@ async def visible_application(store: Storage, who: Principal, application_id: st
 
 
 @router.get("/applications/{application_id}", tags=["applications"])
-async def get_application(application_id: str, who: Who, store: Store) -> dict:
+async def get_application(application_id: IdPath, who: Who, store: Store) -> dict:
     """Status and timeline (who did what, when, why) of one exchange."""
-    return out(await store.with_timeline(await visible_application(store, who, application_id)))
+    return await exchange_out(store, who, await visible_application(store, who, application_id))
+
+
+async def exchange_out(store: Storage, who: Principal, doc: dict) -> dict:
+    """An exchange and its timeline as the caller may read them (see audience.py)."""
+    viewers = access.viewers(who, doc, await my_organisations(who, store))
+    whole = await store.with_timeline(doc)
+    return out({**audience.exchange_for(whole, viewers), "timeline": audience.timeline_for(whole["timeline"], viewers)})
 
 
 @router.get("/applications", tags=["applications"])
-async def list_applications(who: Who, store: Store, call_id: str | None = None, partnership_id: str | None = None,
-                            status: Status | None = None, country: str | None = None,
+async def list_applications(who: Who, store: Store, call_id: IdFilter = None, partnership_id: IdFilter = None,
+                            status: Status | None = None, country: CountryFilter = None,
                             ecosystem: Ecosystem | None = None) -> list[dict]:
     """The caller's applications (visitor: its own; host: addressed to it; staff: its partnerships')."""
     mine = await my_organisations(who, store)
     staff = who.has(*access.STAFF)
-    everything = staff and who.programme_wide
     scope = ApplicationFilter(
         visitor_ids=mine if who.has(Role.VISITOR) else set(), host_ids=mine if who.has(Role.HOST) else set(),
-        partnership_ids=None if everything else (set(who.partnership_ids) if staff else set()),
-        call_id=call_id, partnership_id=partnership_id, status=status, country=country, ecosystem=ecosystem)
-    return [out(d) for d in await store.list_applications(scope)]
+        partnership_ids=None if access.programme_wide(who) else (set(who.partnership_ids) if staff else set()),
+        call_id=call_id, partnership_id=partnership_id, status=status, country=country and country.upper(),
+        ecosystem=ecosystem)
+    return [out(audience.exchange_for(d, access.viewers(who, d, mine))) for d in await store.list_applications(scope)]
 
 
 @router.post("/applications/{application_id}/withdraw", tags=["applications"])
-async def withdraw_application(application_id: str, request: Request, who: Who, store: Store,
+async def withdraw_application(application_id: IdPath, request: Request, who: Who, store: Store,
                                body: Annotated[ReasonIn | None, Body()] = None) -> dict:
     """The visitor withdraws (409 with the reason where the state machine does not allow it)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
     event = ApplicationWithdrawn(application_id=application_id, call_id=doc["call_id"],
                                  reason=body.reason if body else "", withdrawn_by=who.subject)
-    return await change_status(store, request, doc, event, Status.WITHDRAWN)
+    return await change_status(store, request, who, doc, event, Status.WITHDRAWN)
 
 
 @router.post("/applications/{application_id}/cancel", tags=["applications"])
-async def cancel_application(application_id: str, body: ReasonIn, request: Request, who: Who,
+async def cancel_application(application_id: IdPath, body: ReasonIn, request: Request, who: Who,
                              store: Store) -> dict:
     """A programme manager of the partnership cancels an exchange."""
     doc = await visible_application(store, who, application_id)
     require_role(who, Role.PROGRAMME_MANAGER)
     event = ApplicationCancelled(application_id=application_id, call_id=doc["call_id"], reason=body.reason,
                                  cancelled_by=who.subject)
-    return await change_status(store, request, doc, event, Status.CANCELLED)
+    return await change_status(store, request, who, doc, event, Status.CANCELLED)
 
 
 @router.put("/applications/{application_id}/preparation", tags=["exchanges"])
-async def update_preparation(application_id: str, body: PreparationIn, request: Request, who: Who,
+async def update_preparation(application_id: IdPath, body: PreparationIn, request: Request, who: Who,
                              store: Store) -> dict:
     """The visitor ticks off the preparation checklist (after the grant agreement is signed)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
     event = PreparationUpdated(application_id=application_id, call_id=doc["call_id"], updated_by=who.subject,
                                **followup.checklist(body.model_dump()))
-    return await record(store, request, doc, event, lambda d: require_status(d, Status.AGREEMENT_SIGNED))
+    return await record(store, request, who, doc, event, lambda d: require_status(d, Status.AGREEMENT_SIGNED))
 
 
 @router.post("/applications/{application_id}/start", tags=["exchanges"])
-async def start_exchange(application_id: str, request: Request, who: Who, store: Store,
+async def start_exchange(application_id: IdPath, request: Request, who: Who, store: Store,
                          body: Annotated[ArrivalIn | None, Body()] = None) -> dict:
     """The host confirms the visitor arrived, on `actual_start` (default: the planned start)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
     actual_start = (body.actual_start if body else None) or date.fromisoformat(doc["planned_start"])
     event = ExchangeStarted(application_id=application_id, call_id=doc["call_id"], confirmed_by=who.subject,
                             actual_start=actual_start)
-    return await change_status(store, request, doc, event, Status.IN_PROGRESS)
+    return await change_status(store, request, who, doc, event, Status.IN_PROGRESS)
 
 
 @router.post("/applications/{application_id}/complete", tags=["exchanges"])
-async def complete_exchange(application_id: str, request: Request, who: Who, store: Store,
+async def complete_exchange(application_id: IdPath, request: Request, who: Who, store: Store,
                             body: Annotated[DepartureIn | None, Body()] = None) -> dict:
     """The host confirms the visitor left, on `actual_end` (default: the planned end); the actual
     working days are counted in the host country and the report falls due."""
@@ -359,41 +372,41 @@ async def complete_exchange(application_id: str, request: Request, who: Who, sto
                                       call.get("report_due_days") or followup.DEFAULT_REPORT_DUE_DAYS)
     event = ExchangeCompleted(application_id=application_id, call_id=doc["call_id"], confirmed_by=who.subject,
                               **figures)
-    return await change_status(store, request, doc, event, Status.COMPLETED)
+    return await change_status(store, request, who, doc, event, Status.COMPLETED)
 
 
 @router.post("/applications/{application_id}/no-show", tags=["exchanges"])
-async def report_no_show(application_id: str, request: Request, who: Who, store: Store,
+async def report_no_show(application_id: IdPath, request: Request, who: Who, store: Store,
                          body: Annotated[ReasonIn | None, Body()] = None) -> dict:
     """The host reports the visitor never came: the exchange is cancelled (grants releases the grant)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
     event = ExchangeNoShow(application_id=application_id, call_id=doc["call_id"], reported_by=who.subject,
                            reason=body.reason if body else "")
-    return await change_status(store, request, doc, event, Status.CANCELLED,
+    return await change_status(store, request, who, doc, event, Status.CANCELLED,
                                lambda d: require_status(d, Status.GRANT_COMMITTED, Status.AGREEMENT_SIGNED))
 
 
 @router.post("/applications/{application_id}/report", tags=["exchanges"])
-async def submit_report(application_id: str, body: ReportIn, request: Request, who: Who, store: Store) -> dict:
+async def submit_report(application_id: IdPath, body: ReportIn, request: Request, who: Who, store: Store) -> dict:
     """The visitor reports on a completed exchange (again after changes were requested; late if overdue)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
     event = ReportSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
                             late=bool(doc.get("report_overdue")), **body.model_dump())
-    return await change_status(store, request, doc, event, Status.REPORTED)
+    return await change_status(store, request, who, doc, event, Status.REPORTED)
 
 
 @router.post("/applications/{application_id}/host-feedback", tags=["exchanges"])
-async def submit_host_feedback(application_id: str, body: HostFeedbackIn, request: Request, who: Who,
+async def submit_host_feedback(application_id: IdPath, body: HostFeedbackIn, request: Request, who: Who,
                                store: Store) -> dict:
     """The host's feedback on the exchange (satisfaction 1-5, free text)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
     event = HostFeedbackSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
                                   **body.model_dump())
-    return await record(store, request, doc, event, followup.check_host_feedback)
+    return await record(store, request, who, doc, event, followup.check_host_feedback)
 
 
 @router.post("/applications/{application_id}/report/review", tags=["exchanges"])
-async def review_report(application_id: str, body: ReviewIn, request: Request, who: Who, store: Store) -> dict:
+async def review_report(application_id: IdPath, body: ReviewIn, request: Request, who: Who, store: Store) -> dict:
     """The partnership (its programme manager or grant officer) accepts the report, which lets
     grants pay the balance, or asks for changes with the reasons."""
     doc = await visible_application(store, who, application_id)
@@ -405,24 +418,24 @@ async def review_report(application_id: str, body: ReviewIn, request: Request, w
             rules.refuse([rules.violation("reasons", "reasons_given", "say what the visitor should change")])
         event = ReportChangesRequested(application_id=application_id, call_id=doc["call_id"],
                                        requested_by=who.subject, reasons=body.reasons)
-        return await change_status(store, request, doc, event, Status.COMPLETED, followup.check_reviewable)
+        return await change_status(store, request, who, doc, event, Status.COMPLETED, followup.check_reviewable)
     event = ReportAccepted(application_id=application_id, call_id=doc["call_id"], accepted_by=who.subject,
                            actual_start=doc.get("actual_start") or doc["planned_start"],
                            actual_end=doc.get("actual_end") or doc["planned_end"],
                            actual_working_days=doc.get("actual_working_days", doc["working_days"]),
                            planned_working_days=doc["working_days"])
-    return await record(store, request, doc, event, followup.check_reviewable)
+    return await record(store, request, who, doc, event, followup.check_reviewable)
 
 
 @router.post("/applications/{application_id}/close", tags=["exchanges"])
-async def close_exchange(application_id: str, request: Request, who: Who, store: Store,
+async def close_exchange(application_id: IdPath, request: Request, who: Who, store: Store,
                          body: Annotated[ReasonIn | None, Body()] = None) -> dict:
     """A programme manager closes the file (from reported or rejected)."""
     doc = await visible_application(store, who, application_id)
     require_role(who, Role.PROGRAMME_MANAGER)
     event = ExchangeClosed(application_id=application_id, call_id=doc["call_id"], closed_by=who.subject,
                            reason=body.reason if body else "")
-    return await change_status(store, request, doc, event, Status.CLOSED)
+    return await change_status(store, request, who, doc, event, Status.CLOSED)
 
 
 async def acting_as(store: Storage, who: Principal, application_id: str, party: str, role: Role) -> dict:
@@ -434,23 +447,24 @@ async def acting_as(store: Storage, who: Principal, application_id: str, party: 
     return doc
 
 
-async def change_status(store: Storage, request: Request, doc: dict, event: Any, target: Status,
+async def change_status(store: Storage, request: Request, who: Principal, doc: dict, event: Any, target: Status,
                         also: Callable[[dict], None] | None = None) -> dict:
     def check(current: dict) -> None:
         domain.transition(current["status"], target)
         if also is not None:
             also(current)
-    return await record(store, request, doc, event, check)
+    return await record(store, request, who, doc, event, check)
 
 
-async def record(store: Storage, request: Request, doc: dict, event: Any, check: Callable[[dict], None]) -> dict:
+async def record(store: Storage, request: Request, who: Principal, doc: dict, event: Any,
+                 check: Callable[[dict], None]) -> dict:
     """Fold the event into the exchange with its follow-up facts, if `check` allows it against
     the exchange as it stands (checked and changed in one conditional update)."""
     envelope = emit(request, event, subject=doc["_id"])
     folded = await store.fold_event(doc["_id"], documents.entry(envelope), event_id=envelope.id,
                                     events=(envelope,), check=check,
                                     fields=documents.follow_up_fields(type(event).name, envelope.data))
-    return out(await store.with_timeline(folded))
+    return await exchange_out(store, who, folded)
 
 
 def require_status(doc: dict, *allowed: Status) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 from cx_shared.errors import Conflict
 
+from applications import audience
+
 
 class Status(StrEnum):
     DRAFT = "draft"
@@ -123,6 +125,9 @@ def timeline_entry(*, event_id: str, ce_type: str, source: str, at: datetime, da
     name = event_name(ce_type)
     entry = {"event_id": event_id, "at": instant(at), "event_type": ce_type, "event": name, "source": source,
              "actor": actor(name, data, source), "summary": summarise(name, data)}
+    if audience.of(name).staff_acts:  # the parties read it without the names of staff
+        entry[audience.PARTY_SUMMARY] = summarise(name, {**data, **{f: audience.STAFF_LABEL for f in ACTOR_FIELDS
+                                                                     if data.get(f)}})
     figures = {k: data[k] for k in FIGURES if data.get(k) is not None}
     if figures and name.split(".")[0] in ("grant", "commitment", "payment"):
         entry["figures"] = figures

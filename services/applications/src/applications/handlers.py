@@ -32,6 +32,7 @@ def recording(collection: str, to_document: Callable[[Any], dict]) -> Handler:
 async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
     doc = documents.application(event, delivery.envelope)
     await storage.record("applications", doc, delivery.event_id)
+    await storage.take_part(event.partnership_id, event.visitor.organisation_id, event.host.organisation_id)
     await storage.note(event.application_id, documents.entry(delivery.envelope))
 
 

@@ -1,16 +1,54 @@
-"""Request bodies of the HTTP API. Types and vocabularies are checked here (a wrong one is a
-422 naming the field); the programme's rules across fields live in rules.py."""
+"""Request bodies of the HTTP API. Types, vocabularies and bounds are checked here (a wrong one
+is a 422 naming the field and the rule); the programme's rules across fields live in rules.py.
+
+Every string and list has an upper bound, declared in the OpenAPI document: a request can
+never grow an event past what the broker takes (cx_shared.outbox checks that too).
+"""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from cx_shared.vocabulary import DEFAULT_ELIGIBLE_COUNTRIES, Ecosystem, OrganisationType, Purpose, TravelMode
 
-Text = Field(min_length=1, max_length=300)
+# One line of text, or prose (tabs and line breaks allowed): never other control characters
+# (a NUL cannot even be stored by the local database).
+LINE, PROSE = r"^[^\x00-\x1f\x7f]*$", r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+ID = r"^[A-Za-z0-9._:-]+$"  # what the programme's ids are made of (org-…, call-…, UUIDs)
+Text = Annotated[str, Field(min_length=1, max_length=300, pattern=LINE)]
+OptionalText = Annotated[str, Field(max_length=300, pattern=LINE)]
+Prose = Annotated[str, Field(max_length=10000, pattern=PROSE)]
+Id = Annotated[str, Field(min_length=1, max_length=100, pattern=ID)]
+Country = Annotated[str, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$",
+                               description="ISO 3166-1 alpha-2 (XK for Kosovo)")]
+Language = Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[a-z]{2,3}$")]
+# Ids in paths and filters are the programme's own (bounded, plain ASCII): anything else is a 422.
+IdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ID)]
+IdFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=ID)]
+CountryFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")]
+# The programme's dates: a year 9999 is a mistake or an attack, never an exchange.
+Day = Annotated[date, Field(ge=date(2020, 1, 1), le=date(2099, 12, 31))]
+
+
+def _unique(items: list) -> list:
+    if len(set(items)) != len(items):
+        raise PydanticCustomError("unique_items", "each item may be named once")
+    return items
+
+
+def unique_list(item: type, *, min_length: int = 1, max_length: int = 20):
+    """A list of a vocabulary's values, each at most once (refused, not silently merged)."""
+    return Annotated[list[item], Field(min_length=min_length, max_length=max_length,
+                                       json_schema_extra={"uniqueItems": True}), AfterValidator(_unique)]
+
+
+Ecosystems = unique_list(Ecosystem, max_length=len(Ecosystem))
+Roles = unique_list(Literal["visitor", "host"], max_length=2)
 
 
 class Strict(BaseModel):
@@ -18,98 +56,110 @@ class Strict(BaseModel):
 
 
 class ContactIn(Strict):
-    name: str = Text
-    email: EmailStr
-    phone: str | None = Field(default=None, max_length=40)
-    language: str = "en"
+    name: Text
+    email: EmailStr = Field(max_length=254)
+    phone: str | None = Field(default=None, max_length=40, pattern=LINE)
+    language: Language = "en"
 
 
 class OrganisationIn(Strict):
-    legal_name: str = Text
-    country: str = Field(min_length=2, max_length=2)
-    city: str = Text
+    legal_name: Text
+    country: Country
+    city: Text
     organisation_type: OrganisationType
-    subtype: str | None = None
-    cluster_name: str | None = Field(default=None, max_length=300)
-    ecosystems: list[Ecosystem] = Field(min_length=1)
-    roles: list[Literal["visitor", "host"]] = Field(min_length=1)
+    subtype: Text | None = None
+    cluster_name: OptionalText | None = None
+    ecosystems: Ecosystems
+    roles: Roles
     contact: ContactIn
 
 
 class OrganisationPatch(Strict):
-    """A change to an enrolment; `revision` is the one the change was made against."""
+    """A change to an enrolment; `revision` is the one the change was made against. A field
+    left out stays as it is; only `subtype` and `cluster_name` may be cleared with null."""
 
-    revision: int = Field(ge=1)
-    legal_name: str | None = Field(default=None, min_length=1, max_length=300)
-    country: str | None = Field(default=None, min_length=2, max_length=2)
-    city: str | None = Field(default=None, min_length=1, max_length=300)
+    revision: int = Field(ge=1, le=2**31)
+    legal_name: Text | None = None
+    country: Country | None = None
+    city: Text | None = None
     organisation_type: OrganisationType | None = None
-    subtype: str | None = None
-    cluster_name: str | None = None
-    ecosystems: list[Ecosystem] | None = Field(default=None, min_length=1)
-    roles: list[Literal["visitor", "host"]] | None = Field(default=None, min_length=1)
+    subtype: Text | None = None
+    cluster_name: OptionalText | None = None
+    ecosystems: Ecosystems | None = None
+    roles: Roles | None = None
     contact: ContactIn | None = None
+
+    @field_validator("legal_name", "country", "city", "organisation_type", "ecosystems", "roles", "contact")
+    @classmethod
+    def _not_null(cls, value):
+        if value is None:
+            raise PydanticCustomError("not_null", "leave the field out to keep it; it cannot be null")
+        return value
 
 
 class PartnershipIn(Strict):
-    name: str = Text
-    member_clusters: list[str] = Field(min_length=1)
-    countries: list[str] = Field(min_length=1)
-    ecosystems: list[Ecosystem] = Field(default_factory=list)
-    contact_email: EmailStr | None = None
+    name: Text
+    member_clusters: list[Text] = Field(min_length=1, max_length=100)
+    countries: Annotated[list[Country], Field(min_length=1, max_length=60, json_schema_extra={"uniqueItems": True}),
+                         AfterValidator(_unique)]
+    ecosystems: unique_list(Ecosystem, min_length=0, max_length=len(Ecosystem)) = Field(default_factory=list)
+    contact_email: EmailStr | None = Field(default=None, max_length=254)
 
 
 class CallIn(Strict):
-    partnership_id: str = Text
-    title: str = Text
-    opens_on: date
-    closes_on: date
-    exchanges_end_on: date | None = None
-    eligible_countries: list[str] = Field(default_factory=lambda: list(DEFAULT_ELIGIBLE_COUNTRIES), min_length=1)
-    budget_cents: int = Field(ge=0)
+    partnership_id: Id
+    title: Text
+    opens_on: Day
+    closes_on: Day
+    exchanges_end_on: Day | None = None
+    eligible_countries: Annotated[list[Country], Field(min_length=1, max_length=60,
+                                                       json_schema_extra={"uniqueItems": True}),
+                                  AfterValidator(_unique)] = Field(
+        default_factory=lambda: list(DEFAULT_ELIGIBLE_COUNTRIES))
+    budget_cents: int = Field(ge=0, le=10**13)
     assessment_mode: Literal["automatic", "panel"] = "automatic"
-    eligibility_rule_set: str = "default-v1"
-    lump_sum_rule_set: str = "default-v1"
-    contact_email: EmailStr | None = None
+    eligibility_rule_set: Id = "default-v1"
+    lump_sum_rule_set: Id = "default-v1"
+    contact_email: EmailStr | None = Field(default=None, max_length=254)
     report_due_days: int = Field(default=30, ge=1, le=365)
 
 
 class OfferIn(Strict):
-    host_id: str = Text
-    title: str = Text
-    description: str = Field(default="", max_length=5000)
+    host_id: Id
+    title: Text
+    description: Annotated[str, Field(max_length=5000, pattern=PROSE)] = ""
     ecosystem: Ecosystem
-    window_start: date
-    window_end: date
+    window_start: Day
+    window_end: Day
     capacity: int = Field(ge=1, le=100)
-    language: str = "en"
+    language: Language = "en"
 
 
 class ApplicationIn(Strict):
-    call_id: str = Text
-    visitor_id: str = Text
-    host_id: str = Text
-    offer_id: str | None = None
-    purposes: list[Purpose] = Field(min_length=1)
-    objectives: str = Field(min_length=1, max_length=5000)
-    planned_start: date
-    planned_end: date
+    call_id: Id
+    visitor_id: Id
+    host_id: Id
+    offer_id: Id | None = None
+    purposes: unique_list(Purpose, max_length=len(Purpose))
+    objectives: Annotated[str, Field(min_length=1, max_length=5000, pattern=PROSE)]
+    planned_start: Day
+    planned_end: Day
     travel_mode: TravelMode = TravelMode.STANDARD
 
 
 class ReasonIn(Strict):
-    reason: str = Field(default="", max_length=2000)
+    reason: Annotated[str, Field(max_length=2000, pattern=PROSE)] = ""
 
 
 class ReportIn(Strict):
     """The visitor's report: what was learnt, outcomes (the programme's kinds: new_collaboration,
     follow_up_project, technology_taken_up, market_opportunity; or its own words), satisfaction 1-5."""
 
-    summary: str = Field(min_length=1, max_length=10000)
-    outcomes: list[str] = Field(default_factory=list, max_length=50)
-    learnt: str = Field(default="", max_length=10000)
+    summary: Annotated[Prose, Field(min_length=1)]
+    outcomes: list[Text] = Field(default_factory=list, max_length=50)
+    learnt: Prose = ""
     satisfaction: int | None = Field(default=None, ge=1, le=5)
-    free_text: str = Field(default="", max_length=10000)
+    free_text: Prose = ""
 
 
 class PreparationIn(Strict):
@@ -119,20 +169,20 @@ class PreparationIn(Strict):
 
 
 class ArrivalIn(Strict):
-    actual_start: date | None = None  # default: the planned start
+    actual_start: Day | None = None  # default: the planned start
 
 
 class DepartureIn(Strict):
-    actual_end: date | None = None  # default: the planned end
+    actual_end: Day | None = None  # default: the planned end
 
 
 class HostFeedbackIn(Strict):
     satisfaction: int = Field(ge=1, le=5)
-    free_text: str = Field(default="", max_length=10000)
+    free_text: Prose = ""
 
 
 class ReviewIn(Strict):
     """The partnership's review of a report: accept, or ask for changes with the reasons."""
 
     accept: bool
-    reasons: list[str] = Field(default_factory=list, max_length=20)
+    reasons: list[Annotated[str, Field(max_length=2000, pattern=PROSE)]] = Field(default_factory=list, max_length=20)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -24,6 +24,7 @@ from cx_shared.races import LostRace, until_stored
 from cx_shared.store import PROCESSED, change, new_document, not_processed
 
 from applications import domain
+from applications.access import TAKES_PART_IN
 
 log = get_logger(__name__)
 
@@ -68,6 +69,7 @@ class Storage:
         self.offers = db[OFFERS]
         self.applications = db[APPLICATIONS]
         self.timeline = db[TIMELINE]  # one document per entry, _id the event's id
+        self.dashboard_links = db["dashboard_links"]  # one-time links to the indicators page
         # Submissions to one offer, or by one visitor, are checked and stored one at a time.
         self.locks = Locks(db["locks"])
 
@@ -114,11 +116,27 @@ class Storage:
             change({"$set": {**fields, "revision": revision + 1}}, events=[envelope], processed=envelope.id))
         return result.matched_count == 1
 
+    async def take_part(self, partnership_id: str, *organisation_ids: str) -> None:
+        """Link the parties of an application to its partnership (its staff may then act for
+        them and read their contact); idempotent, and one indexed update per organisation."""
+        for organisation_id in organisation_ids:
+            await self.organisations.update_one({"_id": organisation_id},
+                                                {"$addToSet": {TAKES_PART_IN: partnership_id}})
+
     async def organisations_owned_by(self, subject: str) -> list[str]:
         return [d["_id"] async for d in self.organisations.find({"owner": subject}, {"_id": 1})]
 
     async def list_organisations(self, query: Mapping[str, Any], limit: int = 500) -> list[dict]:
         return [d async for d in self.organisations.find(dict(query)).sort([("legal_name", 1)]).limit(limit)]
+
+    # --- one-time dashboard links ------------------------------------------------------------
+
+    async def keep_dashboard_link(self, link: str, principal: Mapping[str, Any], expires_at: datetime) -> None:
+        await self.dashboard_links.insert_one({"_id": link, "principal": dict(principal), "expires_at": expires_at})
+
+    async def take_dashboard_link(self, link: str) -> dict | None:
+        """The link's holder, once: taking it deletes it (an expired one too)."""
+        return await self.dashboard_links.find_one_and_delete({"_id": link})
 
     # --- calls, offers -----------------------------------------------------------------------
 
@@ -161,7 +179,8 @@ class Storage:
         """Exchanges whose report is due before today and not in (the poller decides which are overdue)."""
         found = []
         for state in ("due", "changes_requested"):  # one state at a time: the index narrows each to it
-            query = {"report_state": state, "report_due_on": {"$lt": today.isoformat()}, "report_overdue": {"$ne": True}}
+            query = {"report_state": state, "report_due_on": {"$lt": today.isoformat()},
+                     "report_overdue": {"$ne": True}}
             found += [d async for d in self.applications.find(query, {MILESTONES: 0}).limit(500)]
         return found
 

@@ -1,8 +1,13 @@
-"""Contracts published by the applications service on cx.applications.v1."""
+"""Contracts published by the applications service on cx.applications.v1.
+
+Every free text and list is bounded (the API's bounds, or wider), so no event of these
+contracts can outgrow what the broker takes.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import Field
 
@@ -11,20 +16,28 @@ from cx_shared.events.common import Contact, Participant
 from cx_shared.topics import APPLICATIONS
 from cx_shared.vocabulary import Ecosystem, OrganisationType, Purpose, TravelMode
 
+Id = Annotated[str, Field(max_length=100)]
+Line = Annotated[str, Field(max_length=300)]  # a name, a title, a city
+Prose = Annotated[str, Field(max_length=10000)]
+Reason = Annotated[str, Field(max_length=2000)]
+Subject = Annotated[str, Field(max_length=200)]  # a token's subject: who acted
+Ecosystems = Annotated[list[Ecosystem], Field(max_length=len(Ecosystem))]
+Countries = Annotated[list[Annotated[str, Field(max_length=2)]], Field(max_length=100)]
+
 
 class OrganisationEnrolled(Event, name="organisation.enrolled", topic=APPLICATIONS):
-    organisation_id: str
+    organisation_id: Id
     revision: int = 1
-    roles: list[str]
-    legal_name: str
-    country: str
-    city: str
+    roles: list[Annotated[str, Field(max_length=10)]] = Field(max_length=2)
+    legal_name: Line
+    country: str = Field(max_length=2)
+    city: Line
     organisation_type: OrganisationType
-    subtype: str | None = None
-    cluster_name: str | None = None
-    ecosystems: list[Ecosystem] = Field(default_factory=list)
+    subtype: Line | None = None
+    cluster_name: Line | None = None
+    ecosystems: Ecosystems = Field(default_factory=list)
     contact: Contact
-    owner: str | None = None  # the subject (token sub) that enrolled it: it may act for the organisation
+    owner: Subject | None = None  # the subject (token sub) that enrolled it: it may act for the organisation
 
 
 class OrganisationUpdated(OrganisationEnrolled, name="organisation.updated", topic=APPLICATIONS):
@@ -32,99 +45,99 @@ class OrganisationUpdated(OrganisationEnrolled, name="organisation.updated", top
 
 
 class CallPublished(Event, name="call.published", topic=APPLICATIONS):
-    call_id: str
-    partnership_id: str
-    title: str
+    call_id: Id
+    partnership_id: Id
+    title: Line
     opens_on: date
     closes_on: date
-    eligible_countries: list[str]
+    eligible_countries: Countries
     budget_cents: int = Field(ge=0)
-    assessment_mode: str = "automatic"  # "automatic" (eligible = approved, first come) or "panel"
-    eligibility_rule_set: str = "default-v1"
-    lump_sum_rule_set: str = "default-v1"
-    contact_email: str | None = None
+    assessment_mode: Line = "automatic"  # "automatic" (eligible = approved, first come) or "panel"
+    eligibility_rule_set: Line = "default-v1"
+    lump_sum_rule_set: Line = "default-v1"
+    contact_email: Line | None = None
     exchanges_end_on: date | None = None  # last day an exchange may end; default: closes_on
     report_due_days: int = Field(default=30, ge=1)  # the visitor reports within this many days of the actual end
 
 
 class ApplicationSubmitted(Event, name="application.submitted", topic=APPLICATIONS):
-    application_id: str
-    call_id: str
-    partnership_id: str
-    offer_id: str | None = None
+    application_id: Id
+    call_id: Id
+    partnership_id: Id
+    offer_id: Id | None = None
     visitor: Participant
     host: Participant
-    purposes: list[Purpose]
-    objectives: str = ""
+    purposes: list[Purpose] = Field(max_length=len(Purpose))
+    objectives: Prose = ""
     planned_start: date
     planned_end: date
     working_days: int = Field(ge=0, description="working days in the host country, its public holidays excluded")
     travel_mode: TravelMode = TravelMode.STANDARD
-    ecosystems: list[Ecosystem] = Field(default_factory=list)
+    ecosystems: Ecosystems = Field(default_factory=list)
     submitted_at: datetime
     # Each side's own ecosystems (the snapshots do not carry them): tells ecosystems crossed.
-    visitor_ecosystems: list[Ecosystem] = Field(default_factory=list)
-    host_ecosystems: list[Ecosystem] = Field(default_factory=list)
+    visitor_ecosystems: Ecosystems = Field(default_factory=list)
+    host_ecosystems: Ecosystems = Field(default_factory=list)
 
 
 class ApplicationWithdrawn(Event, name="application.withdrawn", topic=APPLICATIONS):
-    application_id: str
-    call_id: str
-    reason: str = ""
-    withdrawn_by: str | None = None  # the subject (token sub) who withdrew it
+    application_id: Id
+    call_id: Id
+    reason: Reason = ""
+    withdrawn_by: Subject | None = None  # the subject (token sub) who withdrew it
 
 
 # Added by the applications service (additive: optional fields and new contracts only).
 
 class PartnershipFormed(Event, name="partnership.formed", topic=APPLICATIONS):
-    partnership_id: str
-    partnership_name: str  # not `name`: that is the contract's own class attribute
-    member_clusters: list[str] = Field(default_factory=list)
-    countries: list[str] = Field(default_factory=list)
-    ecosystems: list[Ecosystem] = Field(default_factory=list)
-    contact_email: str | None = None
+    partnership_id: Id
+    partnership_name: Line  # not `name`: that is the contract's own class attribute
+    member_clusters: list[Line] = Field(default_factory=list, max_length=100)
+    countries: Countries = Field(default_factory=list)
+    ecosystems: Ecosystems = Field(default_factory=list)
+    contact_email: Line | None = None
 
 
 class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
     """A host's exchange opportunity: the window in which it can receive visitors, and how many at once."""
 
-    offer_id: str
-    host_id: str
-    title: str
-    description: str = ""
+    offer_id: Id
+    host_id: Id
+    title: Line
+    description: Prose = ""
     ecosystem: Ecosystem
     window_start: date
     window_end: date
     capacity: int = Field(ge=1)
-    language: str = "en"
-    country: str = ""
-    city: str = ""
+    language: str = Field(default="en", max_length=10)
+    country: str = Field(default="", max_length=2)
+    city: Line = ""
 
 
 class ApplicationCancelled(Event, name="application.cancelled", topic=APPLICATIONS):
     """The programme cancelled an exchange (e.g. the host can no longer receive the visitor)."""
 
-    application_id: str
-    call_id: str
-    reason: str
-    cancelled_by: str | None = None
+    application_id: Id
+    call_id: Id
+    reason: Reason
+    cancelled_by: Subject | None = None
 
 
 class ExchangeStarted(Event, name="exchange.started", topic=APPLICATIONS):
     """The host confirmed the visitor arrived."""
 
-    application_id: str
-    call_id: str
-    confirmed_by: str
+    application_id: Id
+    call_id: Id
+    confirmed_by: Subject
     actual_start: date | None = None  # the day the visitor actually arrived
 
 
 class ExchangeCompleted(Event, name="exchange.completed", topic=APPLICATIONS):
     """The host confirmed the visit ended."""
 
-    application_id: str
-    call_id: str
-    confirmed_by: str
+    application_id: Id
+    call_id: Id
+    confirmed_by: Subject
     actual_start: date | None = None
     actual_end: date | None = None
     actual_working_days: int | None = None  # in the host country, its public holidays excluded
@@ -135,26 +148,26 @@ class ExchangeCompleted(Event, name="exchange.completed", topic=APPLICATIONS):
 class ReportSubmitted(Event, name="report.submitted", topic=APPLICATIONS):
     """The visitor's report after the exchange (what was learnt, what follows)."""
 
-    application_id: str
-    call_id: str
-    submitted_by: str
-    summary: str
-    outcomes: list[str] = Field(default_factory=list)
+    application_id: Id
+    call_id: Id
+    submitted_by: Subject
+    summary: Prose
+    outcomes: list[Line] = Field(default_factory=list, max_length=50)
     # Structured answers (optional for older producers). outcomes may name the programme's
     # kinds: new_collaboration, follow_up_project, technology_taken_up, market_opportunity.
-    learnt: str = ""
+    learnt: Prose = ""
     satisfaction: int | None = Field(default=None, ge=1, le=5)
-    free_text: str = ""
+    free_text: Prose = ""
     late: bool = False  # submitted after the due date (ReportOverdue was raised)
 
 
 class ExchangeClosed(Event, name="exchange.closed", topic=APPLICATIONS):
     """The partnership closed the file (after the report, or after a rejection)."""
 
-    application_id: str
-    call_id: str
-    closed_by: str
-    reason: str = ""
+    application_id: Id
+    call_id: Id
+    closed_by: Subject
+    reason: Reason = ""
 
 
 # Preparation, follow-up and evaluation (issue 7).
@@ -162,9 +175,9 @@ class ExchangeClosed(Event, name="exchange.closed", topic=APPLICATIONS):
 class PreparationUpdated(Event, name="preparation.updated", topic=APPLICATIONS):
     """The visitor ticked off (part of) the preparation checklist after signing the agreement."""
 
-    application_id: str
-    call_id: str
-    updated_by: str
+    application_id: Id
+    call_id: Id
+    updated_by: Subject
     travel_booked: bool = False
     insurance: bool = False
     agenda_agreed: bool = False
@@ -174,29 +187,29 @@ class PreparationUpdated(Event, name="preparation.updated", topic=APPLICATIONS):
 class ExchangeNoShow(Event, name="exchange.no_show", topic=APPLICATIONS):
     """The host reports that the visitor never came: the exchange is cancelled, its grant released."""
 
-    application_id: str
-    call_id: str
-    reported_by: str
-    reason: str = ""
+    application_id: Id
+    call_id: Id
+    reported_by: Subject
+    reason: Reason = ""
 
 
 class HostFeedbackSubmitted(Event, name="host_feedback.submitted", topic=APPLICATIONS):
     """The host's feedback on a completed exchange."""
 
-    application_id: str
-    call_id: str
-    submitted_by: str
+    application_id: Id
+    call_id: Id
+    submitted_by: Subject
     satisfaction: int = Field(ge=1, le=5)
-    free_text: str = ""
+    free_text: Prose = ""
 
 
 class ReportAccepted(Event, name="report.accepted", topic=APPLICATIONS):
     """The partnership accepted the visitor's report: grants pays the balance from these figures
     (reduced by its rule when the exchange was shorter than planned)."""
 
-    application_id: str
-    call_id: str
-    accepted_by: str
+    application_id: Id
+    call_id: Id
+    accepted_by: Subject
     actual_start: date
     actual_end: date
     actual_working_days: int = Field(ge=0)
@@ -206,17 +219,17 @@ class ReportAccepted(Event, name="report.accepted", topic=APPLICATIONS):
 class ReportChangesRequested(Event, name="report.changes_requested", topic=APPLICATIONS):
     """The partnership asks the visitor to change the report and submit it again."""
 
-    application_id: str
-    call_id: str
-    requested_by: str
-    reasons: list[str] = Field(min_length=1)
+    application_id: Id
+    call_id: Id
+    requested_by: Subject
+    reasons: list[Reason] = Field(min_length=1, max_length=20)
 
 
 class ReportOverdue(Event, name="report.overdue", topic=APPLICATIONS):
     """No report by its due date: escalated to the partnership, and the balance is blocked
     until a (late) report is accepted."""
 
-    application_id: str
-    call_id: str
+    application_id: Id
+    call_id: Id
     due_on: date
     detected_on: date
