@@ -129,6 +129,8 @@ async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, 
 @router.post("/partnerships", status_code=201, tags=["calls"])
 async def form_partnership(body: PartnershipIn, request: Request, who: Who, store: Store) -> dict:
     require_role(who, Role.PROGRAMME_MANAGER)
+    if not access.programme_wide(who):  # a partnership's manager manages his, he does not found others
+        raise Forbidden("forming a partnership needs a programme-wide manager (token claim programme: true)")
     rules.refuse(rules.partnership_violations(body.model_dump()))
     data = body.model_dump(mode="json")
     event = PartnershipFormed(partnership_id=new_id("ptn"), partnership_name=data.pop("name"), **data)

@@ -1,0 +1,182 @@
+"""The authorization matrix: every route of the four services, who may pass it.
+
+One row per route. `allowed` names the principals that get past authorization (any answer
+but 401, 403 or 404: a 409 or 422 about the state of things is a pass). Everybody else must
+be refused: anonymous callers with 401 (unless the route is public), the others with 403, or
+404 where the route hides that the resource exists. A 5xx fails the matrix wherever it is.
+`tests/test_authorization_matrix_e2e.py` runs the table against the four running services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+ANONYMOUS = "anonymous"
+VISITOR, OTHER_VISITOR, HOST, OTHER_HOST = "visitor", "other_visitor", "host", "other_host"
+ASSESSOR, OFFICER, MANAGER = "assessor", "grant_officer", "manager"  # of the exchange's partnership
+ASSESSOR_B, OFFICER_B, MANAGER_B = "assessor_b", "grant_officer_b", "manager_b"  # of another partnership
+PROGRAMME = "programme_manager"  # programme-wide (the explicit claim)
+
+PRINCIPALS = (ANONYMOUS, VISITOR, OTHER_VISITOR, HOST, OTHER_HOST, ASSESSOR, OFFICER, MANAGER,
+              ASSESSOR_B, OFFICER_B, MANAGER_B, PROGRAMME)
+SIGNED_IN = frozenset(PRINCIPALS) - {ANONYMOUS}
+EVERYBODY = frozenset(PRINCIPALS)
+STAFF_A = frozenset({ASSESSOR, OFFICER, MANAGER, PROGRAMME})
+MANAGERS = frozenset({MANAGER, MANAGER_B, PROGRAMME})
+OFFICERS_A = frozenset({OFFICER, MANAGER, PROGRAMME})
+STAFF = STAFF_A | {ASSESSOR_B, OFFICER_B, MANAGER_B}
+VISITORS, HOSTS = frozenset({VISITOR, OTHER_VISITOR}), frozenset({HOST, OTHER_HOST})
+
+Value = Callable[[Any], Any]  # of the scenario (ids, the call's dates...)
+
+
+@dataclass(frozen=True)
+class Route:
+    service: str
+    method: str
+    path: str
+    allowed: frozenset[str]
+    body: Value | None = None
+    query: Value | None = None
+    fresh: str | None = None  # a path parameter made anew for every request (the route destroys it)
+    why: str = ""
+
+
+def weekday(days: int) -> str:
+    day = date.today() + timedelta(days=days)
+    return str(day + timedelta(days=(7 - day.weekday()) % 7))
+
+
+def organisation(s) -> dict:
+    return {"legal_name": f"Matrix cluster {s.suffix}", "country": "FR", "city": "Lyon",
+            "organisation_type": "cluster_organisation", "ecosystems": ["electronics"], "roles": ["visitor"],
+            "contact": {"name": "Matrix contact", "email": f"matrix-{s.suffix}@example.fr", "language": "en"}}
+
+
+REASON = {"reason": "matrix"}
+APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS = "applications", "assessment", "grants", "notifications"
+
+
+def ops(service: str) -> list[Route]:
+    return [Route(service, "GET", "/health/live", EVERYBODY, why="probe"),
+            Route(service, "GET", "/health/ready", EVERYBODY, why="probe"),
+            Route(service, "GET", "/asyncapi.json", EVERYBODY, why="the event catalog is public"),
+            Route(service, "GET", "/asyncapi", EVERYBODY, why="the event catalog is public"),
+            Route(service, "POST", "/dev/tokens", EVERYBODY, body=lambda s: {"subject": "x", "roles": ["visitor"]},
+                  why="on only in local development (DEV_TOKENS); off, it answers 404 to all")]
+
+
+TABLE: list[Route] = [
+    *ops(APPLICATIONS), *ops(ASSESSMENT), *ops(GRANTS), *ops(NOTIFICATIONS),
+    # applications
+    Route(APPLICATIONS, "POST", "/organisations", VISITORS | HOSTS | MANAGERS, body=organisation),
+    Route(APPLICATIONS, "GET", "/organisations", SIGNED_IN),
+    Route(APPLICATIONS, "GET", "/organisations/{organisation_id}", SIGNED_IN),
+    Route(APPLICATIONS, "PATCH", "/organisations/{organisation_id}", frozenset({VISITOR, MANAGER, PROGRAMME}),
+          body=lambda s: {"revision": 1, "city": "Madrid"}),
+    Route(APPLICATIONS, "POST", "/partnerships", frozenset({PROGRAMME}),
+          body=lambda s: {"name": "Matrix partnership", "member_clusters": ["A"], "countries": ["FR", "DE"]}),
+    Route(APPLICATIONS, "GET", "/partnerships/{partnership_id}", SIGNED_IN),
+    Route(APPLICATIONS, "POST", "/calls", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: {"partnership_id": s.partnership_id, "title": "Matrix call",
+                          "opens_on": str(date.today()), "closes_on": weekday(100), "budget_cents": 100_000}),
+    Route(APPLICATIONS, "GET", "/calls", SIGNED_IN),
+    Route(APPLICATIONS, "GET", "/calls/{call_id}", SIGNED_IN),
+    Route(APPLICATIONS, "POST", "/offers", frozenset({HOST, MANAGER, PROGRAMME}),
+          body=lambda s: {"host_id": s.host_id, "title": "Matrix offer", "ecosystem": "electronics",
+                          "window_start": weekday(30), "window_end": weekday(120), "capacity": 2}),
+    Route(APPLICATIONS, "GET", "/offers", SIGNED_IN),
+    Route(APPLICATIONS, "GET", "/offers/{offer_id}", SIGNED_IN),
+    Route(APPLICATIONS, "POST", "/applications", frozenset({VISITOR}), body=lambda s: s.application_body()),
+    Route(APPLICATIONS, "GET", "/applications", SIGNED_IN, why="a list: each sees only what is his"),
+    Route(APPLICATIONS, "GET", "/applications/{application_id}", frozenset({VISITOR, HOST}) | STAFF_A),
+    Route(APPLICATIONS, "PUT", "/applications/{application_id}/preparation", frozenset({VISITOR}),
+          body=lambda s: {"travel_booked": True}),
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/start", frozenset({HOST}), body=lambda s: {},
+          why="the host confirms the arrival"),
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/complete", frozenset({HOST}), body=lambda s: {}),
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/no-show", frozenset({HOST}), body=lambda s: REASON),
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/report", frozenset({VISITOR}),
+          body=lambda s: {"summary": "Matrix report"}),
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/host-feedback", frozenset({HOST}),
+          body=lambda s: {"satisfaction": 4}),
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/report/review", OFFICERS_A,
+          body=lambda s: {"accept": True}),
+    Route(APPLICATIONS, "GET", "/indicators", OFFICERS_A | {OFFICER_B, MANAGER_B}, why="each his partnerships"),
+    Route(APPLICATIONS, "GET", "/indicators.csv", OFFICERS_A | {OFFICER_B, MANAGER_B}),
+    Route(APPLICATIONS, "GET", "/indicators/dashboard", OFFICERS_A | {OFFICER_B, MANAGER_B}),
+    Route(APPLICATIONS, "POST", "/indicators/dashboard/links", OFFICERS_A | {OFFICER_B, MANAGER_B},
+          why="a one-time link that opens the dashboard as the caller"),
+    # assessment
+    Route(ASSESSMENT, "GET", "/calls/{call_id}", frozenset({ASSESSOR, MANAGER, PROGRAMME})),
+    Route(ASSESSMENT, "PUT", "/calls/{call_id}/rule-set", frozenset({MANAGER, PROGRAMME}), body=lambda s: {}),
+    Route(ASSESSMENT, "POST", "/calls/{call_id}/rounds", frozenset({MANAGER, PROGRAMME})),
+    Route(ASSESSMENT, "GET", "/queue", frozenset({ASSESSOR, ASSESSOR_B}), why="each his partnerships' queue"),
+    Route(ASSESSMENT, "POST", "/applications/{application_id}/claim", frozenset({ASSESSOR})),
+    Route(ASSESSMENT, "POST", "/applications/{application_id}/conflicts", frozenset({ASSESSOR}), body=lambda s: REASON),
+    Route(ASSESSMENT, "POST", "/applications/{application_id}/scores", frozenset({ASSESSOR}),
+          body=lambda s: {"scores": {"relevance": 4}}),
+    Route(ASSESSMENT, "POST", "/applications/{application_id}/override", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: {"decision": "approved", "justification": "matrix"}),
+    Route(ASSESSMENT, "POST", "/applications/{application_id}/appeal", frozenset({VISITOR}), body=lambda s: REASON),
+    Route(ASSESSMENT, "POST", "/applications/{application_id}/host-decision", frozenset({HOST}),
+          body=lambda s: {"accept": True}, why="decided already: a pass is a 409"),
+    Route(ASSESSMENT, "GET", "/applications/{application_id}", frozenset({VISITOR, HOST, ASSESSOR, MANAGER, PROGRAMME}),
+          why="the assessment file: its parties and the partnership's assessors and managers"),
+    # grants
+    Route(GRANTS, "GET", "/budgets", OFFICERS_A | {OFFICER_B, MANAGER_B}, why="each his partnerships' budgets"),
+    Route(GRANTS, "GET", "/calls/{call_id}/budget", STAFF_A, why="assessors see the envelope they decide within"),
+    Route(GRANTS, "POST", "/calls/{call_id}/budget/top-ups", OFFICERS_A,
+          body=lambda s: {"amount_cents": 100, "reason": "matrix"}),
+    Route(GRANTS, "GET", "/calls/{call_id}/commitments", OFFICERS_A),
+    Route(GRANTS, "GET", "/calls/{call_id}/payments", OFFICERS_A),
+    Route(GRANTS, "GET", "/calls/{call_id}/ledger", OFFICERS_A),
+    Route(GRANTS, "GET", "/calls/{call_id}/reconciliation", OFFICERS_A),
+    Route(GRANTS, "GET", "/commitments/{application_id}", frozenset({VISITOR}) | OFFICERS_A),
+    Route(GRANTS, "POST", "/commitments/{application_id}/report-acceptance", OFFICERS_A,
+          body=lambda s: {"actual_working_days": 5}),
+    Route(GRANTS, "GET", "/agreements/{application_id}", frozenset({VISITOR}) | OFFICERS_A),
+    Route(GRANTS, "GET", "/agreements/{application_id}/document", frozenset({VISITOR}) | OFFICERS_A),
+    Route(GRANTS, "POST", "/agreements/{application_id}/acceptance", frozenset({VISITOR})),
+    Route(GRANTS, "GET", "/exchanges/{application_id}/payments", frozenset({VISITOR}) | OFFICERS_A),
+    Route(GRANTS, "GET", "/lump-sums/quote", SIGNED_IN,
+          query=lambda s: {"from_city": "Madrid", "from_country": "ES", "to_city": "Munich", "to_country": "DE",
+                           "working_days": 5}),
+    Route(GRANTS, "POST", "/budgets", OFFICERS_A,
+          body=lambda s: {"call_id": s.call_id, "partnership_id": s.partnership_id, "budget_cents": 1000},
+          why="the call's budget exists already: a pass is a 409"),
+    # notifications
+    Route(NOTIFICATIONS, "GET", "/notifications", STAFF, why="the mail log is for staff; a list: their partnerships'"),
+    Route(NOTIFICATIONS, "GET", "/notifications/{notification_id}", STAFF_A),
+    Route(NOTIFICATIONS, "GET", "/applications/{application_id}/reminders", STAFF,
+          why="a list filtered by the caller's partnerships: another partnership's staff get none"),
+    Route(NOTIFICATIONS, "POST", "/staff", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: {"partnership_id": s.partnership_id, "role": "assessor", "name": "Matrix assessor",
+                          "email": f"assessor-{s.suffix}@example.eu"}),
+    Route(NOTIFICATIONS, "GET", "/staff", STAFF_A,
+          query=lambda s: {"partnership_id": s.partnership_id}),
+    Route(NOTIFICATIONS, "POST", "/webhooks/subscriptions", frozenset({OFFICER, MANAGER, PROGRAMME}),
+          body=lambda s: s.subscription_body(), why="scoped to partnership A: staff of A who subscribe"),
+    Route(NOTIFICATIONS, "GET", "/webhooks/subscriptions", frozenset({MANAGER, MANAGER_B, PROGRAMME, OFFICER,
+                                                                       OFFICER_B}), why="a list: his scope only"),
+    *[Route(NOTIFICATIONS, method, f"/webhooks/subscriptions/{{subscription_id}}{tail}",
+            frozenset({MANAGER, PROGRAMME}), fresh="subscription_id" if method != "GET" else None,
+            why="made by the programme manager for A: A's managers manage it; officers only their own")
+      for method, tail in (("GET", ""), ("GET", "/deliveries"), ("POST", "/enable"), ("POST", "/disable"),
+                           ("POST", "/rotation"), ("DELETE", ""))],
+    Route(NOTIFICATIONS, "GET", "/unsubscribe/{token}", EVERYBODY,
+          why="the link in an email: its opaque token is the credential"),
+    Route(NOTIFICATIONS, "POST", "/unsubscribe/{token}", EVERYBODY),
+    Route(NOTIFICATIONS, "POST", "/resubscribe/{token}", EVERYBODY),
+    # Last: these end the exchange (a later pass is a 409, which is still a pass).
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/close", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: REASON),
+    Route(GRANTS, "POST", "/commitments/{application_id}/cancellation", OFFICERS_A, body=lambda s: REASON),
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/cancel", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: REASON),
+    Route(APPLICATIONS, "POST", "/applications/{application_id}/withdraw", frozenset({VISITOR}),
+          body=lambda s: REASON),
+]
