@@ -212,6 +212,7 @@ case "${1:-}" in
   status) for n in kafka postgres ferretdb smtp; do alive $n && echo "$n running" || echo "$n stopped"; done ;;
   env) echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
        echo "KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"; echo "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+       echo "KAFKA_CONTROLLER_SERVERS=127.0.0.1:$KAFKA_CONTROLLER_PORT"  # for the tests that it refuses strangers
        [ -s "$CREDENTIALS" ] && cat "$CREDENTIALS"  # KAFKA_PASSWORD_<PRINCIPAL>: give each process its own
        echo "MONGODB_URL=mongodb://127.0.0.1:$MONGODB_PORT/"
        echo "SMTP_HOST=127.0.0.1"; echo "SMTP_PORT=$SMTP_PORT"

@@ -132,6 +132,27 @@ async def test_event_on_a_topic_its_contract_does_not_name_is_dead_lettered_as_f
     assert doc["count"] == 1 and doc["processed"] == [genuine.id]
 
 
+async def test_event_from_a_source_its_topic_does_not_allow_is_dead_lettered_as_forged_and_changes_nothing(
+        kit_service, infra, namespace):
+    """The admin (or a broker without ACLs) can write any topic: the consumer still believes an
+    event only from its contract's producer, here grants passing for applications."""
+    forged = Envelope.wrap(ApplicationWithdrawn(application_id="a6", call_id="c1"), source=service_source("grants"),
+                           subject="a6")
+    async with TopicWatcher(infra.kafka, topic_names(namespace, DEAD_LETTERS, ASSESSMENT)) as watch:
+        await publish_envelope(infra.kafka, forged, namespace)  # on the right topic, cx.applications.v1.<ns>
+        await watch.wait_for(lambda: dead_letters(watch, namespace), what="the forged event's dead letter")
+        headers = dict(dead_letters(watch, namespace)[0].headers)
+        assert headers["dlq_reason"] == b"forged" and headers["ce_id"] == forged.id.encode()
+        assert b"/clusterxchange/grants" in headers["dlq_error"]
+        assert await kit_service.storage.tallies.find_one({"_id": "a6"}) is None
+        genuine = withdrawn("a6")  # the same exchange's next event is handled: the forged one held nothing up
+        await publish_envelope(infra.kafka, genuine, namespace)
+        await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a6"), what="the genuine event's effect")
+        assert [e.causationid for e in watch.of_type(ApplicationRejected, "a6")] == [genuine.id]
+    doc = await kit_service.storage.tallies.find_one({"_id": "a6"})
+    assert doc["count"] == 1 and doc["processed"] == [genuine.id]
+
+
 async def test_poison_message_is_dead_lettered_after_retries(kit_service, infra, namespace):
     async with TopicWatcher(infra.kafka, topic_names(namespace, DEAD_LETTERS, ASSESSMENT)) as watch:
         await publish_envelope(infra.kafka, withdrawn("a4", reason="poison"), namespace)

@@ -63,14 +63,21 @@ def docker_reachable() -> bool:
         return False
 
 
-def infra_from_environment(stack: ExitStack) -> Infra | None:
+def infra_from_variables() -> Infra | None:
+    """The infrastructure the environment names (deploy/infra.sh env), or None."""
     kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URL")
-    if kafka and mongo:
-        port = os.environ.get("SMTP_PORT")
-        passwords = passwords_from(dict(os.environ))
-        admin = KafkaSettings(kafka_username=ADMIN, kafka_password=passwords.get(ADMIN, SecretStr("")))
-        return Infra(admin, mongo, os.environ.get("SMTP_HOST"), int(port) if port else None,
-                     os.environ.get("SMTP_SINK_URL"), passwords)
+    if not (kafka and mongo):
+        return None
+    port = os.environ.get("SMTP_PORT")
+    passwords = passwords_from(dict(os.environ))
+    admin = KafkaSettings(kafka_username=ADMIN, kafka_password=passwords.get(ADMIN, SecretStr("")))
+    return Infra(admin, mongo, os.environ.get("SMTP_HOST"), int(port) if port else None,
+                 os.environ.get("SMTP_SINK_URL"), passwords)
+
+
+def infra_from_environment(stack: ExitStack) -> Infra | None:
+    if found := infra_from_variables():
+        return found
     if not docker_reachable():
         return None
     from testcontainers.kafka import KafkaContainer

@@ -97,6 +97,16 @@ async def publish_envelope(kafka: KafkaSettings, envelope: Envelope, namespace: 
                       key=envelope.subject.encode(), headers=envelope.kafka_headers())
 
 
+async def end_offsets(kafka: KafkaSettings, topic: str) -> dict[TopicPartition, int]:
+    """Where each partition of the topic ends: how many records were ever written to it."""
+    consumer = AIOKafkaConsumer(**client_options(kafka))
+    await consumer.start()
+    try:
+        return await consumer.end_offsets([TopicPartition(topic, p) for p in await _partitions(consumer, topic)])
+    finally:
+        await consumer.stop()
+
+
 def topic_names(namespace: str, *topics: Topic) -> list[str]:
     return [qualified(t, namespace) for t in topics]
 
