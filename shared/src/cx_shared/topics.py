@@ -1,4 +1,4 @@
-"""The product's Kafka topics: one table, versioned names, created at start-up.
+"""The product's Kafka topics: one table, versioned names, created by the admin at deployment.
 
 Each service publishes to its own topic; the message key is the exchange (application)
 id, so one exchange's events stay in order on one partition. The table also says who may
