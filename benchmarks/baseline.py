@@ -22,9 +22,14 @@ import uuid
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
+
+from cx_shared.kafka import admin_client, client_options
+from cx_shared.settings import KafkaSettings
+from cx_shared.testing.infra import Infra
+from cx_shared.topics import ADMIN
 
 from measure import Groups, Watch, header, now, rate, rounded, spread
 from processes import Processes
@@ -50,13 +55,13 @@ def record_headers(k: int, subject: str) -> list[tuple[str, bytes]]:
 # --- one hop (its own process) -----------------------------------------------------------------
 
 async def hop(k: int) -> None:
-    namespace, bootstrap = os.environ["BASELINE_NAMESPACE"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    namespace, kafka = os.environ["BASELINE_NAMESPACE"], KafkaSettings()  # the KAFKA_* the run gives
     topics = topic_names(namespace)
     mongo = AsyncMongoClient(os.environ["MONGODB_URL"], tz_aware=True)
     db = mongo[f"{os.environ['BASELINE_DATABASE']}_hop{k}"]
-    consumer = AIOKafkaConsumer(topics[k - 1], bootstrap_servers=bootstrap, group_id=f"{namespace}hop{k}",
+    consumer = AIOKafkaConsumer(topics[k - 1], **client_options(kafka), group_id=f"{namespace}hop{k}",
                                 enable_auto_commit=False, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(kafka), enable_idempotence=True, acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
     try:
@@ -93,22 +98,24 @@ def run_hop(k: int) -> None:
 
 # --- the run ------------------------------------------------------------------------------------
 
-async def run(*, applications: int, concurrency: int, bootstrap: str, mongo_url: str, run_id: str,
+async def run(*, applications: int, concurrency: int, infra: Infra, mongo_url: str, run_id: str,
               processes: Processes, timeout: float, keep: bool) -> dict:
-    """The same N exchanges with the same C clients through the bare pipeline."""
+    """The same N exchanges with the same C clients through the bare pipeline (its hops run as
+    the broker's admin: their topics are not the product's, no ACL names them)."""
+    kafka = infra.kafka
     namespace = f"bench{run_id}.base."
     database = f"bench_{run_id}_baseline"
     topics = topic_names(namespace)
-    await create_topics(bootstrap, topics)
+    await create_topics(kafka, topics)
     names = [f"baseline-hop{k}" for k in range(1, HOPS + 1)]
-    env = {"BASELINE_NAMESPACE": namespace, "BASELINE_DATABASE": database, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+    env = {"BASELINE_NAMESPACE": namespace, "BASELINE_DATABASE": database, **infra.kafka_env(ADMIN),
            "MONGODB_URL": mongo_url}
-    watch = Watch(bootstrap, [topics[-1]])
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    watch = Watch(kafka, [topics[-1]])
+    producer = AIOKafkaProducer(**client_options(kafka), enable_idempotence=True, acks="all", linger_ms=5)
     try:
         for k, name in enumerate(names, start=1):
             processes.start(name, ["benchmarks/baseline.py", "hop", str(k)], env)
-        await wait_joined(bootstrap, [f"{namespace}hop{k}" for k in range(1, HOPS + 1)], topics, processes)
+        await wait_joined(kafka, [f"{namespace}hop{k}" for k in range(1, HOPS + 1)], topics, processes)
         await watch.start()
         await producer.start()
         return await drive(applications, concurrency, producer, watch, topics[0], timeout)
@@ -117,7 +124,7 @@ async def run(*, applications: int, concurrency: int, bootstrap: str, mongo_url:
         await watch.stop()
         processes.stop(names)
         if not keep:
-            await forget(bootstrap, topics, mongo_url, [f"{database}_hop{k}" for k in range(1, HOPS + 1)])
+            await forget(kafka, topics, mongo_url, [f"{database}_hop{k}" for k in range(1, HOPS + 1)])
 
 
 async def drive(applications: int, concurrency: int, producer: AIOKafkaProducer, watch: Watch, topic: str,
@@ -145,21 +152,17 @@ async def drive(applications: int, concurrency: int, producer: AIOKafkaProducer,
             "errors": [repr(r) for r in results if isinstance(r, BaseException)][:3]}
 
 
-async def create_topics(bootstrap: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+async def create_topics(kafka: KafkaSettings, topics: list[str]) -> None:
+    async with admin_client(kafka) as admin:
         await admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in topics])
-    finally:
-        await admin.close()
 
 
-async def wait_joined(bootstrap: str, groups: list[str], topics: list[str], processes: Processes,
+async def wait_joined(kafka: KafkaSettings, groups: list[str], topics: list[str], processes: Processes,
                       timeout: float = 120) -> None:
     """Every hop's consumer has joined its group and holds its partitions, so the clock does
     not start on the hops' start-up."""
     deadline = now() + timeout
-    async with Groups(bootstrap, groups, topics) as lag:
+    async with Groups(kafka, groups, topics) as lag:
         while not await lag.all_joined():
             processes.check_alive()
             if now() > deadline:
@@ -167,14 +170,10 @@ async def wait_joined(bootstrap: str, groups: list[str], topics: list[str], proc
             await asyncio.sleep(0.3)
 
 
-async def forget(bootstrap: str, topics: list[str], mongo_url: str, databases: list[str]) -> None:
+async def forget(kafka: KafkaSettings, topics: list[str], mongo_url: str, databases: list[str]) -> None:
     """Leave the shared broker and database as they were: the run's topics and databases go."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         await admin.delete_topics(topics)
-    finally:
-        await admin.close()
     mongo = AsyncMongoClient(mongo_url)
     try:
         for name in databases:

@@ -30,15 +30,16 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from cx_shared.auth import issue_token
 from cx_shared.events.assessment import ApplicationApproved, ApplicationRejected, ApplicationWaitlisted
 from cx_shared.events.grants import BudgetOpened, GrantCommitted, GrantRefused
 from cx_shared.events.notifications import EmailFailed, EmailSent
-from cx_shared.settings import ServiceSettings
-from cx_shared.topics import ALL_TOPICS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, qualified
+from cx_shared.kafka import admin_client, ensure_topics
+from cx_shared.settings import KafkaSettings, ServiceSettings
+from cx_shared.testing.infra import Infra, infra_from_variables
+from cx_shared.topics import ALL_TOPICS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, consumer_group, qualified
 
 import baseline
 from measure import (Groups, Watch, cpu_percent, cpu_since, cpu_snapshot, default_keys, header, infra_pids,
@@ -60,7 +61,7 @@ class Config:
     concurrency: int
     port_base: int
     local_dir: Path
-    bootstrap: str
+    infra: Infra  # the broker as the admin, and each service's password
     mongo_url: str
     keep: bool
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -68,14 +69,20 @@ class Config:
     @classmethod
     def from_env(cls) -> Config:
         e = os.environ
+        if infra_from_variables() is None:
+            raise SystemExit("no Kafka/MongoDB settings: run through deploy/with-infra.sh (make bench)")
         return cls(int(e.get("BENCH_APPLICATIONS") or 200), int(e.get("BENCH_CONCURRENCY") or 10),
                    int(e.get("BENCH_PORT_BASE") or 8001), Path(e.get("CX_LOCAL_DIR") or ROOT / ".local"),
-                   e.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-                   e.get("MONGODB_URL", "mongodb://127.0.0.1:27017/"), e.get("BENCH_KEEP") == "1")
+                   infra_from_variables(), e.get("MONGODB_URL", "mongodb://127.0.0.1:27017/"),
+                   e.get("BENCH_KEEP") == "1")
 
     @property
     def namespace(self) -> str:
-        return f"bench{self.run_id}."
+        return f"bench{self.run_id}"
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        return self.infra.kafka
 
     def database(self, service: str) -> str:
         return f"bench_{self.run_id}_{service}"
@@ -94,6 +101,7 @@ def start_services(processes: Processes, cfg: Config) -> None:
     for name in SERVICES:
         port = cfg.port_base + SERVICES.index(name)
         processes.start(name, ["-m", name], {
+            **cfg.infra.kafka_env(name),
             "HTTP_PORT": str(port), "TOPIC_NAMESPACE": cfg.namespace, "MONGODB_DATABASE": cfg.database(name),
             "DEV_TOKENS": "true", "LOG_JSON": "true", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"})
 
@@ -323,10 +331,10 @@ async def at_rest(client: httpx.AsyncClient, cfg: Config, manager: dict, timeout
     """When every group has consumed every record and no email waits to be sent: the moment of
     the first of two such checks a second apart with no record added in between (an outbox
     relay may still publish events caused by the last records)."""
-    groups = [f"{cfg.namespace}{name}" for name in SERVICES]
+    groups = [consumer_group(name, cfg.namespace) for name in SERVICES]
     deadline = now() + timeout
     last = "not checked"
-    async with Groups(cfg.bootstrap, groups, [qualified(t, cfg.namespace) for t in ALL_TOPICS]) as lag:
+    async with Groups(cfg.kafka, groups, [qualified(t, cfg.namespace) for t in ALL_TOPICS]) as lag:
         while now() < deadline:
             ends, seen = await lag.ends(), now()
             behind = await lag.lagging(ends)
@@ -418,7 +426,7 @@ def say(message: str) -> None:
 
 async def bench(cfg: Config, processes: Processes) -> None:
     say(f"run {cfg.run_id}: {cfg.applications} exchanges, {cfg.concurrency} clients, "
-        f"topics {cfg.namespace}*, services on ports {cfg.port_base}-{cfg.port_base + 3}")
+        f"topics *.{cfg.namespace}, services on ports {cfg.port_base}-{cfg.port_base + 3}")
     figures, exchanges = await run_product(cfg, processes)
     await asyncio.sleep(max(0.0, ended(exchanges) + REST_AFTER_S - now()))
     figures.update(await cpu_at_rest(cfg, processes))
@@ -429,9 +437,11 @@ async def bench(cfg: Config, processes: Processes) -> None:
 
 async def run_product(cfg: Config, processes: Processes) -> tuple[dict, list[Exchange]]:
     load_before = os.getloadavg()[0]
+    # The services' principals may not create topics: the admin does, as a deployment would.
+    await ensure_topics(cfg.kafka, cfg.namespace, baseline.PARTITIONS, 1)
     start_services(processes, cfg)
     await wait_ready(processes, {name: cfg.url(name) for name in SERVICES})
-    watch = Watch(cfg.bootstrap, watched_topics(cfg), product_keys)
+    watch = Watch(cfg.kafka, watched_topics(cfg), product_keys)
     # Idle connections are dropped before uvicorn's 5 s keep-alive ends, or a request sent on a
     # connection the server is closing fails (ReadError) for no fault of the product.
     limits = httpx.Limits(max_connections=4 * cfg.concurrency, keepalive_expiry=2.0)
@@ -487,7 +497,7 @@ async def compare_with_baseline(cfg: Config, processes: Processes, product: floa
     say("baseline: the same exchanges through aiokafka + PyMongo")
     try:
         base = await baseline.run(applications=cfg.applications, concurrency=cfg.concurrency,
-                                  bootstrap=cfg.bootstrap, mongo_url=cfg.mongo_url, run_id=cfg.run_id,
+                                  infra=cfg.infra, mongo_url=cfg.mongo_url, run_id=cfg.run_id,
                                   processes=processes, timeout=cfg.timeout, keep=cfg.keep)
     except Exception as exc:  # the product's figures still count
         say(f"baseline failed: {exc!r}")
@@ -500,13 +510,10 @@ async def compare_with_baseline(cfg: Config, processes: Processes, product: floa
 
 async def forget(cfg: Config) -> None:
     """The run's topics, databases and mail go, so repeated runs do not fill the shared infra."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(cfg.kafka) as admin:
         existing = set(await admin.list_topics())
-        await admin.delete_topics([t for t in existing if t.startswith(cfg.namespace)])
-    finally:
-        await admin.close()
+        await admin.delete_topics([qualified(t, cfg.namespace) for t in ALL_TOPICS
+                                   if qualified(t, cfg.namespace) in existing])
     mongo = AsyncMongoClient(cfg.mongo_url)
     try:
         for name in SERVICES:

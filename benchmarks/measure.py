@@ -18,6 +18,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
+from cx_shared.kafka import client_options
+from cx_shared.settings import KafkaSettings
+
 STILL_GROUP_STATES = {"Stable", "Empty", "Dead"}  # not in the middle of a rebalance
 
 
@@ -50,8 +53,8 @@ class Watch:
     """Reads some topics from their beginning without a consumer group (no rebalance, no
     commit) and remembers when each key was first received; waiters are woken on arrival."""
 
-    def __init__(self, bootstrap: str, topics: Iterable[str], keys=default_keys):
-        self.bootstrap, self.topics, self.keys = bootstrap, list(topics), keys
+    def __init__(self, kafka: KafkaSettings, topics: Iterable[str], keys=default_keys):
+        self.kafka, self.topics, self.keys = kafka, list(topics), keys
         self.first_seen: dict[str, float] = {}
         self.types: Counter[str] = Counter()  # records received per CloudEvents type
         self.per_topic: Counter[str] = Counter()  # and per topic
@@ -60,7 +63,7 @@ class Watch:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+        self._consumer = AIOKafkaConsumer(**client_options(self.kafka), enable_auto_commit=False,
                                           fetch_max_wait_ms=100)
         await self._consumer.start()
         partitions = await partitions_of(self._consumer, self.topics)
@@ -123,12 +126,12 @@ class Groups:
     """Lag of consumer groups on some topics: records at the end of a partition that a group
     consuming it has not committed yet."""
 
-    def __init__(self, bootstrap: str, groups: list[str], topics: list[str]):
-        self.bootstrap, self.groups, self.topics = bootstrap, groups, topics
+    def __init__(self, kafka: KafkaSettings, groups: list[str], topics: list[str]):
+        self.kafka, self.groups, self.topics = kafka, groups, topics
 
     async def __aenter__(self) -> Groups:
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        self.admin = AIOKafkaAdminClient(**client_options(self.kafka))
+        self.consumer = AIOKafkaConsumer(**client_options(self.kafka), enable_auto_commit=False)
         await self.admin.start()
         await self.consumer.start()
         self.partitions = await partitions_of(self.consumer, self.topics)

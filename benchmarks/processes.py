@@ -25,7 +25,9 @@ class Processes:
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = self.log_of(name).open("wb")
-        process = subprocess.Popen([PYTHON, *args], env={**os.environ, **env}, cwd=ROOT, stdout=log,
+        # Each process gets its own broker credentials in env, not the others' passwords the run holds.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_PASSWORD_")}
+        process = subprocess.Popen([PYTHON, *args], env={**inherited, **env}, cwd=ROOT, stdout=log,
                                    stderr=subprocess.STDOUT)
         log.close()  # the child holds its own descriptor
         self.running[name] = process

@@ -5,7 +5,8 @@
 #   deploy/infra.sh up      start what is not running yet, wait until ready (idempotent)
 #   deploy/infra.sh down    stop what this folder's pid files name
 #   deploy/infra.sh status  show what runs
-#   deploy/infra.sh env     print the settings services and tests need
+#   deploy/infra.sh env     print the settings services and tests need (with every broker principal's
+#                           password: each process is then given only its own, see deploy/run.sh)
 # Data, logs and pid files live in .local/ (git-ignored). Ports come from the environment.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -64,20 +65,51 @@ kafka_classpath() {
   cat "$cp"
 }
 
+CREDENTIALS="$LOCAL/kafka-credentials.env"  # one random password per broker principal, made once, mode 600
+PY="$ROOT/.venv/bin/python"
+
+kafka_credentials() { # new passwords only with a new broker: they are written into its storage
+  [ -s "$CREDENTIALS" ] && return 0
+  (umask 077 && "$PY" "$ROOT/deploy/broker_setup.py" passwords >"$CREDENTIALS.new" && mv "$CREDENTIALS.new" "$CREDENTIALS")
+}
+
+as_admin() { # a Python tool run as the broker's admin (the password stays out of every command line)
+  (set -a && . "$CREDENTIALS" && KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" \
+    KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_MECHANISM=SCRAM-SHA-512 KAFKA_USERNAME=admin \
+    KAFKA_PASSWORD="$KAFKA_PASSWORD_ADMIN" "$PY" "$@")
+}
+
 kafka_up() {
   alive kafka && return 0
   port_open "$KAFKA_PORT" && { log "port $KAFKA_PORT is taken by something else"; return 1; }
-  local cp conf="$LOCAL/kafka.properties" data="$LOCAL/kafka-data"
+  local cp conf="$LOCAL/kafka.properties" data="$LOCAL/kafka-data" args="$LOCAL/kafka-format.args" admin_pw
   cp="$(kafka_classpath)"
-  cat >"$conf" <<PROPS
+  if [ -f "$data/meta.properties" ] && [ ! -s "$CREDENTIALS" ]; then
+    log "the broker's data predates its authentication: moved to $data.before-sasl, formatting a new one"
+    rm -rf "$data.before-sasl" && mv "$data" "$data.before-sasl"
+  fi
+  kafka_credentials
+  admin_pw="$(. "$CREDENTIALS" && echo "$KAFKA_PASSWORD_ADMIN")"
+  # Clients authenticate with SCRAM on the one client listener and the ACLs decide the rest; the
+  # controller listener (loopback) takes the admin only, with PLAIN (KRaft cannot use SCRAM there).
+  (umask 077 && cat >"$conf" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=SASL_PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pw";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin_pw" user_admin="$admin_pw";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
 log.dirs=$data
 num.partitions=3
 offsets.topic.replication.factor=1
@@ -87,15 +119,21 @@ transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 PROPS
+  )
   if [ ! -f "$data/meta.properties" ]; then
-    java -cp "$cp" kafka.tools.StorageTool format -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-      -c "$conf" >"$LOCAL/logs/kafka-format.log" 2>&1
+    # The SCRAM users go into the new storage; the arguments (passwords) in a mode-600 @argfile.
+    (umask 077 && { printf '%s\n' -cp "$cp" kafka.tools.StorageTool format -t \
+        "$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" -c "$conf"
+      (set -a && . "$CREDENTIALS" && "$PY" "$ROOT/deploy/broker_setup.py" scram); } >"$args")
+    java "@$args" >"$LOCAL/logs/kafka-format.log" 2>&1 || { rm -f "$args"; log "formatting failed: see $LOCAL/logs/kafka-format.log"; return 1; }
+    rm -f "$args"
   fi
   start kafka java -Xms256m -Xmx768m -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
     -cp "$cp" kafka.Kafka "$conf"
   wait_port kafka "$KAFKA_PORT"
-  "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_kafka.py" "127.0.0.1:$KAFKA_PORT" 120
-  log "kafka ready on 127.0.0.1:$KAFKA_PORT"
+  as_admin "$ROOT/deploy/wait_kafka.py" "127.0.0.1:$KAFKA_PORT" 120
+  as_admin "$ROOT/deploy/broker_setup.py" apply
+  log "kafka ready on 127.0.0.1:$KAFKA_PORT (SASL/SCRAM-SHA-512 and ACLs; passwords in $CREDENTIALS)"
 }
 
 pg_bin() { # Debian's server binaries (the newest installed major version)
@@ -173,6 +211,9 @@ case "${1:-}" in
   prepare) build_ferretdb; kafka_classpath >/dev/null ;;
   status) for n in kafka postgres ferretdb smtp; do alive $n && echo "$n running" || echo "$n stopped"; done ;;
   env) echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
+       echo "KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"; echo "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+       echo "KAFKA_CONTROLLER_SERVERS=127.0.0.1:$KAFKA_CONTROLLER_PORT"  # for the tests that it refuses strangers
+       [ -s "$CREDENTIALS" ] && cat "$CREDENTIALS"  # KAFKA_PASSWORD_<PRINCIPAL>: give each process its own
        echo "MONGODB_URL=mongodb://127.0.0.1:$MONGODB_PORT/"
        echo "SMTP_HOST=127.0.0.1"; echo "SMTP_PORT=$SMTP_PORT"
        echo "SMTP_SINK_URL=http://127.0.0.1:$SMTP_HTTP_PORT" ;;

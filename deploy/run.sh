@@ -24,10 +24,17 @@ trap cleanup INT TERM EXIT
 deploy/infra.sh up || exit 1
 set -a; eval "$(deploy/infra.sh env)"; set +a
 export DEV_TOKENS="${DEV_TOKENS:-true}" LOG_JSON="${LOG_JSON:-true}"
-for i in "${!SERVICES[@]}"; do
-  name="${SERVICES[$i]}"
-  HTTP_PORT="${PORTS[$i]}" .venv/bin/python -m "$name" >"$LOCAL/logs/$name.log" 2>&1 &
+export KAFKA_SECURITY_PROTOCOL KAFKA_SASL_MECHANISM
+start_service() { # name, port: the service with its own broker principal and none of the others' passwords
+  local name=$1 port=$2 password var
+  password="$(printenv "KAFKA_PASSWORD_${name^^}")"
+  (for var in $(compgen -v KAFKA_PASSWORD_); do unset "$var"; done
+   KAFKA_USERNAME="$name" KAFKA_PASSWORD="$password" HTTP_PORT="$port" exec .venv/bin/python -m "$name") \
+    >"$LOCAL/logs/$name.log" 2>&1 &
   pids+=($!)
+}
+for i in "${!SERVICES[@]}"; do
+  start_service "${SERVICES[$i]}" "${PORTS[$i]}"
 done
 for i in "${!SERVICES[@]}"; do
   url="http://127.0.0.1:${PORTS[$i]}/health/ready"
@@ -43,7 +50,8 @@ ClusterXchange is up (logs in .local/logs/). Ctrl-C stops everything.
   grants         http://127.0.0.1:8003/docs   AsyncAPI http://127.0.0.1:8003/asyncapi
   notifications  http://127.0.0.1:8004/docs   AsyncAPI http://127.0.0.1:8004/asyncapi
   sent mail      ${SMTP_SINK_URL}/messages
-  Kafka          ${KAFKA_BOOTSTRAP_SERVERS}      MongoDB protocol  ${MONGODB_URL}
+  Kafka          ${KAFKA_BOOTSTRAP_SERVERS} (SASL/SCRAM-SHA-512; one principal per service, passwords in
+                 .local/kafka-credentials.env)   MongoDB protocol  ${MONGODB_URL}
 Seeded ids are in .local/seed.json.
 INFO
 while true; do

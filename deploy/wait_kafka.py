@@ -1,24 +1,24 @@
-"""Waits until the Kafka broker answers a metadata request (an open port is not enough)."""
+"""Waits until the Kafka broker answers a metadata request (an open port is not enough), as the
+principal the KAFKA_* settings name (the admin, from deploy/infra.sh)."""
 
 import asyncio
 import sys
 import time
 
-from aiokafka.admin import AIOKafkaAdminClient
+from cx_shared.kafka import admin_client
+from cx_shared.settings import KafkaSettings
 
 
 async def main(bootstrap: str, timeout: float) -> int:
+    kafka = KafkaSettings(kafka_bootstrap_servers=bootstrap)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
         try:
-            await admin.start()
-            await admin.list_topics()
+            async with admin_client(kafka, request_timeout_ms=3000) as admin:
+                await admin.list_topics()
             return 0
         except Exception:
             await asyncio.sleep(0.5)
-        finally:
-            await admin.close()
     print(f"kafka at {bootstrap} did not answer within {timeout}s", file=sys.stderr)
     return 1
 

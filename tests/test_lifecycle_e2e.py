@@ -11,7 +11,7 @@ from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked,
 from cx_shared.events.grants import GrantCommitted
 from cx_shared.events.notifications import EmailSent
 from cx_shared.testing.kafka import TopicWatcher, publish_raw, topic_names, wait_consumed
-from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, qualified
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, consumer_group, qualified
 from tests.journey import Journey, mail_to, wait_mail_settled
 
 pytestmark = pytest.mark.infra
@@ -75,7 +75,7 @@ async def test_application_reaches_a_committed_grant_and_an_email(system, infra,
 async def test_redelivered_events_duplicate_no_state_event_or_email(system, infra, namespace, token):
     journey = Journey(system["applications"].url, token)
     topics = topic_names(namespace, *ALL)
-    groups = [f"{namespace}{name}" for name in SERVICES]
+    groups = [consumer_group(name, namespace) for name in SERVICES]
     async with TopicWatcher(infra.kafka, topics) as watch:
         app_id = await run_to_committed_grant(journey, system)
         await watch.wait_for(lambda: mail_to(infra.smtp_sink_url, journey.visitor_email), what="first email")
@@ -127,9 +127,9 @@ async def test_malformed_message_is_dead_lettered_and_the_next_is_processed(syst
         app_id = journey.submit()["application_id"]
         await journey.wait_status(app_id, "approved")
         def dead_letters() -> list[dict]:
-            return [dict(r.headers) for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)]
+            return [dict(r.headers) for r in watch.records if r.topic == qualified(DEAD_LETTERS, namespace)]
 
-        await watch.wait_for(lambda: any(h["dlq_consumer_group"] == f"{namespace}assessment".encode()
+        await watch.wait_for(lambda: any(h["dlq_consumer_group"] == consumer_group("assessment", namespace).encode()
                                          for h in dead_letters()), what="assessment's dead letter")
         assert all(b"value is not JSON" in h["dlq_error"] and h["ce_id"] == b"p-1" for h in dead_letters())
 
@@ -141,7 +141,7 @@ async def test_event_written_but_not_published_arrives_after_a_crash(run_service
     journey = Journey(applications.url, token)
     journey.open_call()
     journey.enrol_pair()
-    await wait_consumed(infra.kafka, [f"{namespace}assessment", f"{namespace}grants"],
+    await wait_consumed(infra.kafka, [consumer_group("assessment", namespace), consumer_group("grants", namespace)],
                         topic_names(namespace, APPLICATIONS))
     # Neither woken by the write nor polling: the relay publishes only at start-up, so a
     # submission stays in its document's outbox until the fallback pass after the restart.

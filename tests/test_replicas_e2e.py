@@ -13,7 +13,7 @@ from cx_shared.events.assessment import ApplicationApproved, HostAccepted
 from cx_shared.events.grants import GrantCommitted
 from cx_shared.events.notifications import EmailSent
 from cx_shared.testing.kafka import TopicWatcher, topic_names, wait_consumed
-from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, consumer_group
 from tests.journey import Journey, mail_to, wait_mail_settled
 from tests.test_lifecycle_e2e import SERVICES
 
@@ -49,7 +49,7 @@ async def test_two_replicas_of_each_service_double_nothing(run_service, infra, n
         app_ids = await asyncio.gather(*(one_exchange(j, n, replicas) for n, j in enumerate(journeys)))
         for journey, app_id in zip(journeys, app_ids):
             await wait_mail_settled(replicas["notifications"][0].url, app_id, first.manager)
-        await wait_consumed(infra.kafka, [f"{namespace}{s}" for s in SERVICES], topics, watcher=watch)
+        await wait_consumed(infra.kafka, [consumer_group(s, namespace) for s in SERVICES], topics, watcher=watch)
 
         for app_id in app_ids:
             for once in (ApplicationApproved, HostAccepted, GrantCommitted):

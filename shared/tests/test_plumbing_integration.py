@@ -18,9 +18,10 @@ from cx_shared.service import Service
 from cx_shared.settings import ServiceSettings
 from cx_shared.store import change, new_document, not_processed
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, publish_raw, topic_names
-from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, qualified
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, qualified, service_source
 
 pytestmark = pytest.mark.infra
+APPLICATIONS_SOURCE, ASSESSMENT_SOURCE = service_source("applications"), service_source("assessment")
 
 
 class TallyStorage:
@@ -44,11 +45,14 @@ async def on_rejected(event: ApplicationRejected, delivery: Delivery, storage: T
 
 @pytest.fixture
 async def kit_service(infra, namespace):
-    settings = ServiceSettings(service_name=f"kit-{uuid.uuid4().hex[:6]}", kafka_bootstrap_servers=infra.kafka,
+    # Plays assessment (its events carry assessment's source), with the admin's broker rights.
+    settings = ServiceSettings(**infra.kafka.model_dump(), service_name="assessment",
+                               mongodb_database=f"kit_{uuid.uuid4().hex[:6]}",
                                mongodb_url=infra.mongodb_url, topic_namespace=namespace,
                                consumer_max_attempts=2, consumer_backoff_seconds=0.05, log_json=False,
                                jwt_secret=uuid.uuid4().hex * 2)
-    service = Service(settings, title="kit", description="test", handlers={ApplicationWithdrawn: on_withdrawn, ApplicationRejected: on_rejected},
+    service = Service(settings, title="kit", description="test",
+                      handlers={ApplicationWithdrawn: on_withdrawn, ApplicationRejected: on_rejected},
                       storage=TallyStorage, outbox_collections=["tallies"], routers=[APIRouter()])
     service.http = service.app()
     async with service.http.router.lifespan_context(service.http):
@@ -56,13 +60,17 @@ async def kit_service(infra, namespace):
         await service.mongo.drop_database(settings.mongodb_database)
 
 
+def dead_letters(watch: TopicWatcher, namespace: str) -> list:
+    return [r for r in watch.records if r.topic == qualified(DEAD_LETTERS, namespace)]
+
+
 def withdrawn(app_id: str, reason: str = "") -> Envelope:
     return Envelope.wrap(ApplicationWithdrawn(application_id=app_id, call_id="c1", reason=reason),
-                         source="/test", subject=app_id)
+                         source=APPLICATIONS_SOURCE, subject=app_id)
 
 
 async def test_outbox_events_are_published_and_removed(kit_service, infra, namespace):
-    env = Envelope.wrap(ApplicationRejected(application_id="a1", call_id="c1", reasons=["r"]), source="/t",
+    env = Envelope.wrap(ApplicationRejected(application_id="a1", call_id="c1", reasons=["r"]), source=ASSESSMENT_SOURCE,
                         subject="a1")
     async with TopicWatcher(infra.kafka, topic_names(namespace, ASSESSMENT)) as watch:
         await kit_service.storage.tallies.insert_one(new_document({"_id": "a1", "count": 0}, events=[env]))
@@ -92,13 +100,14 @@ async def test_malformed_message_goes_to_dead_letters_and_next_is_processed(kit_
     topic = qualified(APPLICATIONS, namespace)
     async with TopicWatcher(infra.kafka, topic_names(namespace, DEAD_LETTERS, ASSESSMENT)) as watch:
         await publish_raw(infra.kafka, topic, b"{not json", key=b"a3",
-                          headers=[("ce_id", b"x"), ("ce_source", b"/t"), ("ce_type", b"t"), ("ce_specversion", b"1.0")])
+                          headers=[("ce_id", b"x"), ("ce_source", APPLICATIONS_SOURCE.encode()), ("ce_type", b"t"),
+                                   ("ce_specversion", b"1.0")])
         bad_contract = withdrawn("a3")
         await publish_raw(infra.kafka, topic, b'{"application_id": "a3"}', key=b"a3",
                           headers=bad_contract.kafka_headers())
         await publish_envelope(infra.kafka, withdrawn("a3"), namespace)
         await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a3"), what="next good message")
-        dead = [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)]
+        dead = dead_letters(watch, namespace)
         assert len(dead) == 2
         errors = [dict(r.headers)["dlq_error"].decode() for r in dead]
         assert "value is not JSON" in errors[0]
@@ -114,12 +123,33 @@ async def test_event_on_a_topic_its_contract_does_not_name_is_dead_lettered_as_f
                           headers=forged.kafka_headers())
         await publish_envelope(infra.kafka, genuine, namespace)
         await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a5"), what="the genuine event's effect")
-        await watch.wait_for(lambda: [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)],
+        await watch.wait_for(lambda: dead_letters(watch, namespace),
                              what="the forged event's dead letter")
-        dead = [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)]
+        dead = dead_letters(watch, namespace)
         assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"forged"]
         assert dict(dead[0].headers)["ce_id"] == forged.id.encode()
     doc = await kit_service.storage.tallies.find_one({"_id": "a5"})
+    assert doc["count"] == 1 and doc["processed"] == [genuine.id]
+
+
+async def test_event_from_a_source_its_topic_does_not_allow_is_dead_lettered_as_forged_and_changes_nothing(
+        kit_service, infra, namespace):
+    """The admin (or a broker without ACLs) can write any topic: the consumer still believes an
+    event only from its contract's producer, here grants passing for applications."""
+    forged = Envelope.wrap(ApplicationWithdrawn(application_id="a6", call_id="c1"), source=service_source("grants"),
+                           subject="a6")
+    async with TopicWatcher(infra.kafka, topic_names(namespace, DEAD_LETTERS, ASSESSMENT)) as watch:
+        await publish_envelope(infra.kafka, forged, namespace)  # on the right topic, cx.applications.v1.<ns>
+        await watch.wait_for(lambda: dead_letters(watch, namespace), what="the forged event's dead letter")
+        headers = dict(dead_letters(watch, namespace)[0].headers)
+        assert headers["dlq_reason"] == b"forged" and headers["ce_id"] == forged.id.encode()
+        assert b"/clusterxchange/grants" in headers["dlq_error"]
+        assert await kit_service.storage.tallies.find_one({"_id": "a6"}) is None
+        genuine = withdrawn("a6")  # the same exchange's next event is handled: the forged one held nothing up
+        await publish_envelope(infra.kafka, genuine, namespace)
+        await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a6"), what="the genuine event's effect")
+        assert [e.causationid for e in watch.of_type(ApplicationRejected, "a6")] == [genuine.id]
+    doc = await kit_service.storage.tallies.find_one({"_id": "a6"})
     assert doc["count"] == 1 and doc["processed"] == [genuine.id]
 
 
@@ -128,7 +158,7 @@ async def test_poison_message_is_dead_lettered_after_retries(kit_service, infra,
         await publish_envelope(infra.kafka, withdrawn("a4", reason="poison"), namespace)
         await publish_envelope(infra.kafka, withdrawn("a4"), namespace)
         await watch.wait_for(lambda: watch.of_type(ApplicationRejected, "a4"), what="message after the poison")
-        dead = [r for r in watch.records if r.topic.endswith(DEAD_LETTERS.name)]
+        dead = dead_letters(watch, namespace)
         assert len(dead) == 1
         headers = dict(dead[0].headers)
         assert headers["dlq_reason"] == b"poison"
@@ -160,7 +190,7 @@ async def test_two_relays_over_one_outbox_publish_each_event_once(infra, namespa
 
     await ensure_topics(infra.kafka, namespace, partitions=3, replication=1)
     envelopes = [Envelope.wrap(ApplicationRejected(application_id=f"r{i}", call_id="c", reasons=["r"]),
-                               source="/t", subject=f"r{i}") for i in range(30)]
+                               source=ASSESSMENT_SOURCE, subject=f"r{i}") for i in range(30)]
     await mongo_db.tallies.insert_many([new_document({"_id": f"r{i}"}, events=[e]) for i, e in enumerate(envelopes)])
     publishers = [Publisher(infra.kafka, namespace), Publisher(infra.kafka, namespace)]
     for p in publishers:
@@ -192,9 +222,9 @@ async def test_an_event_the_broker_refuses_is_parked_and_holds_nothing_up(infra,
     # Contracts and to_outbox() now refuse such an event before it is stored; an outbox written
     # before those bounds (or refused by the broker for another lasting reason) still holds one.
     huge = Envelope.wrap(ApplicationRejected.model_construct(application_id="big", call_id="c",
-                                                             reasons=["x" * 1_200_000]), source="/t", subject="big")
+                                                             reasons=["x" * 1_200_000]), source=ASSESSMENT_SOURCE, subject="big")
     fine = [Envelope.wrap(ApplicationRejected(application_id=f"f{i}", call_id="c", reasons=["r"]),
-                          source="/t", subject=f"f{i}") for i in range(3)]
+                          source=ASSESSMENT_SOURCE, subject=f"f{i}") for i in range(3)]
     big_document = new_document({"_id": "big"}, events=[fine[0]])
     big_document["outbox"] = [huge.model_dump(mode="json")]
     await mongo_db.tallies.insert_one(big_document)

@@ -117,7 +117,7 @@ async def test_foundation_flow_folds_every_event_and_rebuilds_to_the_same_state(
         assert len(live["applications"][0]["timeline"]) == 7
 
     rebuilt_name = f"{p.db.name}_rebuilt"
-    env = {**os.environ, **dict(run_env(p)), "MONGODB_DATABASE": rebuilt_name}
+    env = {**os.environ, **dict(run_env(p)), **infra.kafka_env("applications"), "MONGODB_DATABASE": rebuilt_name}
     done = subprocess.run([sys.executable, "-m", "applications.rebuild"], env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)

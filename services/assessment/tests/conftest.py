@@ -14,7 +14,7 @@ from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, 
                                            OrganisationUpdated)
 from cx_shared.events.common import Contact, Participant
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, topic_names, wait_consumed
-from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, consumer_group
 
 APPLICATIONS_SOURCE, GRANTS_SOURCE = "/clusterxchange/applications", "/clusterxchange/grants"
 
@@ -71,7 +71,7 @@ def drained(infra, namespace):
     and its outbox relay has published what they caused; given a watcher, until the watcher
     has collected all of it too (records of different partitions arrive in any order)."""
     async def wait(watcher: TopicWatcher | None = None, timeout: float = 60) -> None:
-        await wait_consumed(infra.kafka, [f"{namespace}assessment"],
+        await wait_consumed(infra.kafka, [consumer_group("assessment", namespace)],
                             topic_names(namespace, APPLICATIONS, GRANTS, ASSESSMENT),
                             watcher=watcher, quiet=1.5, timeout=timeout)
     return wait

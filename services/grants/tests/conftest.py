@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from cx_shared.envelope import Envelope
 from cx_shared.kafka import Publisher
 from cx_shared.testing.kafka import TopicWatcher, topic_names, wait_consumed
-from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, GRANTS
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, GRANTS, consumer_group
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
                                            CallPublished)
 from cx_shared.events.assessment import ApplicationApproved, HostAccepted, HostDeclined
@@ -140,7 +140,7 @@ def drained(infra, namespace):
     its outbox relay has published what they caused: whatever was published before has been
     handled (a negative can then be asserted)."""
     async def wait(watcher: TopicWatcher | None = None, timeout: float = 60) -> None:
-        await wait_consumed(infra.kafka, [f"{namespace}grants"],
+        await wait_consumed(infra.kafka, [consumer_group("grants", namespace)],
                             topic_names(namespace, APPLICATIONS, ASSESSMENT, FINANCE, GRANTS),
                             watcher=watcher, quiet=1.5, timeout=timeout)
     return wait

@@ -10,7 +10,7 @@ from cx_shared.events.applications import OrganisationUpdated
 from cx_shared.events.notifications import EmailFailed, EmailSent
 from cx_shared.testing.kafka import TopicWatcher, topic_names, wait_consumed
 from cx_shared.testing.services import free_port
-from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, consumer_group
 
 pytestmark = pytest.mark.infra
 
@@ -59,7 +59,7 @@ async def test_each_recipient_hears_once_in_their_language(run_service, upstream
         # Every (event, recipient) once: 3 to the visitor, 2 to the host, 1 to the contact.
         await watcher.wait_for(lambda: len(distinct(watcher.of_type(EmailSent))) >= 6, 30, "six EmailSent")
         # at rest: the redelivered events handled, and what they caused (if anything) published
-        await wait_consumed(infra.kafka, [f"{namespace}notifications"],
+        await wait_consumed(infra.kafka, [consumer_group("notifications", namespace)],
                             topic_names(namespace, APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS), watcher=watcher)
         await asyncio.sleep(1.0)  # and the mailer's next pass: give a wrongly re-planned duplicate the time to show up
         mail = sink.read()

@@ -61,6 +61,18 @@ class Delivery:
 Handler = Callable[[Any, Delivery, Any], Awaitable[None]]
 
 
+def forgery(envelope: Envelope, event: Event, topic: str, namespace: str = "") -> str | None:
+    """Why an event must not be believed, or None: it is believed only on its contract's topic
+    (which the broker lets only its producer write) and from a source its topic allows (so
+    the admin, or a broker without ACLs, cannot pass one producer's facts off as another's)."""
+    contract = type(event).topic
+    if topic != qualified(contract, namespace):
+        return f"{envelope.type} is published on {qualified(contract, namespace)}, not {topic}"
+    if envelope.source not in contract.sources:
+        return f"{envelope.type} comes from {', '.join(contract.sources)}, not {envelope.source}"
+    return None
+
+
 class Consumer:
     def __init__(self, handlers: Mapping[type[Event], Handler], deps: Any, publisher: Publisher, *,
                  source: str, group: str, namespace: str = "", max_attempts: int = 5,
@@ -99,9 +111,8 @@ class Consumer:
         handler = self.handlers.get(type(event)) if event is not None else None
         if handler is None:
             return  # not ours, or a newer type this build does not know
-        owned = qualified(type(event).topic, self.namespace)
-        if record.topic != owned:  # only the contract's producer writes its topic
-            await self.dead_letter(record, "forged", f"{envelope.type} is published on {owned}, not {record.topic}")
+        if why := forgery(envelope, event, record.topic, self.namespace):
+            await self.dead_letter(record, "forged", why)
             return
         bind_contextvars(correlation_id=envelope.correlationid, event_id=envelope.id, event_type=envelope.type)
         await self._handle(record, handler, event, Delivery(envelope, self.source))

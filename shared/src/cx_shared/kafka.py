@@ -1,28 +1,74 @@
-"""The one Kafka producer every service uses, and topic creation at start-up."""
+"""The one Kafka producer every service uses, topic creation, and the one place that turns
+settings into a client's connection and credentials (every Kafka client goes through
+client_options: services, rebuild, tests, benchmarks, deploy scripts)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from cx_shared.envelope import Envelope
-from cx_shared.topics import ALL_TOPICS, qualified
+from cx_shared.settings import KafkaSettings
+from cx_shared.topics import ALL_TOPICS, Topic, qualified
+
+TOPIC_ALREADY_EXISTS, TOPIC_AUTHORIZATION_FAILED = 36, 29
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """aiokafka's keyword arguments for the broker and the principal these settings name.
+    Refuses settings that would connect without credentials to a broker off loopback."""
+    if refusals := kafka.kafka_refusals():
+        raise ValueError("; ".join(refusals))
+    options: dict[str, Any] = {"bootstrap_servers": kafka.kafka_bootstrap_servers,
+                               "security_protocol": kafka.kafka_security_protocol}
+    if kafka.kafka_security_protocol != "PLAINTEXT":
+        options.update(sasl_mechanism=kafka.kafka_sasl_mechanism, sasl_plain_username=kafka.kafka_username,
+                       sasl_plain_password=kafka.kafka_password.get_secret_value())
+    if kafka.kafka_security_protocol == "SASL_SSL":
+        options["ssl_context"] = create_ssl_context(cafile=kafka.kafka_ssl_cafile or None)
+    return options
+
+
+_FASTSTREAM_SECURITY = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+
+
+def broker_security(kafka: KafkaSettings) -> BaseSecurity | None:
+    """The same options in FastStream's form (it also shows them in the AsyncAPI document)."""
+    options = client_options(kafka)
+    if kafka.kafka_security_protocol == "PLAINTEXT":
+        return None
+    return _FASTSTREAM_SECURITY[kafka.kafka_sasl_mechanism](
+        username=options["sasl_plain_username"], password=options["sasl_plain_password"],
+        ssl_context=options.get("ssl_context"), use_ssl=kafka.kafka_security_protocol == "SASL_SSL")
+
+
+@asynccontextmanager
+async def admin_client(kafka: KafkaSettings, **extra: Any) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(**client_options(kafka), **extra)
+    try:
+        await admin.start()
+        yield admin
+    finally:
+        await admin.close()
 
 
 class Publisher:
     """Idempotent producer with acks=all: a retried send is never written twice."""
 
-    def __init__(self, bootstrap_servers: str, namespace: str = "", client_id: str = "cx"):
-        self.namespace, self.bootstrap_servers, self.client_id = namespace, bootstrap_servers, client_id
+    def __init__(self, kafka: KafkaSettings, namespace: str = "", client_id: str = "cx"):
+        self.kafka, self.namespace, self.client_id = kafka, namespace, client_id
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         # Created here, not in __init__: aiokafka binds the running event loop on construction.
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id,
+        self._producer = AIOKafkaProducer(**client_options(self.kafka), client_id=self.client_id,
                                           enable_idempotence=True, acks="all", linger_ms=5)
         await self._producer.start()
 
@@ -46,18 +92,19 @@ class Publisher:
         await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
 
 
-async def ensure_topics(bootstrap_servers: str, namespace: str, partitions: int, replication: int) -> None:
-    """Create every topic of the table that does not exist yet (idempotent, safe to race)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
+async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, replication: int,
+                        topics: Sequence[Topic] = ALL_TOPICS) -> None:
+    """Create the topics that do not exist yet (idempotent, safe to race). A service's principal
+    sees and needs only its own topics; it may not create any, so in a secured deployment the
+    admin creates them first (deploy/infra.sh up, compose's kafka-setup, the test fixtures)."""
+    async with admin_client(kafka) as admin:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(qualified(t, namespace), num_partitions=partitions, replication_factor=replication)
-                  for t in ALL_TOPICS if qualified(t, namespace) not in existing]
-        if wanted:
-            try:
-                await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
+                  for t in topics if qualified(t, namespace) not in existing]
+        if not wanted:
+            return
+        response = await admin.create_topics(wanted)
+    refused = [name for name, code, *_ in response.topic_errors if code not in (0, TOPIC_ALREADY_EXISTS)]
+    if refused:
+        raise RuntimeError(f"topics {', '.join(refused)} are missing and {kafka.kafka_username or 'this client'} "
+                           f"may not create them: create them with the admin principal (deploy/infra.sh up does)")

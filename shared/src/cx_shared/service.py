@@ -22,11 +22,12 @@ from cx_shared.consumer import Consumer, Handler
 from cx_shared.doorbell import Doorbells
 from cx_shared.events import Event
 from cx_shared.http import install_body_limit, install_correlation, install_problem_handlers, ops_router
-from cx_shared.kafka import Publisher, ensure_topics
+from cx_shared.kafka import Publisher, broker_security, ensure_topics
 from cx_shared.logging import configure_logging, get_logger
 from cx_shared.outbox import OutboxRelay, adds_events
 from cx_shared.query_audit import QueryAudit
 from cx_shared.settings import ServiceSettings
+from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, Topic
 
 log = get_logger(__name__)
 
@@ -44,9 +45,11 @@ class Service:
         self.settings, self.title, self.description, self.version = settings, title, description, version
         self.handlers, self.storage_factory = dict(handlers), storage
         self.outbox_collections, self.routers, self.background = list(outbox_collections), routers, background
+        # Settings the lifespan will refuse get no credentials here: nothing connects before that check.
+        security = None if settings.kafka_refusals() else broker_security(settings)
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=settings.service_name,
-                                  logger=None)
-        self.publisher = Publisher(settings.kafka_bootstrap_servers, settings.topic_namespace, settings.service_name)
+                                  security=security, logger=None)
+        self.publisher = Publisher(settings, settings.topic_namespace, settings.service_name)
         self.consumer: Consumer | None = None
         self.storage: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -72,6 +75,11 @@ class Service:
             records: tuple[ConsumerRecord, ...] = message.raw_message  # type: ignore[assignment]
             await self.consumer.consume_batch(records, self.settings.consumer_concurrency)  # type: ignore[union-attr]
 
+    def topics_used(self) -> list[Topic]:
+        """What this service's principal reads and writes: the only topics it can see."""
+        consumed = {cls.topic for cls in self.handlers}
+        return [t for t in ALL_TOPICS if t in consumed or t.producer == self.settings.service_name or t is DEAD_LETTERS]
+
     def asyncapi(self):
         return AsyncAPI(self.broker, title=f"ClusterXchange {self.title}", version=self.version,
                         description=self.description).to_specification()
@@ -80,7 +88,7 @@ class Service:
     async def lifespan(self, app: FastAPI):
         s = self.settings
         configure_logging(s.service_name, s.log_level, s.log_json)
-        if refusals := s.refusals():
+        if refusals := s.refusals() + s.kafka_refusals():
             raise RuntimeError("refusing to start: " + "; ".join(refusals))
         self.doorbells = Doorbells(s.mongodb_database)
         listeners = [self.doorbells, *([QueryAudit(s.query_audit_file, s.service_name)] if s.query_audit_file else [])]
@@ -91,7 +99,7 @@ class Service:
         app.state.storage = self.storage
         if hasattr(self.storage, "init"):
             await self.storage.init()
-        await ensure_topics(s.kafka_bootstrap_servers, s.topic_namespace, s.topic_partitions, s.topic_replication)
+        await ensure_topics(s, s.topic_namespace, s.topic_partitions, s.topic_replication, self.topics_used())
         await self.publisher.start()
         self.consumer = Consumer(self.handlers, self.storage, self.publisher, source=s.source,
                                  group=s.consumer_group, namespace=s.topic_namespace,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cx_shared.topics import consumer_group, service_source
 
 
 # Published here, so it protects nothing: accepted only for local development (see refusals()).
@@ -21,14 +24,40 @@ def loopback(host: str) -> bool:
         return host == "localhost"
 
 
-class ServiceSettings(BaseSettings):
+class KafkaSettings(BaseSettings):
+    """How to reach the broker, and as whom: every Kafka client is built from these
+    (cx_shared.kafka.client_options)."""
+
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
-    service_name: str = "service"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # No default that works without credentials: PLAINTEXT must be asked for, and only on loopback.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "SASL_SSL"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    # SASL_SSL: the CA that signed the broker's certificate (empty: the system's trust store).
+    kafka_ssl_cafile: str = ""
+
+    def kafka_refusals(self) -> list[str]:
+        """Why a client with these settings must not connect."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            hosts = [server.rsplit(":", 1)[0].strip("[]") for server in self.kafka_bootstrap_servers.split(",")]
+            if not all(loopback(host) for host in hosts):
+                return ["KAFKA_SECURITY_PROTOCOL=PLAINTEXT lets anyone who reaches the broker write events: "
+                        "use SASL_SSL (or SASL_PLAINTEXT on a private network); PLAINTEXT is for a loopback broker"]
+            return []
+        if not self.kafka_username or not self.kafka_password.get_secret_value():
+            return [f"KAFKA_USERNAME and KAFKA_PASSWORD are required with "
+                    f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"]
+        return []
+
+
+class ServiceSettings(KafkaSettings):
+    service_name: str = "service"
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = ""
-    # Prefix for topic names, so test runs sharing one broker do not see each other.
+    # Suffix of topic and group names, so test runs sharing one broker do not see each other.
     topic_namespace: str = ""
     topic_partitions: int = 3
     topic_replication: int = 1
@@ -73,9 +102,9 @@ class ServiceSettings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        return f"{self.topic_namespace}{self.service_name}"
+        return consumer_group(self.service_name, self.topic_namespace)
 
     @property
     def source(self) -> str:
         """The CloudEvents source of everything this service emits."""
-        return f"/clusterxchange/{self.service_name}"
+        return service_source(self.service_name)

@@ -1,32 +1,68 @@
-"""The product's Kafka topics: one table, versioned names, created at start-up.
+"""The product's Kafka topics: one table, versioned names, created by the admin at deployment.
 
 Each service publishes to its own topic; the message key is the exchange (application)
-id, so one exchange's events stay in order on one partition.
+id, so one exchange's events stay in order on one partition. The table also says who may
+write each topic (the broker's ACLs) and which CloudEvents sources its events may carry
+(the consumers' check): a record is believed only if both match.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+SERVICES = ("applications", "assessment", "grants", "notifications")
+FINANCE_SYSTEM = "finance"  # the partnership's finance system: confirms payments
+SUBSCRIBER = "subscriber"  # outside systems that only read (a CRM, EU monitoring...)
+ADMIN = "admin"  # the broker's super user: creates topics and ACLs, never used by a service
+PRINCIPALS = (ADMIN, *SERVICES, FINANCE_SYSTEM, SUBSCRIBER)  # the broker's users, one password each
+# The source the finance system stamps on its events: it is the partnership's, not ours.
+FINANCE_SOURCE = "/partnership/finance"
+
+
+def service_source(service: str) -> str:
+    """The CloudEvents source of everything a service emits."""
+    return f"/clusterxchange/{service}"
+
 
 @dataclass(frozen=True)
 class Topic:
     name: str
-    producer: str
+    producer: str  # the one principal allowed to write it
     purpose: str
+    sources: tuple[str, ...] = ()  # the ce_source values its events may carry
+    readers: tuple[str, ...] = ()  # the services that consume it (their ACLs; a test checks their handlers)
 
 
-APPLICATIONS = Topic("cx.applications.v1", "applications", "enrolment, calls, offers, applications, exchange lifecycle")
-ASSESSMENT = Topic("cx.assessment.v1", "assessment", "eligibility, scores, decisions, host acceptance")
-GRANTS = Topic("cx.grants.v1", "grants", "budgets, commitments, agreements, payments")
-NOTIFICATIONS = Topic("cx.notifications.v1", "notifications", "emails and webhook deliveries")
-FINANCE = Topic("cx.finance.v1", "finance system", "payment confirmations from the partnership's finance system")
+def _service_topic(service: str, purpose: str, readers: tuple[str, ...]) -> Topic:
+    return Topic(f"cx.{service}.v1", service, purpose, (service_source(service),), readers)
+
+
+APPLICATIONS = _service_topic("applications", "enrolment, calls, offers, applications, exchange lifecycle", SERVICES)
+ASSESSMENT = _service_topic("assessment", "eligibility, scores, decisions, host acceptance",
+                            ("applications", "grants", "notifications"))
+GRANTS = _service_topic("grants", "budgets, commitments, agreements, payments",
+                        ("applications", "assessment", "notifications"))
+NOTIFICATIONS = _service_topic("notifications", "emails and webhook deliveries", ("applications", "notifications"))
+FINANCE = Topic("cx.finance.v1", FINANCE_SYSTEM, "payment confirmations from the partnership's finance system",
+                (FINANCE_SOURCE,), ("applications", "grants", "notifications"))
 DEAD_LETTERS = Topic("cx.deadletter.v1", "every consumer", "poison messages, with the error in their headers")
 
 ALL_TOPICS: tuple[Topic, ...] = (APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, FINANCE, DEAD_LETTERS)
+PRODUCT_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t is not DEAD_LETTERS)
 
 
 def qualified(topic: Topic | str, namespace: str = "") -> str:
-    """The topic's name on the broker; a namespace isolates test runs sharing one broker."""
+    """The topic's name on the broker. A namespace (test runs sharing one broker) is a suffix,
+    `cx.applications.v1.t1a2b`, so the ACLs on the prefix `cx.applications.v1.` cover it."""
     name = topic.name if isinstance(topic, Topic) else topic
-    return f"{namespace}{name}"
+    return _suffixed(name, namespace)
+
+
+def consumer_group(service: str, namespace: str = "") -> str:
+    """A service's consumer group, `applications` or `applications.t1a2b` in a namespace."""
+    return _suffixed(service, namespace)
+
+
+def _suffixed(name: str, namespace: str) -> str:
+    token = namespace.strip(".")  # "t1a2b" and the older "t1a2b." name the same namespace
+    return f"{name}.{token}" if token else name

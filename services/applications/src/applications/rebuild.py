@@ -18,9 +18,11 @@ import sys
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
-from cx_shared.consumer import Delivery
+from cx_shared.consumer import Delivery, forgery
 from cx_shared.envelope import Envelope, MalformedMessage
+from cx_shared.kafka import client_options
 from cx_shared.logging import configure_logging, get_logger
+from cx_shared.settings import KafkaSettings
 from cx_shared.topics import qualified
 
 from applications.handlers import CREATIONS, HANDLERS
@@ -30,10 +32,10 @@ from applications.storage import OUTBOX_COLLECTIONS, Storage
 log = get_logger(__name__)
 
 
-async def read_topics(bootstrap: str, topics: list[str]) -> list[Envelope]:
+async def read_topics(kafka: KafkaSettings, topics: list[str]) -> list[Envelope]:
     """Every well-formed CloudEvent on the topics, from the beginning up to their current end."""
     # Subscribed without a group, the consumer is given every partition of the topics.
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+    consumer = AIOKafkaConsumer(*topics, **client_options(kafka), enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -75,10 +77,12 @@ def parse(record) -> Envelope | None:
         return None  # the live consumer dead-lettered it too
 
 
-async def replay(storage: Storage, envelopes: list[Envelope], source: str) -> int:
+async def replay(storage: Storage, envelopes: list[Envelope], source: str, namespace: str | None = None) -> int:
     """Apply the events: first what creates documents (enrolments, calls, offers, submissions),
     then the lifecycle, each in time order. A lifecycle event never meets a missing application,
-    even if the clock of the service that emitted it ran behind ours."""
+    even if the clock of the service that emitted it ran behind ours. Events read from the
+    broker (namespace given) are checked as the live consumer checks them: a forged one, which
+    it dead-lettered, is not applied either."""
     steps = []
     for envelope in envelopes:
         try:
@@ -86,6 +90,8 @@ async def replay(storage: Storage, envelopes: list[Envelope], source: str) -> in
         except MalformedMessage:
             continue
         handler = HANDLERS.get(type(event)) if event is not None else None
+        if handler is not None and namespace is not None and forgery(envelope, event, envelope.topic, namespace):
+            continue
         if handler is not None:
             steps.append((type(event) not in CREATIONS, envelope.time, envelope.id, event, envelope, handler))
     for *_, event, envelope, handler in sorted(steps, key=lambda step: step[:3]):
@@ -104,8 +110,8 @@ async def rebuild(settings: Settings, drop: bool = False) -> int:
         storage = Storage(db)
         await storage.init()
         topics = sorted({qualified(cls.topic, settings.topic_namespace) for cls in HANDLERS})
-        envelopes = await read_topics(settings.kafka_bootstrap_servers, topics)
-        applied = await replay(storage, envelopes, settings.source)
+        envelopes = await read_topics(settings, topics)
+        applied = await replay(storage, envelopes, settings.source, settings.topic_namespace)
         log.info("read model rebuilt", database=settings.mongodb_database, events=len(envelopes), applied=applied)
         return applied
     finally:
@@ -118,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    if refusals := settings.kafka_refusals():
+        raise SystemExit("refusing to read the topics: " + "; ".join(refusals))
     applied = asyncio.run(rebuild(settings, drop=args.drop))
     print(f"rebuilt {settings.mongodb_database}: {applied} events applied", file=sys.stderr)
 

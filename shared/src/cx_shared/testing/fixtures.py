@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 
 from cx_shared.auth import issue_token
+from cx_shared.kafka import ensure_topics
 from cx_shared.settings import ServiceSettings
 from cx_shared.testing.infra import Infra, infra_from_environment
 from cx_shared.testing.services import ServiceProcess
@@ -30,8 +33,17 @@ def infra():
 
 @pytest.fixture
 def namespace() -> str:
-    """A topic prefix of this test's own, so tests sharing the broker never see each other."""
-    return f"t{uuid.uuid4().hex[:10]}."
+    """A namespace of this test's own (a suffix of its topics and groups), so tests sharing
+    the broker never see each other."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def create_topics(infra: Infra, namespace: str) -> None:
+    """The namespace's topics, created by the admin as a deployment does (a service's principal
+    may not create topics). Run on a thread of its own: a fixture may be set up while pytest's
+    event loop is in use."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, ensure_topics(infra.kafka, namespace, partitions=3, replication=1)).result()
 
 
 @pytest_asyncio.fixture
@@ -45,9 +57,12 @@ async def mongo_db(infra: Infra):
 
 @pytest.fixture
 def service_env(infra: Infra, namespace: str):
-    """Environment for a service process of this test: own topics, own databases."""
+    """Environment for a service process of this test: own topics, own databases, and the
+    service's own broker principal (never the admin's)."""
+    create_topics(infra, namespace)
+
     def env(service: str, **extra: str) -> dict[str, str]:
-        base = {"SERVICE_NAME": service, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka, "MONGODB_URL": infra.mongodb_url,
+        base = {"SERVICE_NAME": service, **infra.kafka_env(service), "MONGODB_URL": infra.mongodb_url,
                 "MONGODB_DATABASE": f"{namespace.replace('.', '')}_{service}", "TOPIC_NAMESPACE": namespace,
                 "LOG_JSON": "true", "DEV_TOKENS": "true"}
         if infra.smtp_port:

@@ -1,4 +1,5 @@
-"""Reading and writing topics directly, as a subscribing system would."""
+"""Reading and writing topics directly, as a subscribing system would (with the broker
+settings given: the tests' admin, or a principal whose rights a test checks)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
 from cx_shared.envelope import Envelope, MalformedMessage
+from cx_shared.kafka import admin_client, client_options
+from cx_shared.settings import KafkaSettings
 from cx_shared.topics import Topic, qualified
 
 
@@ -21,10 +24,10 @@ STILL_GROUP_STATES = {"Stable", "Empty", "Dead"}  # not PreparingRebalance, Comp
 class TopicWatcher:
     """Collects every record of some topics from the beginning."""
 
-    def __init__(self, bootstrap: str, topics: list[str]):
+    def __init__(self, kafka: KafkaSettings, topics: list[str]):
         self.records: list = []
         self.topics = set(topics)
-        self._consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"watch-{uuid.uuid4().hex}",
+        self._consumer = AIOKafkaConsumer(*topics, **client_options(kafka), group_id=f"watch-{uuid.uuid4().hex}",
                                           auto_offset_reset="earliest", enable_auto_commit=False,
                                           metadata_max_age_ms=1000)
         self._task: asyncio.Task | None = None
@@ -79,9 +82,9 @@ class TopicWatcher:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def publish_raw(bootstrap: str, topic: str, value: bytes | None, *, key: bytes | None = None,
+async def publish_raw(kafka: KafkaSettings, topic: str, value: bytes | None, *, key: bytes | None = None,
                       headers: list[tuple[str, bytes]] | None = None) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**client_options(kafka), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(topic, value=value, key=key, headers=headers or [])
@@ -89,45 +92,54 @@ async def publish_raw(bootstrap: str, topic: str, value: bytes | None, *, key: b
         await producer.stop()
 
 
-async def publish_envelope(bootstrap: str, envelope: Envelope, namespace: str = "") -> None:
-    await publish_raw(bootstrap, qualified(envelope.topic, namespace), envelope.kafka_value(),
+async def publish_envelope(kafka: KafkaSettings, envelope: Envelope, namespace: str = "") -> None:
+    await publish_raw(kafka, qualified(envelope.topic, namespace), envelope.kafka_value(),
                       key=envelope.subject.encode(), headers=envelope.kafka_headers())
+
+
+async def end_offsets(kafka: KafkaSettings, topic: str) -> dict[TopicPartition, int]:
+    """Where each partition of the topic ends: how many records were ever written to it."""
+    consumer = AIOKafkaConsumer(**client_options(kafka))
+    await consumer.start()
+    try:
+        return await consumer.end_offsets([TopicPartition(topic, p) for p in await _partitions(consumer, topic)])
+    finally:
+        await consumer.stop()
 
 
 def topic_names(namespace: str, *topics: Topic) -> list[str]:
     return [qualified(t, namespace) for t in topics]
 
 
-async def wait_consumed(bootstrap: str, groups: list[str], topics: list[str], *,
+async def wait_consumed(kafka: KafkaSettings, groups: list[str], topics: list[str], *,
                         watcher: TopicWatcher | None = None, quiet: float = 1.0, timeout: float = 60) -> None:
     """Wait until the system is at rest on these topics: every group has committed every
     record of the topics it subscribes to, the watcher (if given) has collected them all, and
     no record was added for ``quiet`` seconds, longer than an outbox relay's poll, so events
     caused by the last records handled are waited for too."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**client_options(kafka))
     await consumer.start()
-    await admin.start()
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or
-                                                                      await _partitions(consumer, t))]
-        async def lagging() -> tuple[dict, list]:
-            ends = await consumer.end_offsets(partitions)
-            return ends, await _lagging(admin, groups, ends) + (watcher.lagging(ends) if watcher else [])
+        async with admin_client(kafka) as admin:
+            partitions = [TopicPartition(t, p) for t in topics
+                          for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
 
-        deadline = time.monotonic() + timeout
-        while True:
-            ends, behind = await lagging()
-            if not behind:
-                await asyncio.sleep(quiet)
-                if await lagging() == (ends, []):
-                    return
-            if time.monotonic() > deadline:  # lagging, or records that keep arriving
-                raise AssertionError(f"not at rest after {timeout}s: {behind or 'records kept arriving'}")
-            if behind:
-                await asyncio.sleep(0.3)
+            async def lagging() -> tuple[dict, list]:
+                ends = await consumer.end_offsets(partitions)
+                return ends, await _lagging(admin, groups, ends) + (watcher.lagging(ends) if watcher else [])
+
+            deadline = time.monotonic() + timeout
+            while True:
+                ends, behind = await lagging()
+                if not behind:
+                    await asyncio.sleep(quiet)
+                    if await lagging() == (ends, []):
+                        return
+                if time.monotonic() > deadline:  # lagging, or records that keep arriving
+                    raise AssertionError(f"not at rest after {timeout}s: {behind or 'records kept arriving'}")
+                if behind:
+                    await asyncio.sleep(0.3)
     finally:
-        await admin.close()
         await consumer.stop()
 
 

@@ -30,7 +30,9 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0, **overrides: str) -> ServiceProcess:
-        env = {**os.environ, **self.env, **overrides}
+        # Not the other principals' broker passwords the test run holds: only what self.env gives.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_PASSWORD_")}
+        env = {**inherited, **self.env, **overrides}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{self.name}-{self.port}.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", self.name], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -1,0 +1,39 @@
+"""Schemathesis over the four running services' OpenAPI documents: schema-valid and invalid
+requests (examples, boundary values, random data, and chains that follow the documents'
+links), as a programme-wide caller holding every role. No answer may be a server error,
+and every answer must match what its document declares."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.infra
+SERVICES = ("applications", "assessment", "grants", "notifications")
+ROLES = ("visitor", "host", "assessor", "grant_officer", "programme_manager")
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "15")  # per operation; bounded so the suite stays short
+
+
+@pytest.fixture
+def system(run_service):
+    return {name: run_service(name) for name in SERVICES}
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_server_error_and_every_answer_as_documented(service, run_service, token, tmp_path: Path):
+    proc = run_service(service)
+    bearer = token(*ROLES, subject="fuzzer", organisation_id="org-fuzz", programme=True)["Authorization"]
+    st = Path(sys.executable).with_name("st")
+    result = subprocess.run(
+        [str(st), "run", f"{proc.url}/openapi.json", "--checks", CHECKS, "--max-examples", EXAMPLES,
+         "--seed", "20261123", "--header", f"Authorization: {bearer}", "--exclude-path", "/dev/tokens",
+         "--phases", "examples,coverage,fuzzing,stateful", "--workers", "2", "--request-timeout", "20",
+         "--no-color", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=1100)
+    assert result.returncode == 0, result.stdout[-12000:] + result.stderr[-2000:]
