@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -23,6 +23,12 @@ from cx_shared.vocabulary import Role
 PROBLEM_JSON = "application/problem+json"
 log = get_logger(__name__)
 
+
+# The programme's ids (org-…, call-…, UUIDs) in paths and filters: bounded, plain ASCII. Anything
+# else is a 422 naming the parameter (a NUL cannot even be stored by the local database).
+ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+IdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
+IdFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=ID_PATTERN)]
 
 def problem_response(status: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)

@@ -3,9 +3,9 @@ details it really sends, and the links from a resource's creation to its own ope
 
 FastAPI documents only the success and a JSON 422 of its own shape. Every service answers
 errors as RFC 9457 problem details (application/problem+json), so this adds them once for
-all: 401/403 where a bearer token is required, 404 where a path names a resource, 409 where
-a write can meet a state that refuses it, 400 (not JSON) and 413 where a body is taken, 422
-everywhere.
+all: 401/403 where a bearer token is required, 404 where the path or a written body names a
+resource, 409 where a write can meet a state that refuses it, 400 (not JSON) and 413 where a
+body is taken, 422 everywhere.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def codes(method: str, path: str, operation: dict[str, Any]) -> list[int]:
     found = [422]
     if operation.get("security"):
         found += [401, 403]
-    if "{" in path:
-        found.append(404)
+    if "{" in path or (method in WRITES and "requestBody" in operation):
+        found.append(404)  # the path's resource, or one the body names (a call, an organisation)
     if method in WRITES:
         found.append(409)
     if "requestBody" in operation:

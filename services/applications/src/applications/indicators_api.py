@@ -66,7 +66,9 @@ async def get_indicators(request: Request, who: Annotated[Principal, Depends(pri
     return await compute(request, who, partnership_id, call_id, ecosystem, country)
 
 
-@router.get("/indicators.csv")
+@router.get("/indicators.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "rows `indicator,dimension,value`"}})
 async def indicators_csv(request: Request, who: Annotated[Principal, Depends(principal)],
                          partnership_id: IdFilter = None, call_id: IdFilter = None,
                          ecosystem: Ecosystem | None = None, country: CountryFilter = None) -> Response:

@@ -10,16 +10,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import Path, Query
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from cx_shared.http import ID_PATTERN, IdFilter, IdPath  # noqa: F401 (the API imports them from here)
 from cx_shared.vocabulary import DEFAULT_ELIGIBLE_COUNTRIES, Ecosystem, OrganisationType, Purpose, TravelMode
 
 # One line of text, or prose (tabs and line breaks allowed): never other control characters
 # (a NUL cannot even be stored by the local database).
 LINE, PROSE = r"^[^\x00-\x1f\x7f]*$", r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-ID = r"^[A-Za-z0-9._:-]+$"  # what the programme's ids are made of (org-…, call-…, UUIDs)
+ID = ID_PATTERN  # what the programme's ids are made of (org-…, call-…, UUIDs)
 Text = Annotated[str, Field(min_length=1, max_length=300, pattern=LINE)]
 OptionalText = Annotated[str, Field(max_length=300, pattern=LINE)]
 Prose = Annotated[str, Field(max_length=10000, pattern=PROSE)]
@@ -27,9 +28,6 @@ Id = Annotated[str, Field(min_length=1, max_length=100, pattern=ID)]
 Country = Annotated[str, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$",
                                description="ISO 3166-1 alpha-2 (XK for Kosovo)")]
 Language = Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[a-z]{2,3}$")]
-# Ids in paths and filters are the programme's own (bounded, plain ASCII): anything else is a 422.
-IdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ID)]
-IdFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=ID)]
 CountryFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")]
 # The programme's dates: a year 9999 is a mistake or an attack, never an exchange.
 Day = Annotated[date, Field(ge=date(2020, 1, 1), le=date(2099, 12, 31))]

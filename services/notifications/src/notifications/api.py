@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Forbidden, Invalid, NotFound
 from cx_shared.events import all_event_classes
+from cx_shared.http import IdFilter, IdPath
 from cx_shared.store import public
 from cx_shared.vocabulary import Role
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -25,6 +26,7 @@ from notifications.storage import Storage
 
 router = APIRouter()
 Who = Annotated[Principal, Depends(principal)]
+EmailStatus = Literal["pending", "sending", "sent", "failed", "suppressed"]  # storage's PENDING...SUPPRESSED
 STAFF_ROLES = (Role.PROGRAMME_MANAGER, Role.GRANT_OFFICER, Role.ASSESSOR)
 SUBSCRIBER_ROLES = (Role.PROGRAMME_MANAGER, Role.GRANT_OFFICER)
 
@@ -56,8 +58,8 @@ def named(doc: dict | None, id_name: str) -> dict | None:
 # ---- mail log ------------------------------------------------------------------------------------
 
 @router.get("/notifications", tags=["email"])
-async def list_notifications(request: Request, who: Who, application_id: str | None = None,
-                             status: str | None = None) -> list[dict]:
+async def list_notifications(request: Request, who: Who, application_id: IdFilter = None,
+                             status: EmailStatus | None = None) -> list[dict]:
     """Emails planned, sent, suppressed or failed, oldest first (staff only)."""
     require_role(who, *STAFF_ROLES)
     found = await storage_of(request).find_notifications(scope_of(who), application_id, status)
@@ -65,7 +67,7 @@ async def list_notifications(request: Request, who: Who, application_id: str | N
 
 
 @router.get("/notifications/{notification_id}", tags=["email"])
-async def get_notification(notification_id: str, request: Request, who: Who) -> dict:
+async def get_notification(notification_id: IdPath, request: Request, who: Who) -> dict:
     require_role(who, *STAFF_ROLES)
     doc = await storage_of(request).notification(notification_id)
     if doc is None:
@@ -76,7 +78,7 @@ async def get_notification(notification_id: str, request: Request, who: Who) -> 
 
 
 @router.get("/applications/{application_id}/reminders", tags=["email"])
-async def list_reminders(application_id: str, request: Request, who: Who) -> list[dict]:
+async def list_reminders(application_id: IdPath, request: Request, who: Who) -> list[dict]:
     require_role(who, *STAFF_ROLES)
     return [named(d, "reminder_id") for d in await storage_of(request).find_reminders(scope_of(who), application_id)]
 
@@ -240,19 +242,19 @@ async def list_subscriptions(request: Request, who: Who) -> list[dict]:
 
 
 @router.get("/webhooks/subscriptions/{subscription_id}", tags=["webhooks"])
-async def get_subscription(subscription_id: str, request: Request, who: Who) -> dict:
+async def get_subscription(subscription_id: IdPath, request: Request, who: Who) -> dict:
     return _shown(await _owned(subscription_id, request, who))
 
 
 @router.get("/webhooks/subscriptions/{subscription_id}/deliveries", tags=["webhooks"])
-async def delivery_log(subscription_id: str, request: Request, who: Who) -> list[dict]:
+async def delivery_log(subscription_id: IdPath, request: Request, who: Who) -> list[dict]:
     """Every delivery with each attempt: time, HTTP status or a generic error, duration."""
     await _owned(subscription_id, request, who)
     return [named(d, "delivery_id") for d in await storage_of(request).find_deliveries(subscription_id)]
 
 
 @router.post("/webhooks/subscriptions/{subscription_id}/enable", tags=["webhooks"])
-async def enable_subscription(subscription_id: str, request: Request, who: Who) -> dict:
+async def enable_subscription(subscription_id: IdPath, request: Request, who: Who) -> dict:
     """Re-enable a disabled subscription; its suspended deliveries are retried."""
     await _owned(subscription_id, request, who)
     await storage_of(request).enable_subscription(subscription_id)
@@ -260,7 +262,7 @@ async def enable_subscription(subscription_id: str, request: Request, who: Who) 
 
 
 @router.post("/webhooks/subscriptions/{subscription_id}/disable", tags=["webhooks"])
-async def disable_subscription(subscription_id: str, request: Request, who: Who) -> dict:
+async def disable_subscription(subscription_id: IdPath, request: Request, who: Who) -> dict:
     """Stop deliveries; the pending ones are suspended until it is enabled again."""
     await _owned(subscription_id, request, who)
     await storage_of(request).disable_subscription(subscription_id)
@@ -268,7 +270,7 @@ async def disable_subscription(subscription_id: str, request: Request, who: Who)
 
 
 @router.post("/webhooks/subscriptions/{subscription_id}/rotation", tags=["webhooks"])
-async def rotate_secret(subscription_id: str, request: Request, who: Who, body: Rotation | None = None) -> dict:
+async def rotate_secret(subscription_id: IdPath, request: Request, who: Who, body: Rotation | None = None) -> dict:
     """A new signing secret, returned once; the previous one goes on signing for the grace period
     (each delivery then carries both signatures), so the subscriber can switch without a gap."""
     await _owned(subscription_id, request, who)
@@ -280,6 +282,6 @@ async def rotate_secret(subscription_id: str, request: Request, who: Who, body: 
 
 
 @router.delete("/webhooks/subscriptions/{subscription_id}", status_code=204, tags=["webhooks"])
-async def unsubscribe_webhook(subscription_id: str, request: Request, who: Who) -> Response:
+async def unsubscribe_webhook(subscription_id: IdPath, request: Request, who: Who) -> Response:
     await storage_of(request).delete_subscription(await _owned(subscription_id, request, who))
     return Response(status_code=204)
