@@ -21,6 +21,8 @@ mkdir -p "$LOCAL/logs" "$LOCAL/run" "$LOCAL/bin"
 
 log() { echo "[infra] $*" >&2; }
 
+. "$ROOT/deploy/kafka/broker-properties.sh"
+
 alive() { local pid; pid="$(cat "$LOCAL/run/$1.pid" 2>/dev/null)" && kill -0 "$pid" 2>/dev/null; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -90,36 +92,9 @@ kafka_up() {
   fi
   kafka_credentials
   admin_pw="$(. "$CREDENTIALS" && echo "$KAFKA_PASSWORD_ADMIN")"
-  # Clients authenticate with SCRAM on the one client listener and the ACLs decide the rest; the
-  # controller listener (loopback) takes the admin only, with PLAIN (KRaft cannot use SCRAM there).
-  (umask 077 && cat >"$conf" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=SASL_PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$KAFKA_PORT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
-inter.broker.listener.name=SASL_PLAINTEXT
-sasl.enabled.mechanisms=SCRAM-SHA-512
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pw";
-sasl.mechanism.controller.protocol=PLAIN
-listener.name.controller.sasl.enabled.mechanisms=PLAIN
-listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin_pw" user_admin="$admin_pw";
-authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-super.users=User:admin
-allow.everyone.if.no.acl.found=false
-log.dirs=$data
-num.partitions=3
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-PROPS
-  )
+  # Test runs join many short-lived consumer groups: fewer offsets partitions, faster coordinators.
+  (umask 077 && { broker_properties "127.0.0.1:$KAFKA_PORT" "127.0.0.1:$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" \
+    "$admin_pw" "$data"; echo "offsets.topic.num.partitions=10"; } >"$conf")
   if [ ! -f "$data/meta.properties" ]; then
     # The SCRAM users go into the new storage; the arguments (passwords) in a mode-600 @argfile.
     (umask 077 && { printf '%s\n' -cp "$cp" kafka.tools.StorageTool format -t \

@@ -10,7 +10,9 @@ from cx_shared.topics import PRINCIPALS, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = (ROOT / "docker-compose.yml").read_text()
-BROKER = (ROOT / "deploy" / "kafka" / "compose-broker.sh").read_text()
+# compose-broker.sh writes its configuration with broker-properties.sh (shared with infra.sh)
+BROKER = "".join((ROOT / "deploy" / "kafka" / name).read_text()
+                 for name in ("compose-broker.sh", "broker-properties.sh"))
 
 
 def service_block(name: str) -> str:
