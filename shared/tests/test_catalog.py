@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema_rs
 import pytest
@@ -16,8 +17,11 @@ from cx_shared import catalog
 from cx_shared.catalog.document import key_field, message_id
 from cx_shared.catalog.files import consumers, stale
 from cx_shared.catalog.page import render
+from cx_shared.envelope import Envelope
 from cx_shared.events import all_event_classes, event_class
-from cx_shared.topics import ALL_TOPICS, qualified
+from cx_shared.events.grants import GrantRefused
+from cx_shared.testing.catalog import off_catalog
+from cx_shared.topics import ALL_TOPICS, GRANTS, qualified, service_source
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "tools" / "asyncapi-specs" / "node_modules" / "@asyncapi" / "specs" / "schemas" / "3.0.0.json"
@@ -123,3 +127,18 @@ def test_the_page_lists_every_event_with_its_schema_and_example(document):
         assert cls.ce_type() in page
     assert page.count("<details>") == 2 * len(all_event_classes()) + 1  # the dead letter has no example
     assert "<script" not in page
+
+
+def test_records_the_catalog_does_not_describe_are_found():
+    """The check the integration and end-to-end tests run over the real records can fail."""
+    envelope = Envelope.wrap(GrantRefused(application_id="a1", call_id="c1", reason="no budget left"),
+                             source=service_source("grants"), subject="a1")
+    record = SimpleNamespace(topic=qualified(GRANTS, "t1a2b"), offset=0, key=b"a1",
+                             headers=envelope.kafka_headers(), value=envelope.kafka_value())
+    assert off_catalog([record], "t1a2b") == []
+    wrong_key = SimpleNamespace(**{**vars(record), "key": b"a9"})
+    assert off_catalog([wrong_key], "t1a2b") == [f"{record.topic}@0: key b'a9', but the catalog says 'a1'"]
+    forged = [(k, b"/clusterxchange/assessment" if k == "ce_source" else v) for k, v in record.headers]
+    assert "ce_source" in off_catalog([SimpleNamespace(**{**vars(record), "headers": forged})], "t1a2b")[0]
+    elsewhere = SimpleNamespace(**{**vars(record), "topic": GRANTS.name})
+    assert off_catalog([elsewhere], "t1a2b")[0].endswith("no channel of the catalog has this address")

@@ -10,17 +10,14 @@ producer moves from v1 to v2; a consumer not yet migrated goes on with v1 and le
 
 from __future__ import annotations
 
-import json
 import uuid
 from contextlib import asynccontextmanager
 
-import jsonschema_rs
 import pytest
 from fastapi import APIRouter
 from pydantic import Field
 
 from cx_shared import catalog
-from cx_shared.catalog.headers import DEAD_LETTER
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events import Event
@@ -30,6 +27,7 @@ from cx_shared.evolution import upcasting
 from cx_shared.service import Service
 from cx_shared.settings import ServiceSettings
 from cx_shared.store import new_document
+from cx_shared.testing.catalog import off_catalog
 from cx_shared.testing.contracts import synthetic_contract
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, publish_raw, topic_names, wait_consumed
 from cx_shared.testing.waiting import eventually
@@ -124,12 +122,6 @@ async def test_during_a_migration_consumers_accept_both_versions(infra, namespac
             assert dead.records == []
 
 
-def check(schema: dict, instance: dict) -> list[str]:
-    """What in ``instance`` breaks ``schema`` (one of the catalog's, its shared schemas resolvable)."""
-    validator = jsonschema_rs.Draft202012Validator({**schema, "components": catalog.packaged()["components"]})
-    return [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(instance)]
-
-
 async def test_what_the_plumbing_writes_on_the_topics_is_what_the_catalog_says(infra, namespace):
     document = catalog.served(namespace)
     mail = EmailSent(notification_id="n1", application_id="a1", cause_event_id="e1", recipient_role="visitor",
@@ -142,15 +134,11 @@ async def test_what_the_plumbing_writes_on_the_topics_is_what_the_catalog_says(i
                           headers=v1("a2", 1).kafka_headers())
         await watch.wait_for(lambda: watch.of_type(EmailSent) and len(watch.records) == 2, what="event and dead letter")
 
+    assert off_catalog(watch.records, namespace) == []
     (event,) = [r for r in watch.records if r.topic == qualified(NOTIFICATIONS, namespace)]
     assert event.topic == document["channels"][NOTIFICATIONS.name]["address"]
-    message = document["components"]["messages"]["email.sent.v1"]
-    headers = {k: v.decode() for k, v in event.headers}
-    assert check(message["headers"], headers) == [] and check(message["payload"], json.loads(event.value)) == []
-    assert event.key.decode() == headers["ce_subject"] == "a1" and headers["ce_correlationid"] == sent.correlationid
-
+    headers = dict(event.headers)
+    assert event.key == headers["ce_subject"] == b"a1" and headers["ce_correlationid"] == sent.correlationid.encode()
     (dead,) = [r for r in watch.records if r.topic == qualified(DEAD_LETTERS, namespace)]
-    assert DEAD_LETTER in document["channels"][DEAD_LETTERS.name]["messages"]
-    dead_headers = {k: v.decode() for k, v in dead.headers}
-    assert check(document["components"]["schemas"]["DeadLetterHeaders"], dead_headers) == []
-    assert dead_headers["dlq_reason"] == "malformed" and dead.value == b"{not json"
+    assert dict(dead.headers)["dlq_reason"] == b"malformed" and dead.value == b"{not json"
+

@@ -23,7 +23,7 @@ ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"
 SCHEMAS = "#/components/schemas/"
 # The field whose value is an event's key (and ce_subject): the first of these it has.
-KEY_FIELDS = ("application_id", "organisation_id", "partnership_id", "offer_id", "call_id")
+KEY_FIELDS = ("application_id", "organisation_id", "offer_id", "call_id", "partnership_id")
 
 INFO = """Every event of ClusterXchange on Apache Kafka, generated from the code (`make catalog`).
 
