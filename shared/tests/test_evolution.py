@@ -8,14 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from cx_shared.catalog.files import incompatible, orphans, snapshot_path, write
 from cx_shared.events import Event, all_event_classes
 from cx_shared.events.applications import ApplicationSubmitted
 from cx_shared.events.common import Participant
 from cx_shared.events.grants import GrantCommitted
-from cx_shared.evolution import ADVICE, breaches
+from cx_shared.catalog.examples import example
+from cx_shared.evolution import ADVICE, breaches, fields
 from cx_shared.testing.contracts import synthetic_contract
 from cx_shared.topics import GRANTS
 
@@ -114,3 +115,24 @@ def test_writing_the_catalog_refuses_an_incompatible_change(tmp_path):
     assert ADVICE in str(refused.value)
     assert json.loads(path.read_text()) == published
     assert not (tmp_path / "asyncapi.yaml").exists() and not (tmp_path / "asyncapi.json").exists()
+
+
+class Step(BaseModel):
+    label: str
+    next: Step | None = None
+
+
+def test_a_model_that_contains_itself_is_compared_and_exemplified_without_end():
+    def define() -> type[Event]:
+        class Route(Event, name="test.route", topic=GRANTS):
+            application_id: str
+            first: Step
+        return Route
+
+    with synthetic_contract(define) as route:
+        schema = route.model_json_schema()
+        assert "first.next.next.label" in fields(schema)
+        edited = json.loads(json.dumps(schema))
+        edited["$defs"]["Step"]["properties"].pop("label")
+        assert ("first.label", "removed") in {(b.path, b.rule) for b in breaches(route.ce_type(), schema, edited)}
+        assert route.model_validate(example(route, "application_id")["payload"]).first.label

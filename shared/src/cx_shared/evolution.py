@@ -21,6 +21,7 @@ RULES = {
 }
 ADVICE = ("An existing event version cannot change this way: publish a new version beside it and "
           "migrate its consumers (README, Schema evolution).")
+MAX_DEPTH = 16
 BOUNDS = ("maxLength", "minLength", "pattern", "maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum",
           "multipleOf", "maxItems", "minItems", "uniqueItems", "maxProperties", "minProperties")
 
@@ -74,6 +75,8 @@ def fields(schema: dict[str, Any]) -> dict[str, Shape]:
 
 
 def _walk(node: dict[str, Any], defs: dict[str, Any], prefix: str, found: dict[str, Shape]) -> None:
+    if prefix.count(".") > MAX_DEPTH:
+        return  # a model that contains itself: its own fields were compared above
     node = resolve(node, defs)
     required = set(node.get("required", ()))
     for name, prop in node.get("properties", {}).items():

@@ -12,6 +12,7 @@ from cx_shared.envelope import Envelope
 from cx_shared.events import Event
 from cx_shared.evolution import resolve
 
+MAX_DEPTH = 4
 EXAMPLE_TIME = datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
 NAMESPACE = uuid.UUID("6c1f1b9e-2f55-4a53-9a0c-6b3e0f0c7d21")  # fixed ids: the catalog is reproducible
 BY_NAME: dict[str, Any] = {
@@ -54,18 +55,21 @@ def example(cls: type[Event], key_field: str) -> dict[str, Any]:
             "headers": {k: v.decode() for k, v in envelope.kafka_headers()}, "payload": envelope.data}
 
 
-def _object(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+def _object(node: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     node = resolve(node, defs)
-    return {name: _value(name, prop, defs) for name, prop in node.get("properties", {}).items()}
+    required = set(node.get("required", ()))
+    # Deep down, only what is required: a model that contains itself (optionally) ends there.
+    return {name: _value(name, prop, defs, depth + 1) for name, prop in node.get("properties", {}).items()
+            if depth < MAX_DEPTH or name in required}
 
 
-def _value(name: str, node: dict[str, Any], defs: dict[str, Any]) -> Any:
+def _value(name: str, node: dict[str, Any], defs: dict[str, Any], depth: int) -> Any:
     node = resolve(node, defs)
     if node.get("default") not in (None, "", [], {}):
         return node["default"]
     options = [o for o in node.get("anyOf", []) if o.get("type") != "null"]
     if options:
-        return _value(name, options[0], defs)
+        return _value(name, options[0], defs, depth)
     if "enum" in node:
         return node["enum"][0]
     if name in BY_NAME:
@@ -73,9 +77,9 @@ def _value(name: str, node: dict[str, Any], defs: dict[str, Any]) -> Any:
     kind = node.get("type")
     if kind == "object":
         values = node.get("additionalProperties")
-        return _object(node, defs) if "properties" in node else ({"quality": 80} if values else {})
+        return _object(node, defs, depth) if "properties" in node else ({"quality": 80} if values else {})
     if kind == "array":
-        return [_value(name.rstrip("s"), node.get("items", {}), defs)]
+        return [_value(name.rstrip("s"), node.get("items", {}), defs, depth)]
     return _scalar(name, kind, node)
 
 
