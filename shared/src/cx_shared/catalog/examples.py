@@ -51,7 +51,7 @@ def example(cls: type[Event], key_field: str) -> dict[str, Any]:
     envelope = envelope.model_copy(update={
         "id": str(uuid.uuid5(NAMESPACE, cls.ce_type())), "time": EXAMPLE_TIME,
         "correlationid": str(uuid.uuid5(NAMESPACE, "correlation")), "causationid": str(uuid.uuid5(NAMESPACE, "cause"))})
-    return {"name": f"{cls.name}-v{cls.version}", "summary": f"A {cls.__name__} as it is on the topic",
+    return {"name": f"{cls.name}-v{cls.version}", "summary": f"{cls.__name__} as it is on the topic",
             "headers": {k: v.decode() for k, v in envelope.kafka_headers()}, "payload": envelope.data}
 
 
