@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from cx_shared import catalog
 from cx_shared.events.applications import ApplicationSubmitted
 from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
 from cx_shared.events.grants import GrantCommitted
@@ -73,6 +74,9 @@ async def test_application_reaches_a_committed_grant_and_an_email(system, infra,
         assert EmailSent.ce_type() not in [e["event_type"] for e in journey.status(app_id)["timeline"]]
         # Every record the services wrote is as the event catalog says (topic, type, headers, value, key).
         assert off_catalog(watch.records, namespace) == []
+    # ...and every service serves that same catalog, with this run's topic and group names.
+    for service in system.values():
+        assert httpx.get(f"{service.url}/asyncapi.json", timeout=10).json() == catalog.served(namespace)
 
 
 async def test_redelivered_events_duplicate_no_state_event_or_email(system, infra, namespace, token):
