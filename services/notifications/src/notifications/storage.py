@@ -62,8 +62,9 @@ class Storage:
         self.scopes = db.subscription_scopes
         self.unsubscribe_tokens = db.unsubscribe_tokens
         self.routes = Routes(self._active_subscriptions, self.settings.webhook_routes_refresh_seconds)
-        # Stored once, never changed: an application's snapshot, a call's partnership.
+        # Stored once, never changed: an application's snapshot, a call's partnership, an address's token.
         self._applications, self._call_partnerships = Recent(4096), Recent(1024)
+        self._tokens = Recent(4096)  # an address's unsubscribe token
         # Claims are taken one at a time in a process. MongoDB makes each claim atomic, but
         # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
         # (measured: 4 concurrent find_one_and_update on a pending item -> up to 4 winners).
@@ -379,6 +380,12 @@ class Storage:
     async def unsubscribe_token(self, email: str) -> str:
         """The address's opaque token (random, made once, good for opting out and in only)."""
         address = email.strip().lower()
+        if (token := self._tokens.get(address)) is None:
+            token = await self._stored_unsubscribe_token(address)
+            self._tokens.put(address, token)
+        return token
+
+    async def _stored_unsubscribe_token(self, address: str) -> str:
         if found := await self.unsubscribe_tokens.find_one({"email": address}):
             return found["_id"]
         token = secrets.token_urlsafe(24)
