@@ -30,9 +30,10 @@ def scram() -> None:
 
 
 async def setup() -> None:
-    topics = ServiceSettings()  # TOPIC_PARTITIONS, TOPIC_REPLICATION as the services read them
+    topics = ServiceSettings()  # TOPIC_PARTITIONS, TOPIC_REPLICATION, TOPIC_RETENTION_MS as the services read them
     admin = KafkaSettings()
-    await ensure_topics(admin, "", topics.topic_partitions, topics.topic_replication)
+    await ensure_topics(admin, "", topics.topic_partitions, topics.topic_replication,
+                        retention_ms=topics.topic_retention_ms)
     created, deleted = await apply(admin)
     print(f"[broker] topics ready; ACLs: {created} created, {deleted} removed", file=sys.stderr)
 
