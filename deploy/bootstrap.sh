@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine: uv (from PyPI), the workspace's
 # locked Python packages, Debian's PostgreSQL server, FerretDB (Go module proxy) and Apache
-# Kafka (Maven Central).
+# Kafka (Maven Central), and Helm (Go module proxy) for the chart's test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -25,3 +25,5 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 # Debian's Chromium, for the dashboard's headless-browser test.
 command -v chromium >/dev/null || ! command -v apt-get >/dev/null || apt_install chromium
 deploy/infra.sh prepare
+# Helm, for the chart's test (deploy/helm): built from the Go module proxy, once.
+tools/helm/build.sh >/dev/null
