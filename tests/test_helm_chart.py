@@ -222,3 +222,16 @@ def test_it_refuses_to_render_without_what_makes_it_safe_naming_the_value_and_th
     result = run(helm, "template", merged(operator_values(), change), tmp_path)
     assert result.returncode != 0
     assert named in result.stderr
+
+
+def test_a_changed_setting_or_secret_rolls_only_the_pods_of_the_service_that_reads_it(helm, tmp_path):
+    values = operator_values()
+    changed = merged(values, {"notifications": {"smtp": {"host": "relay.example.eu"}},
+                              "services": {"grants": {"kafkaPassword": secrets.token_urlsafe(24)}}})
+
+    def checksums(v: dict) -> dict[str, dict]:
+        return {name: d["spec"]["template"]["metadata"]["annotations"]
+                for name, d in of_kind(render(helm, v, tmp_path), "Deployment").items()}
+    before, after = checksums(values), checksums(changed)
+    assert [n for n in SERVICES if before[n]["checksum/config"] != after[n]["checksum/config"]] == ["notifications"]
+    assert [n for n in SERVICES if before[n]["checksum/secret"] != after[n]["checksum/secret"]] == ["grants"]
