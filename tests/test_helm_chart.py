@@ -211,12 +211,15 @@ def test_the_admins_job_creates_the_topics_with_their_retention_before_the_servi
     ({"secrets": {"jwtSecret": ""}}, "secrets.jwtSecret must be a secret of at least 32 bytes"),
     ({"secrets": {"jwtSecret": "short-but-private"}}, "secrets.jwtSecret must be a secret of at least 32 bytes"),
     ({"services": {"grants": {"kafkaPassword": ""}}}, "services.grants.kafkaPassword is required"),
-    ({"kafka": {"securityProtocol": "PLAINTEXT"}}, "kafka.securityProtocol must be SASL_SSL or SASL_PLAINTEXT"),
+    ({"kafka": {"securityProtocol": "PLAINTEXT"}}, "/kafka/securityProtocol': value must be one of 'SASL_SSL'"),
     ({"kafka": {"bootstrapServers": ""}}, "kafka.bootstrapServers is required"),
     ({"kafka": {"setup": {"adminPassword": ""}}}, "kafka.setup.adminPassword is required"),
     ({"mongodb": {"url": ""}}, "services.applications.mongodbUrl (or mongodb.url) is required"),
     ({"config": {"topicRetentionMs": 0}}, "config.topicRetentionMs must be -1"),
     ({"notifications": {"publicBaseUrl": "http://cx.example.eu"}}, "notifications.publicBaseUrl must be an https://"),
+    ({"services": {"grants": {"replicas": "two"}}}, "/services/grants/replicas': got string, want integer"),
+    ({"kafka": {"saslMechanism": "GSSAPI"}}, "/kafka/saslMechanism"),
+    ({"servics": {"grants": {"replicas": 3}}}, "additional properties 'servics' not allowed"),  # a typo is not ignored
 ])
 def test_it_refuses_to_render_without_what_makes_it_safe_naming_the_value_and_the_rule(helm, tmp_path, change, named):
     result = run(helm, "template", merged(operator_values(), change), tmp_path)
