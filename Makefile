@@ -1,7 +1,7 @@
 # The README's two commands: `make run` and `make test`. Both install what they need.
 SHELL := /bin/bash
 
-.PHONY: install run test bench bench-call-book infra-up infra-down infra-status
+.PHONY: install run test catalog bench bench-call-book infra-up infra-down infra-status
 
 install:
 	@deploy/bootstrap.sh
@@ -11,6 +11,11 @@ run: install
 
 test: install
 	@deploy/with-infra.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# The event catalog (docs/asyncapi.yaml, the copy every service serves) and the schema of every
+# event version (docs/schemas/), from the code; refuses a backward-incompatible change to a version.
+catalog: install
+	@.venv/bin/python -m cx_shared.catalog docs
 
 # Figures, not pass/fail: whole exchanges over HTTP and Kafka (throughput, latencies, time to rest,
 # CPU at rest) against a bare aiokafka + PyMongo pipeline. BENCH_APPLICATIONS (200), BENCH_CONCURRENCY (10).

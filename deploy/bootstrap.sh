@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine: uv (from PyPI), the workspace's
-# locked Python packages, Debian's PostgreSQL server, FerretDB (Go module proxy) and Apache
-# Kafka (Maven Central), and Helm (Go module proxy) for the chart's test.
+# locked Python packages, Debian's PostgreSQL server, FerretDB (Go module proxy), Apache
+# Kafka (Maven Central), the official AsyncAPI JSON Schemas (npm, for the catalog's test) and
+# Helm (Go module proxy, for the chart's test).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-for tool in python3 java mvn go; do
+for tool in python3 java mvn go npm; do
   command -v "$tool" >/dev/null || { echo "bootstrap: $tool is required (see README, Requirements)" >&2; exit 1; }
 done
 export PATH="$HOME/.local/bin:$PATH"  # where pip --user puts uv
@@ -22,6 +23,11 @@ apt_install() { # Debian packages, when the machine can install them
 }
 # FerretDB's storage in local mode and CI: Debian's PostgreSQL server (run by deploy/infra.sh).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+# The official AsyncAPI JSON Schemas (npm @asyncapi/specs, pinned with its integrity by the lock
+# file): the test of the event catalog validates it against them, offline.
+specs=tools/asyncapi-specs
+[ "$specs/node_modules/.package-lock.json" -nt "$specs/package-lock.json" ] ||
+  (cd "$specs" && npm ci --ignore-scripts --no-audit --no-fund --silent)
 # Debian's Chromium, for the dashboard's headless-browser test.
 command -v chromium >/dev/null || ! command -v apt-get >/dev/null || apt_install chromium
 deploy/infra.sh prepare

@@ -13,6 +13,7 @@ import pytest
 
 from cx_shared.events.applications import ExchangeNoShow, ReportAccepted, ReportOverdue
 from cx_shared.events.grants import CommitmentReduced, CommitmentReleased, GrantCommitted, PaymentOrdered
+from cx_shared.testing.catalog import off_catalog
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS
 from tests.journey import Journey, mail_to
@@ -96,6 +97,7 @@ async def test_a_shorter_exchange_is_reported_accepted_and_its_reduced_balance_o
         committed = watch.of_type(GrantCommitted, app_id)[0].event()
         prefinancing = orders(watch, app_id, "prefinancing")[0]
         reduced = watch.of_type(CommitmentReduced, app_id)[0].event()
+        assert off_catalog(watch.records, namespace) == []  # every record as the event catalog says
     # grants' rule: subsistence for the actual working days (3 of 5), travel unchanged
     daily = committed.subsistence_cents // 5
     assert reduced.released_cents == 2 * daily

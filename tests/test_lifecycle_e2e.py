@@ -6,10 +6,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from cx_shared import catalog
 from cx_shared.events.applications import ApplicationSubmitted
 from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
 from cx_shared.events.grants import GrantCommitted
 from cx_shared.events.notifications import EmailSent
+from cx_shared.testing.catalog import off_catalog
 from cx_shared.testing.kafka import TopicWatcher, publish_raw, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, consumer_group, qualified
 from tests.journey import Journey, mail_to, wait_mail_settled
@@ -70,6 +72,11 @@ async def test_application_reaches_a_committed_grant_and_an_email(system, infra,
             e["event_type"] for e in journey.status(app_id, journey.manager)["timeline"]],
             what="the email in the timeline")
         assert EmailSent.ce_type() not in [e["event_type"] for e in journey.status(app_id)["timeline"]]
+        # Every record the services wrote is as the event catalog says (topic, type, headers, value, key).
+        assert off_catalog(watch.records, namespace) == []
+    # ...and every service serves that same catalog, with this run's topic and group names.
+    for service in system.values():
+        assert httpx.get(f"{service.url}/asyncapi.json", timeout=10).json() == catalog.served(namespace)
 
 
 async def test_redelivered_events_duplicate_no_state_event_or_email(system, infra, namespace, token):

@@ -171,8 +171,12 @@ async def test_health_asyncapi_and_problem_details(kit_service, namespace):
         assert (await client.get("/health/live")).json() == {"status": "alive"}
         ready = await client.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["problems"] == []
-        spec = (await client.get("/asyncapi.json")).json()
-        assert qualified(APPLICATIONS, namespace) in str(spec["channels"])
+        spec = (await client.get("/asyncapi.json")).json()  # the whole system's catalog, in this namespace
+        assert spec["asyncapi"] == "3.0.0"
+        assert spec["channels"]["cx.applications.v1"]["address"] == qualified(APPLICATIONS, namespace)
+        assert ApplicationWithdrawn.ce_type() in str(spec["components"]["messages"])
+        page = await client.get("/asyncapi")
+        assert page.headers["content-type"].startswith("text/html") and ApplicationWithdrawn.ce_type() in page.text
         missing = await client.post("/dev/tokens", json={"subject": "x", "roles": ["visitor"]})
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"

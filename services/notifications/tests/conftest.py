@@ -16,6 +16,7 @@ from cx_shared.events.assessment import ApplicationApproved, ApplicationQueued, 
 from cx_shared.events.common import Contact, Participant
 from cx_shared.events.grants import GrantAgreementAccepted, GrantAgreementIssued, GrantCommitted
 from cx_shared.testing.kafka import publish_envelope
+from cx_shared.testing.waiting import eventually
 from pymongo import AsyncMongoClient
 
 
@@ -149,20 +150,6 @@ def sink(infra) -> Sink:
     if not infra.smtp_sink_url:
         pytest.skip("no SMTP sink (SMTP_SINK_URL) in this environment")
     return Sink(infra.smtp_sink_url)
-
-
-async def eventually(check, timeout: float = 30.0, what: str = "condition"):
-    """Poll an async or plain check until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cx_shared.auth import DEV_ISSUER, issue_token
+from cx_shared.catalog.page import render as catalog_page
 from cx_shared.envelope import Envelope
 from cx_shared.errors import NotFound, Problem, TooLarge
 from cx_shared.events import Event
@@ -151,13 +152,13 @@ def ops_router(service: Any) -> APIRouter:
                             status_code=status)
 
     @router.get("/asyncapi.json")
-    async def asyncapi_json() -> Response:
-        return Response(service.asyncapi().to_json(), media_type="application/json")
+    async def asyncapi_json() -> dict[str, Any]:
+        """The event catalog of the whole system (AsyncAPI 3.0): every topic and event."""
+        return service.asyncapi()
 
     @router.get("/asyncapi", response_class=HTMLResponse)
     async def asyncapi_html() -> str:
-        from faststream.specification.asyncapi.site import get_asyncapi_html
-        return get_asyncapi_html(service.asyncapi(), try_it_out_path=None)
+        return catalog_page(service.asyncapi())
 
     @router.post("/dev/tokens")
     async def dev_token(body: DevTokenRequest, request: Request) -> dict[str, str]:

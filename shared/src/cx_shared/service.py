@@ -13,11 +13,10 @@ from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from cx_shared import openapi
+from cx_shared import catalog, openapi
 from cx_shared.consumer import Consumer, Handler
 from cx_shared.doorbell import Doorbells
 from cx_shared.events import Event
@@ -80,9 +79,9 @@ class Service:
         consumed = {cls.topic for cls in self.handlers}
         return [t for t in ALL_TOPICS if t in consumed or t.producer == self.settings.service_name or t is DEAD_LETTERS]
 
-    def asyncapi(self):
-        return AsyncAPI(self.broker, title=f"ClusterXchange {self.title}", version=self.version,
-                        description=self.description).to_specification()
+    def asyncapi(self) -> dict[str, Any]:
+        """The whole system's event catalog (every service serves the same), in this namespace."""
+        return catalog.served(self.settings.topic_namespace)
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI):

@@ -61,9 +61,8 @@ async def partnership_of(event: Event, storage: Storage) -> str | None:
     if partnership_id := getattr(event, "partnership_id", None):
         return partnership_id
     call_id = getattr(event, "call_id", None)
-    call = await storage.call(call_id) if call_id else None
-    if call is not None:
-        return call["partnership_id"]
+    if call_id and (partnership_id := await storage.partnership_of_call(call_id)):
+        return partnership_id
     application = await storage.application(getattr(event, "application_id", None))
     return application["partnership_id"] if application else None
 

@@ -47,6 +47,9 @@ class Settings(ServiceSettings):
     webhook_allow_http: bool = False
     webhook_allowed_networks: str = ""
     webhook_resolve_timeout_seconds: float = 5.0
+    # Who hears of an event is looked up in memory: a change made through this process applies
+    # at once; one made through another replica is heard here within this many seconds.
+    webhook_routes_refresh_seconds: float = 1.0
     # After a rotation the previous secret still signs deliveries for this long (two signatures).
     webhook_secret_grace_seconds: float = 24 * 3600.0
 

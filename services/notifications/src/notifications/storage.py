@@ -34,6 +34,7 @@ from notifications.domain import (
     language,
     within,
 )
+from notifications.memory import Recent, Routes
 from notifications.settings import Settings
 
 NOTIFICATIONS, DELIVERIES = "notifications", "webhook_deliveries"
@@ -44,6 +45,7 @@ PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "fail
 # Webhook delivery states: pending -> sending -> delivered | pending (retry) | failed; suspended while disabled.
 DELIVERED, SUSPENDED = "delivered", "suspended"
 ACTIVE, DISABLED = "active", "disabled"
+ROUTING = {"_id": 1, "event_types": 1, "programme_wide": 1, "partnership_ids": 1, "status": 1}
 
 
 class Storage:
@@ -59,6 +61,9 @@ class Storage:
         # plain values an index serves (our FerretDB build's index misses matches inside arrays).
         self.scopes = db.subscription_scopes
         self.unsubscribe_tokens = db.unsubscribe_tokens
+        self.routes = Routes(self._active_subscriptions, self.settings.webhook_routes_refresh_seconds)
+        # Stored once, never changed: an application's snapshot, a call's partnership.
+        self._applications, self._call_partnerships = Recent(4096), Recent(1024)
         # Claims are taken one at a time in a process. MongoDB makes each claim atomic, but
         # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
         # (measured: 4 concurrent find_one_and_update on a pending item -> up to 4 winners).
@@ -71,6 +76,9 @@ class Storage:
         # ring for the same id (a redelivered event) from sending it twice meanwhile.
         self.claimant = f"queued-by:{new_token()}"
         self._sending: set[str] = set()
+        # The items this process queued and claimed, as written, until its mailer takes them:
+        # it then needs no read of what it has just written.
+        self._queued = Recent(4096)
 
     async def init(self) -> None:
         await self.notifications.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
@@ -107,10 +115,25 @@ class Storage:
         await _insert(self.applications, {**application, "_id": application["application_id"]})
 
     async def application(self, application_id: str | None) -> dict | None:
-        return await self.applications.find_one({"_id": application_id}) if application_id else None
+        """The parties and dates as submitted (callers do not change the dict: it is shared)."""
+        if not application_id:
+            return None
+        if (doc := self._applications.get(application_id)) is None:
+            doc = await self.applications.find_one({"_id": application_id})
+            if doc is not None:
+                self._applications.put(application_id, doc)
+        return doc
 
     async def call(self, call_id: str) -> dict | None:
         return await self.calls.find_one({"_id": call_id})
+
+    async def partnership_of_call(self, call_id: str) -> str | None:
+        if (partnership_id := self._call_partnerships.get(call_id)) is None:
+            call = await self.call(call_id)
+            partnership_id = call["partnership_id"] if call else None
+            if partnership_id is not None:
+                self._call_partnerships.put(call_id, partnership_id)
+        return partnership_id
 
     async def audience(self, application: dict, call: dict | None) -> Audience:
         """Everyone concerned by an application (of ``call``), with the language of their latest enrolment."""
@@ -183,7 +206,10 @@ class Storage:
                    "application_id": application_id, "partnership_id": partnership_id, "cause": cause,
                    "context": context, "next_attempt_at": now,
                    "created_at": now, "last_error": None, "outbox": [], "processed": []}
-            added += await _insert(self.notifications, doc)
+            if await _insert(self.notifications, doc):
+                added += 1
+                if not email.suppressed:
+                    self._queued.put(doc["_id"], doc)
         return added
 
     async def claim_email(self, hint: str | None = None) -> dict | None:
@@ -194,7 +220,7 @@ class Storage:
             if hint in self._sending:
                 return None
             mine = {"_id": hint, **self.mail_lease.held_by(self.claimant), "status": SENDING}
-            doc = await self.notifications.find_one(mine)
+            doc = self._queued.pop(hint) or await self.notifications.find_one(mine)
             now, half = self.clock.now(), timedelta(seconds=self.mail_lease.seconds / 2)
             if doc is not None and self.mail_lease.lapses(doc) <= now + half:  # it waited: renew the lease
                 doc = await self.notifications.find_one_and_update(
@@ -308,6 +334,7 @@ class Storage:
             await _insert(self.scopes, {"_id": _scope_id(partnership_id, doc["_id"]),
                                         "partnership_id": partnership_id, "subscription_id": doc["_id"]})
         await self.subscriptions.insert_one(doc)
+        self.routes.changed()
         return doc
 
     async def _subscriptions_of(self, partnership_id: str) -> list[dict]:
@@ -333,11 +360,11 @@ class Storage:
 
     async def subscriptions_hearing_of(self, partnership_id: str | None) -> list[dict]:
         """The active subscriptions an event of ``partnership_id`` goes to: the programme-wide ones
-        and, when the event belongs to a partnership, that partnership's."""
-        found = await self.subscriptions.find({"programme_wide": True, "status": ACTIVE}).to_list()
-        if partnership_id is not None:
-            found += [d for d in await self._subscriptions_of(partnership_id) if d["status"] == ACTIVE]
-        return list({d["_id"]: d for d in found}.values())
+        and, when the event belongs to a partnership, that partnership's (from memory: Routes)."""
+        return await self.routes.hearing_of(partnership_id)
+
+    async def _active_subscriptions(self) -> list[dict]:
+        return await self.subscriptions.find({"status": ACTIVE}, ROUTING).to_list()
 
     async def rotate_secret(self, subscription_id: str, secret: str, grace_seconds: float) -> None:
         """The new secret signs from now on; the current one goes on signing for ``grace_seconds``."""
@@ -366,6 +393,7 @@ class Storage:
     async def delete_subscription(self, sub: dict) -> None:
         subscription_id = sub["_id"]
         await self.subscriptions.delete_one({"_id": subscription_id})
+        self.routes.changed()
         for partnership_id in sub.get("partnership_ids") or []:
             await self.scopes.delete_one({"_id": _scope_id(partnership_id, subscription_id)})
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": {"$in": [PENDING, SUSPENDED]}},
@@ -404,6 +432,7 @@ class Storage:
     async def disable_subscription(self, subscription_id: str) -> bool:
         result = await self.subscriptions.update_one({"_id": subscription_id, "status": ACTIVE},
                                                      {"$set": {"status": DISABLED, "disabled_at": self.clock.now()}})
+        self.routes.changed()
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": PENDING},
                                           {"$set": {"status": SUSPENDED}})
         return result.modified_count == 1
@@ -411,6 +440,7 @@ class Storage:
     async def enable_subscription(self, subscription_id: str) -> None:
         await self.subscriptions.update_one({"_id": subscription_id},
                                             {"$set": {"status": ACTIVE, "failing_since": None, "disabled_at": None}})
+        self.routes.changed()
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": SUSPENDED},
                                           {"$set": {"status": PENDING, "next_attempt_at": self.clock.now()}})
 

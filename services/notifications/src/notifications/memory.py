@@ -1,0 +1,77 @@
+"""What the service keeps in memory to spare the database a read per event.
+
+Every event the service consumes (about fifteen per exchange, its own email events included)
+is offered to webhook subscribers and most are about an application: looking both up in the
+database each time was three reads or more per event, the largest share of the service's
+database work in `make bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+class Routes:
+    """The active webhook subscriptions, for routing events to them. Reloaded (one indexed
+    query) after a change made through this process, and otherwise at most every
+    ``refresh_seconds``: a change made through another replica is heard within that time."""
+
+    def __init__(self, load: Callable[[], Awaitable[list[dict]]], refresh_seconds: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self._load, self.refresh_seconds, self._clock = load, refresh_seconds, clock
+        self._subscriptions: list[dict] = []
+        self._loaded_at: float | None = None
+        self._generation = 0  # bumped by every change: a load that overlapped one is not trusted
+        self._lock = asyncio.Lock()
+
+    def changed(self) -> None:
+        self._generation += 1
+        self._loaded_at = None
+
+    async def hearing_of(self, partnership_id: str | None) -> list[dict]:
+        """The programme-wide subscriptions, and those of ``partnership_id`` when there is one."""
+        return [s for s in await self._current()
+                if s.get("programme_wide") or (partnership_id is not None
+                                               and partnership_id in (s.get("partnership_ids") or ()))]
+
+    async def _current(self) -> list[dict]:
+        if self._fresh():
+            return self._subscriptions
+        async with self._lock:
+            if not self._fresh():
+                generation, started = self._generation, self._clock()
+                subscriptions = await self._load()
+                self._subscriptions = subscriptions
+                self._loaded_at = started if generation == self._generation else None
+        return self._subscriptions
+
+    def _fresh(self) -> bool:
+        return self._loaded_at is not None and self._clock() - self._loaded_at < self.refresh_seconds
+
+
+class Recent:
+    """The most recently used of values that never change once stored (an application's
+    snapshot at submission, a call's partnership), up to ``size`` of them."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._docs: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        doc = self._docs.get(key)
+        if doc is not None:
+            self._docs.move_to_end(key)
+        return doc
+
+    def put(self, key: Any, doc: Any) -> None:
+        self._docs[key] = doc
+        self._docs.move_to_end(key)
+        while len(self._docs) > self.size:
+            self._docs.popitem(last=False)
+
+    def pop(self, key: Any) -> Any:
+        return self._docs.pop(key, None)
