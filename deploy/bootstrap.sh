@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine: uv (from PyPI), the workspace's
 # locked Python packages, Debian's PostgreSQL server, FerretDB (Go module proxy), Apache
-# Kafka (Maven Central) and the official AsyncAPI JSON Schemas (npm, for the catalog's test).
+# Kafka (Maven Central), the official AsyncAPI JSON Schemas (npm, for the catalog's test) and
+# Helm (Go module proxy, for the chart's test).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -30,3 +31,5 @@ specs=tools/asyncapi-specs
 # Debian's Chromium, for the dashboard's headless-browser test.
 command -v chromium >/dev/null || ! command -v apt-get >/dev/null || apt_install chromium
 deploy/infra.sh prepare
+# Helm, for the chart's test (deploy/helm): built from the Go module proxy, once.
+tools/helm/build.sh >/dev/null

@@ -12,9 +12,9 @@ import secrets
 import sys
 
 from cx_shared.broker_access import apply
-from cx_shared.kafka import ensure_topics
+from cx_shared.kafka import ensure_topics, warn_about_retention
 from cx_shared.settings import KafkaSettings, ServiceSettings
-from cx_shared.topics import PRINCIPALS
+from cx_shared.topics import ALL_TOPICS, PRINCIPALS
 
 
 def passwords() -> None:
@@ -30,9 +30,12 @@ def scram() -> None:
 
 
 async def setup() -> None:
-    topics = ServiceSettings()  # TOPIC_PARTITIONS, TOPIC_REPLICATION as the services read them
+    topics = ServiceSettings()  # TOPIC_PARTITIONS, TOPIC_REPLICATION, TOPIC_RETENTION_MS as the services read them
     admin = KafkaSettings()
-    await ensure_topics(admin, "", topics.topic_partitions, topics.topic_replication)
+    await ensure_topics(admin, "", topics.topic_partitions, topics.topic_replication,
+                        retention_ms=topics.topic_retention_ms)
+    # Topics made before (or by someone else) keep their configuration: say where it differs.
+    await warn_about_retention(admin, [t.name for t in ALL_TOPICS], topics.topic_retention_ms)
     created, deleted = await apply(admin)
     print(f"[broker] topics ready; ACLs: {created} created, {deleted} removed", file=sys.stderr)
 

@@ -16,3 +16,16 @@ def test_local_development_may_use_the_default_and_production_a_long_private_sec
     assert ServiceSettings(dev_tokens=True, http_host="127.0.0.1").refusals() == []
     assert ServiceSettings(dev_tokens=True, http_host="localhost").refusals() == []
     assert ServiceSettings(jwt_secret="k" * 16 + "private-enough-now", http_host="0.0.0.0").refusals() == []
+
+
+def test_topics_keep_events_without_time_limit_unless_told_otherwise(monkeypatch):
+    assert ServiceSettings().topic_retention_ms == -1
+    monkeypatch.setenv("TOPIC_RETENTION_MS", str(30 * 24 * 3600 * 1000))
+    assert ServiceSettings().topic_retention_ms == 2_592_000_000
+
+
+@pytest.mark.parametrize("retention", ["0", "-2", "a week"])
+def test_a_retention_that_is_not_a_duration_is_refused_naming_the_setting(monkeypatch, retention):
+    monkeypatch.setenv("TOPIC_RETENTION_MS", retention)
+    with pytest.raises(ValueError, match="(?i)topic_retention_ms"):
+        ServiceSettings()

@@ -21,27 +21,30 @@ from cx_shared.topics import (ALL_TOPICS, DEAD_LETTERS, FINANCE, FINANCE_SYSTEM,
 
 # Kafka's wire codes (org.apache.kafka.common.acl / resource)
 RESOURCE = {"topic": 2, "group": 3}
-OPERATION = {"READ": 3, "WRITE": 4}
+OPERATION = {"READ": 3, "WRITE": 4, "DESCRIBE_CONFIGS": 10}
 ANY, LITERAL, PREFIXED, ALLOW = 1, 3, 4, 3
 
 
 @dataclass(frozen=True, order=True)
 class Grant:
     principal: str
-    operation: str  # READ or WRITE (each implies DESCRIBE)
+    operation: str  # READ or WRITE (each implies DESCRIBE), or DESCRIBE_CONFIGS
     resource: str  # topic or group
     name: str
 
 
 def grants() -> list[Grant]:
     """The whole table: each service writes its own topic and the dead letters, reads what it
-    consumes, in its own group; the finance system writes confirmations and reads payment
-    orders; a subscriber reads every product topic."""
+    consumes, in its own group, and reads the configuration of those topics (it checks their
+    retention at start-up); the finance system writes confirmations and reads payment orders;
+    a subscriber reads every product topic."""
     table = []
     for service in SERVICES:
-        table += [Grant(service, "WRITE", "topic", t.name) for t in ALL_TOPICS if t.producer == service]
-        table += [Grant(service, "WRITE", "topic", DEAD_LETTERS.name)]
-        table += [Grant(service, "READ", "topic", t.name) for t in ALL_TOPICS if service in t.readers]
+        writes = [t for t in ALL_TOPICS if t.producer == service or t is DEAD_LETTERS]
+        reads = [t for t in ALL_TOPICS if service in t.readers]
+        table += [Grant(service, "WRITE", "topic", t.name) for t in writes]
+        table += [Grant(service, "READ", "topic", t.name) for t in reads]
+        table += [Grant(service, "DESCRIBE_CONFIGS", "topic", t.name) for t in {*writes, *reads}]
         table += [Grant(service, "READ", "group", service)]
     table += [Grant(FINANCE_SYSTEM, "WRITE", "topic", FINANCE.name),
               Grant(FINANCE_SYSTEM, "READ", "topic", GRANTS.name),  # the payment orders it executes

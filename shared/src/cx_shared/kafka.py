@@ -1,5 +1,5 @@
-"""The one Kafka producer every service uses, topic creation, and the one place that turns
-settings into a client's connection and credentials (every Kafka client goes through
+"""The one Kafka producer every service uses, topic creation and the check of their retention, and
+the one place that turns settings into a client's connection and credentials (every Kafka client goes through
 client_options: services, rebuild, tests, benchmarks, deploy scripts)."""
 
 from __future__ import annotations
@@ -11,14 +11,18 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from cx_shared.envelope import Envelope
+from cx_shared.logging import get_logger
 from cx_shared.settings import KafkaSettings
-from cx_shared.topics import ALL_TOPICS, Topic, qualified
+from cx_shared.topics import ALL_TOPICS, UNLIMITED, Topic, qualified, retention_configs, retention_differences
 
-TOPIC_ALREADY_EXISTS, TOPIC_AUTHORIZATION_FAILED = 36, 29
+log = get_logger(__name__)
+
+TOPIC_ALREADY_EXISTS, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC = 36, 29, 3
 
 
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -93,13 +97,15 @@ class Publisher:
 
 
 async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, replication: int,
-                        topics: Sequence[Topic] = ALL_TOPICS) -> None:
-    """Create the topics that do not exist yet (idempotent, safe to race). A service's principal
-    sees and needs only its own topics; it may not create any, so in a secured deployment the
-    admin creates them first (deploy/infra.sh up, compose's kafka-setup, the test fixtures)."""
+                        topics: Sequence[Topic] = ALL_TOPICS, retention_ms: int = UNLIMITED) -> None:
+    """Create the topics that do not exist yet (idempotent, safe to race), with an explicit retention
+    (never the broker's default of a week). A service's principal sees and needs only its own
+    topics; it may not create any, so in a secured deployment the admin creates them first
+    (deploy/infra.sh up, compose's kafka-setup, the Helm chart's setup job, the test fixtures)."""
     async with admin_client(kafka) as admin:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(qualified(t, namespace), num_partitions=partitions, replication_factor=replication)
+        wanted = [NewTopic(qualified(t, namespace), num_partitions=partitions, replication_factor=replication,
+                           topic_configs=retention_configs(retention_ms))
                   for t in topics if qualified(t, namespace) not in existing]
         if not wanted:
             return
@@ -108,3 +114,53 @@ async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, r
     if refused:
         raise RuntimeError(f"topics {', '.join(refused)} are missing and {kafka.kafka_username or 'this client'} "
                            f"may not create them: create them with the admin principal (deploy/infra.sh up does)")
+
+
+async def retention_findings(kafka: KafkaSettings, names: Sequence[str],
+                             retention_ms: int) -> dict[str, dict[str, str]]:
+    """Each topic whose retention differs from what it was meant to have, with what the broker has
+    (config -> value), or {"error": ...} when the broker would not tell (this principal lacks
+    DESCRIBE_CONFIGS on it). Topics as wanted are left out."""
+    wanted = retention_configs(retention_ms)
+    async with admin_client(kafka) as admin:
+        described = await _describe(admin, names, wanted)
+    findings = {}
+    for code, message, _kind, name, entries in described:
+        found = {"error": f"{code} {message or ''}".strip()} if code else retention_differences(
+            wanted, {entry[0]: entry[1] for entry in entries})
+        if found:
+            findings[name] = found
+    return findings
+
+
+async def warn_about_retention(kafka: KafkaSettings, names: Sequence[str], retention_ms: int) -> dict[str, dict]:
+    """Say at start-up when a topic would delete events a replay needs. Only says: the topics are the
+    admin's, and a service runs the same whatever their retention."""
+    try:
+        findings = await retention_findings(kafka, names, retention_ms)
+    except Exception as exc:  # a check, not a condition of starting
+        log.warning("topic retention not checked", topics=list(names), error=str(exc))
+        return {}
+    wanted = retention_configs(retention_ms)
+    for topic, found in findings.items():
+        if "error" in found:
+            log.warning("topic retention not checked: the broker refused to describe the topic's configuration "
+                        "(grant DESCRIBE_CONFIGS on it)", topic=topic, error=found["error"])
+        else:
+            log.warning("topic keeps events otherwise than TOPIC_RETENTION_MS says: events it deletes cannot be "
+                        "replayed", topic=topic, found=found, topic_retention_ms=retention_ms,
+                        fix=f"kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config "
+                            + ",".join(f"{name}={wanted[name]}" for name in found))
+    return findings
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: Sequence[str], configs: dict[str, str]) -> list[tuple]:
+    """The configs of the topics: (error code, message, kind, name, entries) each. A topic created a
+    moment ago may be unknown yet to the broker that answers: asked again for up to five seconds."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(configs)) for name in names]
+    for _ in range(20):
+        described = [r for response in await admin.describe_configs(resources) for r in response.resources]
+        if all(code != UNKNOWN_TOPIC for code, *_ in described):
+            break
+        await asyncio.sleep(0.25)
+    return described

@@ -21,12 +21,12 @@ from cx_shared.consumer import Consumer, Handler
 from cx_shared.doorbell import Doorbells
 from cx_shared.events import Event
 from cx_shared.http import install_body_limit, install_correlation, install_problem_handlers, ops_router
-from cx_shared.kafka import Publisher, broker_security, ensure_topics
+from cx_shared.kafka import Publisher, broker_security, ensure_topics, warn_about_retention
 from cx_shared.logging import configure_logging, get_logger
 from cx_shared.outbox import OutboxRelay, adds_events
 from cx_shared.query_audit import QueryAudit
 from cx_shared.settings import ServiceSettings
-from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, Topic
+from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, Topic, qualified
 
 log = get_logger(__name__)
 
@@ -98,7 +98,10 @@ class Service:
         app.state.storage = self.storage
         if hasattr(self.storage, "init"):
             await self.storage.init()
-        await ensure_topics(s, s.topic_namespace, s.topic_partitions, s.topic_replication, self.topics_used())
+        await ensure_topics(s, s.topic_namespace, s.topic_partitions, s.topic_replication, self.topics_used(),
+                            s.topic_retention_ms)
+        await warn_about_retention(s, [qualified(t, s.topic_namespace) for t in self.topics_used()],
+                                   s.topic_retention_ms)
         await self.publisher.start()
         self.consumer = Consumer(self.handlers, self.storage, self.publisher, source=s.source,
                                  group=s.consumer_group, namespace=s.topic_namespace,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cx_shared.topics import consumer_group, service_source
+from cx_shared.topics import UNLIMITED, consumer_group, service_source
 
 
 # Published here, so it protects nothing: accepted only for local development (see refusals()).
@@ -61,6 +61,8 @@ class ServiceSettings(KafkaSettings):
     topic_namespace: str = ""
     topic_partitions: int = 3
     topic_replication: int = 1
+    # How long topics created at deployment keep events (-1: without time limit, for replays).
+    topic_retention_ms: int = UNLIMITED
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
@@ -84,6 +86,14 @@ class ServiceSettings(KafkaSettings):
     consumer_concurrency: int = 32
     consumer_backoff_seconds: float = 0.2
     consumer_backoff_max_seconds: float = 30.0
+
+    @field_validator("topic_retention_ms")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value != UNLIMITED and value < 1:
+            raise ValueError("TOPIC_RETENTION_MS must be -1 (keep events without time limit) "
+                             "or a positive number of milliseconds")
+        return value
 
     @model_validator(mode="after")
     def _default_database(self) -> ServiceSettings:

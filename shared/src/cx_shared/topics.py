@@ -51,6 +51,23 @@ ALL_TOPICS: tuple[Topic, ...] = (APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS
 PRODUCT_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t is not DEAD_LETTERS)
 
 
+# Retention: every topic keeps its events without time limit by default (TOPIC_RETENTION_MS=-1),
+# so that a service's read model can be rebuilt, or a new subscriber catch up, from the first event.
+UNLIMITED = -1
+
+
+def retention_configs(retention_ms: int = UNLIMITED) -> dict[str, str]:
+    """The topic configuration a topic is created with, and that a service expects to find:
+    events are deleted only after retention_ms (never with -1), never for size, never compacted
+    (a compacted topic keeps only the last event of each exchange)."""
+    return {"retention.ms": str(retention_ms), "retention.bytes": str(UNLIMITED), "cleanup.policy": "delete"}
+
+
+def retention_differences(wanted: dict[str, str], found: dict[str, str]) -> dict[str, str]:
+    """What the broker has (name -> value) where it differs from what is wanted."""
+    return {name: found.get(name, "unknown") for name, value in wanted.items() if found.get(name) != value}
+
+
 def qualified(topic: Topic | str, namespace: str = "") -> str:
     """The topic's name on the broker. A namespace (test runs sharing one broker) is a suffix,
     `cx.applications.v1.t1a2b`, so the ACLs on the prefix `cx.applications.v1.` cover it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ class ServiceProcess:
         self.name, self.env, self.log_dir = name, dict(env), log_dir
         self.port = int(self.env.setdefault("HTTP_PORT", str(free_port())))
         self.proc: subprocess.Popen | None = None
+        self._log_start = 0  # where this run's lines begin in the (appended) log file
 
     @property
     def url(self) -> str:
@@ -34,10 +36,22 @@ class ServiceProcess:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_PASSWORD_")}
         env = {**inherited, **self.env, **overrides}
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{self.name}-{self.port}.log", "ab")
+        log = open(self.log_path, "ab")
+        self._log_start = log.tell()
         self.proc = subprocess.Popen([sys.executable, "-m", self.name], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.wait_ready(timeout)
         return self
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}-{self.port}.log"
+
+    def log_records(self) -> list[dict]:
+        """The JSON log records this process wrote since it was last started (LOG_JSON=true)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            lines = log.read().decode(errors="replace").splitlines()
+        return [record for line in lines if (record := _json_object(line)) is not None]
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -65,3 +79,11 @@ class ServiceProcess:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def _json_object(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # a line some library printed as text
+        return None
+    return record if isinstance(record, dict) else None
