@@ -65,6 +65,8 @@ def ops(service: str) -> list[Route]:
             Route(service, "GET", "/health/ready", EVERYBODY, why="probe"),
             Route(service, "GET", "/asyncapi.json", EVERYBODY, why="the event catalog is public"),
             Route(service, "GET", "/asyncapi", EVERYBODY, why="the event catalog is public"),
+            Route(service, "GET", "/metrics", EVERYBODY,
+                  why="Prometheus scrapes without a token; kept off the public ingress (README, Monitoring)"),
             Route(service, "POST", "/dev/tokens", EVERYBODY, body=lambda s: {"subject": "x", "roles": ["visitor"]},
                   why="on only in local development (DEV_TOKENS); off, it answers 404 to all")]
 

@@ -12,12 +12,14 @@ committed once all of it is done.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 
+from cx_shared import metrics, tracing
 from cx_shared.envelope import Envelope, MalformedMessage
 from cx_shared.events import Event
 from cx_shared.kafka import Publisher
@@ -115,22 +117,27 @@ class Consumer:
             await self.dead_letter(record, "forged", why)
             return
         bind_contextvars(correlation_id=envelope.correlationid, event_id=envelope.id, event_type=envelope.type)
-        await self._handle(record, handler, event, Delivery(envelope, self.source))
+        start = time.perf_counter()
+        with tracing.consuming(envelope.type, envelope.traceparent, envelope.tracestate):
+            outcome = await self._handle(record, handler, event, Delivery(envelope, self.source))
+        metrics.HANDLER_DURATION.labels(envelope.type).observe(time.perf_counter() - start)
+        metrics.CONSUMED.labels(envelope.type, outcome).inc()
 
-    async def _handle(self, record: Record, handler: Handler, event: Event, delivery: Delivery) -> None:
+    async def _handle(self, record: Record, handler: Handler, event: Event, delivery: Delivery) -> str:
+        """`handled`, or `dead_lettered` after CONSUMER_MAX_ATTEMPTS failures."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 await handler(event, delivery, self.deps)
-                return
+                return "handled"
             except TRANSIENT as exc:  # the database or broker is away: wait, never dead-letter
                 log.warning("transient failure, retrying", attempt=attempt, error=repr(exc))
             except Exception as exc:
                 if attempt >= self.max_attempts:
                     log.exception("handler keeps failing, dead-lettering", attempts=attempt)
                     await self.dead_letter(record, "poison", f"{type(exc).__name__}: {exc}")
-                    return
+                    return "dead_lettered"
                 log.warning("handler failed, retrying", attempt=attempt, error=repr(exc))
             await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), self.backoff_max))
 
@@ -145,3 +152,5 @@ class Consumer:
             ("dlq_consumer_group", self.group.encode()),
         ]
         await self.publisher.send_raw(qualified(DEAD_LETTERS, self.namespace), record.value, record.key, headers)
+        ce_type = next((v for k, v in headers if k == "ce_type" and isinstance(v, bytes)), b"")
+        metrics.DEAD_LETTERS.labels(reason, metrics.known_type(ce_type.decode("utf-8", "replace"))).inc()

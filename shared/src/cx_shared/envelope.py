@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cx_shared import tracing
 from cx_shared.events import Event, event_class
 
 SPEC_VERSION = "1.0"
@@ -39,6 +40,9 @@ class Envelope(BaseModel):
     causationid: str | None = None
     topic: str
     data: dict[str, Any]
+    # The CloudEvents distributed-tracing extension: the W3C context of the span that made the event.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @classmethod
     def wrap(cls, event: Event, *, source: str, subject: str, correlation_id: str | None = None,
@@ -46,7 +50,7 @@ class Envelope(BaseModel):
         envelope_id = str(uuid.uuid4())
         return cls(id=envelope_id, source=source, type=event.ce_type(), subject=subject,
                    correlationid=correlation_id or envelope_id, causationid=causation_id,
-                   topic=event.topic.name, data=event.model_dump(mode="json"))
+                   topic=event.topic.name, data=event.model_dump(mode="json"), **tracing.current())
 
     def event(self) -> Event | None:
         """The typed contract, or None for a type this build does not know (forward compatible).
@@ -63,7 +67,8 @@ class Envelope(BaseModel):
     def kafka_headers(self) -> list[tuple[str, bytes]]:
         attrs = {"id": self.id, "source": self.source, "type": self.type, "subject": self.subject,
                  "time": self.time.isoformat(), "specversion": self.specversion,
-                 "correlationid": self.correlationid, "causationid": self.causationid}
+                 "correlationid": self.correlationid, "causationid": self.causationid,
+                 "traceparent": self.traceparent, "tracestate": self.tracestate}
         headers = [(f"ce_{k}", v.encode()) for k, v in attrs.items() if v is not None]
         return headers + [("content-type", self.datacontenttype.encode())]
 
@@ -74,7 +79,8 @@ class Envelope(BaseModel):
         """The form stored in a document's outbox (plain BSON types only); an event too large
         for the broker is refused here, before any outbox holds it."""
         from cx_shared.outbox import refuse_oversized  # here: the outbox module imports this one
-        return refuse_oversized(self.model_dump(mode="json"))
+        untraced = {"traceparent", "tracestate"} if self.traceparent is None else None
+        return refuse_oversized(self.model_dump(mode="json", exclude=untraced))
 
     @classmethod
     def from_outbox(cls, entry: dict[str, Any]) -> Envelope:

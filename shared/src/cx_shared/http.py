@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cx_shared import metrics
 from cx_shared.auth import DEV_ISSUER, issue_token
 from cx_shared.catalog.page import render as catalog_page
 from cx_shared.envelope import Envelope
@@ -150,6 +151,13 @@ def ops_router(service: Any) -> APIRouter:
         status = 200 if not problems else 503
         return JSONResponse({"status": "ready" if not problems else "not ready", "problems": problems},
                             status_code=status)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format, without authentication (scrapers carry no token); see the README
+        (Monitoring) for keeping it off the public ingress."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @router.get("/asyncapi.json")
     async def asyncapi_json() -> dict[str, Any]:

@@ -15,8 +15,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from cx_shared import tracing
 from cx_shared.envelope import Envelope
 from cx_shared.logging import get_logger
+from cx_shared.metrics import PUBLISHED
 from cx_shared.settings import KafkaSettings
 from cx_shared.topics import ALL_TOPICS, UNLIMITED, Topic, qualified, retention_configs, retention_differences
 
@@ -85,11 +87,16 @@ class Publisher:
     async def publish_all(self, envelopes: Sequence[Envelope]) -> None:
         """Append every event in order (one key's events keep their order on its partition),
         then wait once for the broker to acknowledge them all."""
-        acks = [await self._producer.send(
-            qualified(e.topic, self.namespace), value=e.kafka_value(), key=e.subject.encode(),
-            headers=e.kafka_headers()) for e in envelopes]
+        acks = [await self._send(e) for e in envelopes]
         if acks:
             await asyncio.gather(*acks)
+            for e in envelopes:
+                PUBLISHED.labels(e.type).inc()
+
+    async def _send(self, e: Envelope) -> asyncio.Future:
+        with tracing.within(e.traceparent, e.tracestate):  # the producer's span in the event's trace
+            return await self._producer.send(qualified(e.topic, self.namespace), value=e.kafka_value(),
+                                             key=e.subject.encode(), headers=e.kafka_headers())
 
     async def send_raw(self, topic: str, value: bytes | None, key: bytes | None,
                        headers: list[tuple[str, bytes]]) -> None:

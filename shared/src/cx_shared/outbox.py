@@ -33,6 +33,7 @@ from cx_shared.errors import TooLarge
 from cx_shared.kafka import Publisher
 from cx_shared.lease import Lease, new_token
 from cx_shared.logging import get_logger
+from cx_shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 from cx_shared.store import OUTBOX, PARKED, PENDING, RELAY_LEASE, RELAY_TOKEN, SINCE
 
 log = get_logger(__name__)
@@ -129,6 +130,7 @@ class OutboxRelay:
         """The ids of pending documents, the oldest events first (the index finds them)."""
         pending = [d async for d in collection.find({PENDING: True}, {"_id": 1, SINCE: 1})]
         pending.sort(key=lambda d: d.get(SINCE) or datetime.min.replace(tzinfo=UTC))
+        _gauge(collection.name, pending)
         return [d["_id"] for d in pending[:BATCH]]
 
     async def _publish(self, collection, ids: Sequence[tuple], take) -> int:
@@ -206,6 +208,13 @@ class OutboxRelay:
             await collection.update_one({"_id": doc_id}, {"$pullAll": {OUTBOX: entries}})
             if token:
                 await collection.update_one({"_id": doc_id, **mine}, {"$set": released})
+
+
+def _gauge(collection: str, pending: list[dict]) -> None:
+    """The backlog as this poll found it (oldest first): a look-up the poll makes anyway."""
+    since = pending[0].get(SINCE) if pending else None
+    OUTBOX_PENDING.labels(collection).set(len(pending))
+    OUTBOX_OLDEST_AGE.labels(collection).set((datetime.now(UTC) - since).total_seconds() if since else 0)
 
 
 def _retriable(exc: Exception) -> bool:

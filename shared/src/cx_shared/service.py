@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from cx_shared import catalog, openapi
+from cx_shared import catalog, metrics, openapi, tracing
 from cx_shared.consumer import Consumer, Handler
 from cx_shared.doorbell import Doorbells
 from cx_shared.events import Event
@@ -47,7 +47,7 @@ class Service:
         # Settings the lifespan will refuse get no credentials here: nothing connects before that check.
         security = None if settings.kafka_refusals() else broker_security(settings)
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=settings.service_name,
-                                  security=security, logger=None)
+                                  security=security, logger=None, middlewares=_middlewares(settings.service_name))
         self.publisher = Publisher(settings, settings.topic_namespace, settings.service_name)
         self.consumer: Consumer | None = None
         self.storage: Any = None
@@ -73,6 +73,7 @@ class Service:
         async def on_events(bodies: list[bytes], message: KafkaMessage) -> None:
             records: tuple[ConsumerRecord, ...] = message.raw_message  # type: ignore[assignment]
             await self.consumer.consume_batch(records, self.settings.consumer_concurrency)  # type: ignore[union-attr]
+            metrics.observe_lag(message.consumer, records)
 
     def topics_used(self) -> list[Topic]:
         """What this service's principal reads and writes: the only topics it can see."""
@@ -125,6 +126,7 @@ class Service:
             await relay.stop()
             await self.publisher.stop()
             await self.mongo.close()
+            tracing.shutdown()
 
     async def readiness_problems(self) -> list[str]:
         problems = []
@@ -151,7 +153,18 @@ class Service:
         for router in self.routers:
             app.include_router(router)
         install_body_limit(app, self.settings.max_body_bytes)
+        app.add_middleware(metrics.HttpMetrics)  # outermost: a refused body is counted too
+        tracing.instrument_app(app)
         return app
+
+
+def _middlewares(service_name: str) -> tuple:
+    """FastStream's Prometheus middleware always; its telemetry middleware when traces are exported."""
+    provider = tracing.configure(service_name)
+    if provider is None:
+        return (metrics.faststream_middleware(),)
+    from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+    return metrics.faststream_middleware(), KafkaTelemetryMiddleware(tracer_provider=provider)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -23,9 +23,16 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
     "ce_specversion": {"type": "string", "const": SPEC_VERSION},
     "ce_correlationid": {**_TEXT, "description": "shared by every consequence of one request"},
     "ce_causationid": {**_TEXT, "description": "the ce_id of the event that caused it; absent for a request's"},
+    "ce_traceparent": {"type": "string", "description": "W3C Trace Context of the span that made the event (the "
+                       "CloudEvents distributed-tracing extension); only while the producer exports traces"},
+    "ce_tracestate": {"type": "string", "description": "W3C tracestate going with ce_traceparent, when there is one"},
+    "traceparent": {"type": "string", "description": "W3C Trace Context of the producer's publish span (the "
+                    "OpenTelemetry aiokafka instrumentation); only while the producer exports traces"},
+    "tracestate": {"type": "string", "description": "W3C tracestate going with traceparent, when there is one"},
     "content-type": {"type": "string", "const": CONTENT_TYPE},
 }
-ALWAYS_SENT = [name for name in ATTRIBUTES if name != "ce_causationid"]
+OPTIONAL = {"ce_causationid", "ce_traceparent", "ce_tracestate", "traceparent", "tracestate"}
+ALWAYS_SENT = [name for name in ATTRIBUTES if name not in OPTIONAL]
 
 DEAD_LETTER_REASONS = {
     "malformed": "not JSON, missing CloudEvents headers, or data breaking its contract",

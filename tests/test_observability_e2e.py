@@ -1,0 +1,94 @@
+"""Observability of the four running services over real HTTP, Kafka and database: `/metrics`
+moves through an exchange's lifecycle, and with OTEL_EXPORTER_OTLP_ENDPOINT set, one exchange is
+one trace across the services (spans received by a real OTLP/HTTP receiver)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cx_shared.events.applications import ApplicationSubmitted
+from cx_shared.events.assessment import EligibilityChecked, HostAccepted
+from cx_shared.events.grants import GrantCommitted
+from cx_shared.testing.kafka import publish_raw
+from cx_shared.testing.waiting import eventually
+from cx_shared.topics import APPLICATIONS, qualified
+from tests.journey import Journey
+from tests.otlp import OtlpReceiver
+from tests.test_lifecycle_e2e import SERVICES, run_to_committed_grant
+
+pytestmark = pytest.mark.infra
+
+
+def scrape(url: str) -> list:
+    response = httpx.get(f"{url}/metrics", timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return [s for family in text_string_to_metric_families(response.text) for s in family.samples]
+
+
+def total(samples: list, name: str, **labels: str) -> float:
+    return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+
+async def test_metrics_move_through_a_lifecycle(run_service, infra, namespace, token):
+    system = {name: run_service(name) for name in SERVICES}
+    before = {name: scrape(service.url) for name, service in system.items()}
+    journey = Journey(system["applications"].url, token)
+    await run_to_committed_grant(journey, system)
+
+    after = {name: scrape(service.url) for name, service in system.items()}
+    def moved(service: str, name: str, **labels: str) -> bool:
+        return total(after[service], name, **labels) > total(before[service], name, **labels)
+
+    # HTTP, by route template and status (never the path with its ids)
+    assert moved("applications", "http_requests_total", route="/applications", status="201")
+    assert moved("applications", "http_request_duration_seconds_count", route="/applications/{application_id}")
+    assert moved("assessment", "http_requests_total", route="/applications/{application_id}/host-decision")
+    assert not [s for s in after["applications"] if s.labels.get("route", "").startswith("/applications/app")]
+    # events by type: consumed and handled, their handlers timed, published by the relay
+    handled = {"assessment": ApplicationSubmitted, "grants": HostAccepted, "applications": GrantCommitted}
+    for service, event in handled.items():
+        assert moved(service, "cx_events_consumed_total", event_type=event.ce_type(), outcome="handled"), service
+        assert moved(service, "cx_handler_duration_seconds_count", event_type=event.ce_type()), service
+    published = {"applications": ApplicationSubmitted, "assessment": EligibilityChecked, "grants": GrantCommitted}
+    for service, event in published.items():
+        assert moved(service, "cx_events_published_total", event_type=event.ce_type()), service
+    for service in SERVICES:  # FastStream's own middleware counts the records of each batch
+        assert moved(service, "faststream_received_messages_total"), service
+        assert moved(service, "faststream_received_processed_messages_duration_seconds_count"), service
+        lag = [s for s in after[service] if s.name == "cx_consumer_lag"]
+        assert lag and all(s.value >= 0 for s in lag), service
+    outbox = [s for s in after["applications"] if s.name == "cx_outbox_pending"]
+    assert outbox and {s.labels["collection"] for s in outbox}
+    assert [s for s in after["applications"] if s.name == "cx_outbox_oldest_age_seconds"]
+
+    # a malformed record: each consumer counts the dead letter it wrote, by reason and type
+    await publish_raw(infra.kafka, qualified(APPLICATIONS, namespace), b"not json", key=b"poison",
+                      headers=[("ce_id", b"m-1"), ("ce_source", b"/fuzzer"), ("ce_specversion", b"1.0"),
+                               ("ce_type", ApplicationSubmitted.ce_type().encode())])
+    await eventually(lambda: total(scrape(system["assessment"].url), "cx_dead_letters_total", reason="malformed",
+                                   event_type=ApplicationSubmitted.ce_type()) == 1, what="the dead letter counted")
+
+
+async def test_one_exchange_is_one_trace_across_the_services(run_service, token):
+    with OtlpReceiver() as otlp:
+        tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        system = {name: run_service(name, **tracing) for name in SERVICES}
+        journey = Journey(system["applications"].url, token)
+        journey.open_call()
+        journey.enrol_pair()
+        journey.submit()
+
+        def submission():
+            return next((s for s in otlp.spans if s.service == "applications" and s.name == "POST /applications"
+                         and s.attributes.get("http.route") == "/applications"), None)
+        request = await eventually(submission, what="the span of the HTTP request")
+
+        def services_in_trace():
+            spans = otlp.trace(request.trace_id)
+            return {s.service for s in spans} >= {"applications", "assessment", "notifications"} and spans
+        spans = await eventually(services_in_trace, timeout=60, what="the exchange's spans from three services")
+        names = {(s.service, s.name) for s in spans}
+        assert ("assessment", f"handle {ApplicationSubmitted.ce_type()}") in names, names
+        assert any(s.service == "assessment" and s.attributes.get("db.system") for s in spans), names  # PyMongo
