@@ -15,8 +15,9 @@ import pytest
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "clusterxchange-services.json"
 METRICS = {"http_requests_total", "http_request_duration_seconds", "faststream_received_messages_total",
-           "faststream_published_messages_total", "faststream_received_processed_messages_duration_seconds",
-           "cx_consumer_lag", "cx_outbox_pending", "cx_outbox_oldest_age_seconds", "cx_dead_letters_total"}
+           "faststream_received_processed_messages_duration_seconds", "cx_events_consumed_total",
+           "cx_handler_duration_seconds", "cx_events_published_total", "cx_consumer_lag", "cx_outbox_pending",
+           "cx_outbox_oldest_age_seconds", "cx_dead_letters_total"}
 GRAFANA_VARIABLES = {"__rate_interval": "5m", "__interval": "1m", "__range": "6h"}  # what Grafana puts in
 PANEL_TYPES = {"row", "timeseries", "stat", "gauge", "table", "bargauge"}
 

@@ -42,8 +42,9 @@ def configure(service_name: str):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, when set, say more than this default.
-    _provider = TracerProvider(resource=Resource({SERVICE_NAME: service_name}).merge(Resource.create()))
+    # OTEL_RESOURCE_ATTRIBUTES adds to it; OTEL_SERVICE_NAME, when set, names the service instead.
+    name = os.environ.get("OTEL_SERVICE_NAME") or service_name
+    _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # endpoint, headers: OTEL_* variables
     trace.set_tracer_provider(_provider)
     AIOKafkaInstrumentor().instrument(tracer_provider=_provider)
