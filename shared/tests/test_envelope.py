@@ -33,6 +33,22 @@ def test_caused_events_keep_the_correlation():
     assert back.correlationid == first.id and back.causationid == first.id
 
 
+def test_trace_context_rides_as_the_cloudevents_tracing_extension(monkeypatch):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from cx_shared import tracing
+    assert "traceparent" not in withdrawn().to_outbox()  # tracing off: nothing is added to events
+    assert not [k for k, _ in withdrawn().kafka_headers() if "trace" in k]
+    monkeypatch.setattr(tracing, "ENABLED", True)
+    with TracerProvider().get_tracer("test").start_as_current_span("request") as span:
+        env = withdrawn()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert env.traceparent.split("-")[1] == trace_id
+    stored = Envelope.from_outbox(env.to_outbox())
+    back = Envelope.from_kafka("t", stored.kafka_headers(), stored.kafka_value())
+    assert back.traceparent == env.traceparent  # through the outbox and the ce_traceparent header
+
+
 @pytest.mark.parametrize("value, message", [
     (b"not json", "value is not JSON"),
     (b"[1, 2]", "value must be a JSON object"),
