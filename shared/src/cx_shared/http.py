@@ -152,7 +152,8 @@ def ops_router(service: Any) -> APIRouter:
         return JSONResponse({"status": "ready" if not problems else "not ready", "problems": problems},
                             status_code=status)
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get("/metrics", response_class=Response, responses={200: {
+        "description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def prometheus_metrics() -> Response:
         """Prometheus text format, without authentication (scrapers carry no token); see the README
         (Monitoring) for keeping it off the public ingress."""
