@@ -123,6 +123,9 @@ def test_each_service_runs_with_probes_resources_and_a_disruption_budget(helm, t
         assert deployment["spec"]["replicas"] >= 2 and budgets[name]["spec"]["minAvailable"] == 1
         assert pod["securityContext"]["runAsNonRoot"] and not pod["automountServiceAccountToken"]
         assert container["securityContext"]["readOnlyRootFilesystem"]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"],
+                annotations["prometheus.io/path"]) == ("true", str(port), "/metrics")
     assert of_kind(docs, "HorizontalPodAutoscaler") == {}
 
 
