@@ -49,6 +49,7 @@ ClusterXchange is up (logs in .local/logs/). Ctrl-C stops everything.
   assessment     http://127.0.0.1:8002/docs   AsyncAPI http://127.0.0.1:8002/asyncapi
   grants         http://127.0.0.1:8003/docs   AsyncAPI http://127.0.0.1:8003/asyncapi
   notifications  http://127.0.0.1:8004/docs   AsyncAPI http://127.0.0.1:8004/asyncapi
+  metrics        http://127.0.0.1:800{1,2,3,4}/metrics (Prometheus text; traces: set OTEL_EXPORTER_OTLP_ENDPOINT)
   sent mail      ${SMTP_SINK_URL}/messages
   Kafka          ${KAFKA_BOOTSTRAP_SERVERS} (SASL/SCRAM-SHA-512; one principal per service, passwords in
                  .local/kafka-credentials.env)   MongoDB protocol  ${MONGODB_URL}
