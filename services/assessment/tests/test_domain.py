@@ -10,12 +10,13 @@ import pytest
 from cx_shared.errors import Conflict, Forbidden, Invalid
 
 from assessment import domain
-from assessment.domain import Assessor, CallBook, estimate_lump_sum_cents
+from assessment.domain import Assessor, CallBook
+from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 from assessment import rules
 from assessment.rules import RULES, Candidate, Context, Party
 
 OPENS, CLOSES = date(2026, 1, 1), date(2026, 12, 31)
-FIVE_DAYS = estimate_lump_sum_cents(5, "standard")
+FIVE_DAYS = exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 5, "standard").total_cents
 PM = Assessor("pm")
 CONTEXT = Context(OPENS, CLOSES)
 
@@ -70,7 +71,8 @@ def test_duration_above_one_month_fails():
 def test_a_full_month_of_23_working_days_is_not_too_long():
     # 2 March to 1 April 2026 is one month, as the applications service accepts it on submission
     checked, _ = book().admit(candidate(planned_end=date(2026, 4, 1), working_days=23),
-                              estimate_lump_sum_cents(23, "standard"))
+                              exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 23,
+                                                "standard").total_cents)
     assert checked.eligible, checked.outcomes
 
 
@@ -347,10 +349,16 @@ def test_override_needs_a_justification_and_respects_the_envelope():
     assert kinds(facts) == ["Rejected"] and b.envelope_left_cents == FIVE_DAYS
 
 
-def test_estimate_is_travel_plus_days_capped():
-    assert estimate_lump_sum_cents(5, "standard") == 50_000 + 5 * 15_000
-    assert estimate_lump_sum_cents(5, "green") > estimate_lump_sum_cents(5, "standard")
-    assert estimate_lump_sum_cents(22, "green") == domain.ESTIMATE_CAP_CENTS
+def test_an_approval_reserves_exactly_the_lump_sum_it_was_given():
+    b = book(budget=10 * FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    assert b.entries["a1"].reserved_cents == FIVE_DAYS and b.envelope_left_cents == 9 * FIVE_DAYS
+
+
+def test_an_application_without_a_lump_sum_by_rule_is_rejected_with_the_reason():
+    checked, rejected = book().admit(candidate("a1"), LumpSumError("unknown city 'Atlantis' in country 'FR'"))
+    assert not checked.eligible and isinstance(rejected, domain.Rejected)
+    assert checked.outcomes[-1]["rule"] == "lump_sum" and "Atlantis" in rejected.reasons[-1]
 
 
 def test_withdrawal_releases_and_promotes():

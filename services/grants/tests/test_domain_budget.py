@@ -13,8 +13,8 @@ from cx_shared.events.grants import (CommitmentReduced, CommitmentReleased, Gran
 from grants import domain
 from grants.agreement import render_agreement, render_from_commitment, sha256
 from grants.domain import Cause, Parties
-from grants.lump_sums import Location, compute_lump_sum
-from grants.rules import DEFAULT_V1
+from cx_shared.lump_sums import Location, compute_lump_sum
+from cx_shared.lump_sum_rules import DEFAULT_V1
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 BRUSSELS = Location("Brussels", "BE", 50.85045, 4.34878)

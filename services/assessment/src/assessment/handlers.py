@@ -10,8 +10,9 @@ from cx_shared.events.applications import (ApplicationSubmitted, ApplicationWith
                                            OrganisationEnrolled, OrganisationUpdated)
 from cx_shared.events.grants import CommitmentReleased, GrantRefused
 from cx_shared.logging import get_logger
+from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 
-from assessment.domain import WAITLISTED, CallBook, estimate_lump_sum_cents
+from assessment.domain import WAITLISTED, CallBook
 from assessment.rules import Candidate, Party
 from assessment.storage import Storage
 from assessment.workflow import CallMissing, Needs, act_on_call, admit
@@ -26,9 +27,20 @@ def candidate_of(event: ApplicationSubmitted) -> Candidate:
                      event.planned_end, event.working_days, event.submitted_at.date(), event.offer_id)
 
 
+def price_of(event: ApplicationSubmitted):
+    """The exchange's lump sum by a rule set: what grants will commit for these very facts."""
+    def price(rule_set_version: str) -> int | LumpSumError:
+        try:
+            return exchange_lump_sum(rule_set_version, (event.visitor.city, event.visitor.country),
+                                     (event.host.city, event.host.country), event.working_days,
+                                     event.travel_mode).total_cents
+        except LumpSumError as exc:
+            return exc
+    return price
+
+
 async def admission(event: ApplicationSubmitted, storage: Storage, wrap, cause: str) -> None:
-    estimate = estimate_lump_sum_cents(event.working_days, str(event.travel_mode))
-    await admit(storage, event.call_id, candidate_of(event), estimate, wrap, processed=cause)
+    await admit(storage, event.call_id, candidate_of(event), price_of(event), wrap, processed=cause)
 
 
 def caused_by(delivery: Delivery):
@@ -37,7 +49,8 @@ def caused_by(delivery: Delivery):
 
 async def on_call_published(event: CallPublished, delivery: Delivery, storage: Storage) -> None:
     book = CallBook.open(event.call_id, event.partnership_id, event.opens_on, event.closes_on, event.budget_cents,
-                         event.assessment_mode, event.eligible_countries, event.eligibility_rule_set)
+                         event.assessment_mode, event.eligible_countries, event.eligibility_rule_set,
+                         event.lump_sum_rule_set)
     await storage.open_call(book)
     # Applications that arrived before their call (another partition) are assessed now, in
     # the order they arrived, each caused by its own submission (so it is admitted once).

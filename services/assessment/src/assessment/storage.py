@@ -104,6 +104,8 @@ def entry_state(entry: Entry) -> dict[str, Any]:
 
 
 def entry_of(state: dict[str, Any]) -> Entry:
+    if "estimate_cents" in state:  # stored before the one lump-sum rule: the field's old name
+        state = {"lump_sum_cents": state["estimate_cents"], **state}
     fields = {k: v for k, v in state.items() if k in Entry.__dataclass_fields__}
     return Entry(**{**fields, "planned_start": date.fromisoformat(state["planned_start"]),
                     "planned_end": date.fromisoformat(state["planned_end"])})

@@ -19,6 +19,7 @@ from cx_shared import tally
 from cx_shared.envelope import Envelope
 from cx_shared.errors import NotFound
 from cx_shared.events import Event
+from cx_shared.lump_sums import LumpSumError
 from cx_shared.races import Turns, until_stored
 
 from assessment.contracts import event_of, subject_of
@@ -28,6 +29,7 @@ from assessment.storage import (SWEEP_EVERY, Change, Pending, Storage, book_of, 
                                 entry_state, envelope_state, pending_entry, pending_of)
 
 Action = Callable[[CallBook], list[Any]]
+Price = Callable[[str], int | LumpSumError]  # lump-sum rule set version -> cents, or why none
 Wrap = Callable[[Event, str], Envelope]  # (event, subject) -> envelope in the right correlation
 Exchange = tuple[str, date, date]
 
@@ -70,13 +72,16 @@ async def act_on_call(storage: Storage, call_id: str, action: Action, wrap: Wrap
     return await _decide(storage, call_id, lambda book, _: action(book), wrap, processed, needs)
 
 
-async def admit(storage: Storage, call_id: str, candidate: Candidate, estimate_cents: int, wrap: Wrap,
+async def admit(storage: Storage, call_id: str, candidate: Candidate, lump_sum: int | Price, wrap: Wrap,
                 processed: str | None = None) -> tuple[CallBook, list[Any]] | None:
-    """Eligibility and the first decision: constant work, whatever the size of the call."""
+    """Eligibility and the first decision: constant work, whatever the size of the call.
+    ``lump_sum``: cents, or the price by the call's lump-sum rule set (known from the call)."""
     needs = Needs(candidate.application_id, visitor_id=candidate.visitor.organisation_id, offer_id=candidate.offer_id)
-    return await _decide(storage, call_id,
-                         lambda book, loaded: book.admit(candidate, estimate_cents, loaded.elsewhere),
-                         wrap, processed, needs)
+
+    def decide(book: CallBook, loaded: Loaded) -> list[Any]:
+        cents = lump_sum(book.lump_sum_rule_set) if callable(lump_sum) else lump_sum
+        return book.admit(candidate, cents, loaded.elsewhere)
+    return await _decide(storage, call_id, decide, wrap, processed, needs)
 
 
 async def _decide(storage: Storage, call_id: str, decide: Callable[[CallBook, Loaded], list[Any]], wrap: Wrap,

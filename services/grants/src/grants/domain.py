@@ -22,8 +22,8 @@ from cx_shared.events.grants import (REASON_MAX, BudgetToppedUp, CommitmentReduc
                                      GrantAgreementAccepted, GrantAgreementIssued, GrantCommitted, GrantRefused,
                                      PaymentOrdered, PaymentSettled)
 
-from grants.lump_sums import LumpSum, final_lump_sum, prefinancing_cents
-from grants.rules import LumpSumRuleSet
+from cx_shared.lump_sums import LumpSum, final_lump_sum, prefinancing_cents
+from cx_shared.lump_sum_rules import LumpSumRuleSet
 
 # ---------------------------------------------------------------------------------------------
 # Budget, ledger, commitments

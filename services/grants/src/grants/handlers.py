@@ -22,7 +22,7 @@ from cx_shared.logging import get_logger
 from grants import domain
 from grants.budgeting import act_on_exchange
 from grants.domain import Cause, Parties
-from grants.rules import rule_set
+from cx_shared.lump_sum_rules import rule_set
 from grants.storage import Storage
 from grants.use_cases import release, settle_exchange, wrapper
 

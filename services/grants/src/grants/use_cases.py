@@ -21,8 +21,8 @@ from grants import domain
 from grants.agreement import agreement_path, render_agreement, render_from_commitment, sha256
 from grants.budgeting import Wrap, act_on_exchange
 from grants.domain import Cause, Parties
-from grants.lump_sums import Location, LumpSum, LumpSumError, compute_lump_sum, prefinancing_cents
-from grants.rules import UnknownRuleSet, rule_set
+from cx_shared.lump_sums import Location, LumpSum, LumpSumError, compute_lump_sum, prefinancing_cents
+from cx_shared.lump_sum_rules import UnknownRuleSet, rule_set
 from grants.storage import REFUSED, Storage
 
 log = get_logger(__name__)
