@@ -369,6 +369,39 @@ def test_withdrawal_releases_and_promotes():
     assert b.withdrawn("a1") == []
 
 
+def test_d_a_cancelled_application_frees_its_reservation_and_is_never_promoted():
+    """Issue 13 (d): application.cancelled releases the place and closes the entry."""
+    b = book(budget=FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.admit(candidate("a2"), FIVE_DAYS)
+    b.admit(candidate("a3"), FIVE_DAYS)
+    assert b.cancelled("a3") == []  # waitlisted, cancelled: it leaves the waitlist
+    assert [f.application_id for f in b.cancelled("a1")] == ["a2"]  # approved, cancelled: a2 moves up
+    assert b.entries["a1"].status == b.entries["a3"].status == "cancelled" and b.envelope_left_cents == 0
+    assert b.cancelled("a1") == [] and b.waiting == 0
+
+
+def test_c_a_top_up_promotes_the_waitlist_in_order():
+    """Issue 13 (c): budget.topped_up grows the envelope and moves the waitlist."""
+    b = book(budget=FIVE_DAYS)
+    for app in ("a1", "a2", "a3"):
+        b.admit(candidate(app), FIVE_DAYS)
+    promoted = b.topped_up(FIVE_DAYS + FIVE_DAYS // 2)
+    assert [f.application_id for f in promoted] == ["a2"] and b.envelope_left_cents == FIVE_DAYS // 2
+    assert b.budget_cents == 2 * FIVE_DAYS + FIVE_DAYS // 2 and b.entries["a3"].status == "waitlisted"
+
+
+def test_c_a_reduced_commitment_returns_its_part_and_promotes():
+    """Issue 13 (c): commitment.reduced (a shorter exchange) returns that part of the reservation."""
+    b = book(budget=FIVE_DAYS + FIVE_DAYS // 2)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.admit(candidate("a2"), FIVE_DAYS)
+    b.host_decides("a1", "h-a1", True)
+    assert [f.application_id for f in b.commitment_reduced("a1", FIVE_DAYS // 2)] == ["a2"]
+    assert b.entries["a1"].reserved_cents == FIVE_DAYS - FIVE_DAYS // 2 and b.envelope_left_cents == 0
+    assert b.commitment_reduced("unknown", 1) == []
+
+
 def test_duplicate_submission_changes_nothing():
     b = book()
     b.admit(candidate("a1"), FIVE_DAYS)

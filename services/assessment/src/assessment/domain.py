@@ -32,8 +32,8 @@ AUTOMATIC, PANEL = "automatic", "panel"
 QUEUED, SCORED, APPEALED = "queued", "scored", "appealed"
 APPROVED, WAITLISTED, REJECTED = "approved", "waitlisted", "rejected"
 HOST_ACCEPTED, HOST_DECLINED = "host_accepted", "host_declined"
-WITHDRAWN, RELEASED = "withdrawn", "released"
-CLOSED = {REJECTED, HOST_DECLINED, WITHDRAWN, RELEASED}
+WITHDRAWN, RELEASED, CANCELLED = "withdrawn", "released", "cancelled"
+CLOSED = {REJECTED, HOST_DECLINED, WITHDRAWN, RELEASED, CANCELLED}
 HOLDS_PLACE = {APPROVED, HOST_ACCEPTED}
 
 # Every version stays in the call's envelope (decisions keep the version they were taken
@@ -402,13 +402,35 @@ class CallBook:
         self._release(entry)
         return [self._put_on_waitlist(entry, [f"grant refused: {reason}"])]
 
-    def withdrawn(self, application_id: str) -> list[Any]:
+    def withdrawn(self, application_id: str, status: str = WITHDRAWN) -> list[Any]:
+        """The visitor withdrew (or, ``CANCELLED``, the programme cancelled) the application:
+        its reservation goes back to the envelope and the waitlist moves."""
         entry = self.entries.get(application_id)
         if entry is None or entry.status in CLOSED:
             return []
         self._release(entry)
-        self._move(entry, WITHDRAWN)
+        self._move(entry, status)
         entry.claims = []
+        return self._promote()
+
+    def cancelled(self, application_id: str) -> list[Any]:
+        return self.withdrawn(application_id, CANCELLED)
+
+    def topped_up(self, amount_cents: int) -> list[Any]:
+        """Grants added money to the call's budget: the envelope grows and the waitlist moves."""
+        self.budget_cents += amount_cents
+        self.envelope_left_cents += amount_cents
+        return self._promote()
+
+    def commitment_reduced(self, application_id: str, released_cents: int) -> list[Any]:
+        """A shorter exchange earned less: grants returned part of its commitment, so the same
+        part of its reservation goes back to the envelope, and the waitlist moves."""
+        entry = self.entries.get(application_id)
+        if entry is None or entry.status not in HOLDS_PLACE:
+            return []
+        back = min(released_cents, entry.reserved_cents)
+        entry.reserved_cents -= back
+        self.envelope_left_cents += back
         return self._promote()
 
     # --- appeal and override ----------------------------------------------------------------
@@ -442,7 +464,7 @@ class CallBook:
         entry = self.entry(application_id)
         if partial := _partiality(entry, by):
             raise partial
-        if entry.status in {HOST_ACCEPTED, HOST_DECLINED, WITHDRAWN, RELEASED}:
+        if entry.status in {HOST_ACCEPTED, HOST_DECLINED, WITHDRAWN, RELEASED, CANCELLED}:
             raise Conflict(f"application {application_id} is {entry.status}; its decision can no longer change")
         why = dict(overridden_by=by.subject, justification=justification)
         reasons = [f"decision overridden by {by.subject}: {justification}"]

@@ -6,9 +6,9 @@ from typing import Any
 
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import (ApplicationSubmitted, ApplicationWithdrawn, CallPublished,
-                                           OrganisationEnrolled, OrganisationUpdated)
-from cx_shared.events.grants import CommitmentReleased, GrantRefused
+from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
+                                           CallPublished, OrganisationEnrolled, OrganisationUpdated)
+from cx_shared.events.grants import BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantRefused
 from cx_shared.logging import get_logger
 from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 
@@ -84,6 +84,23 @@ async def on_application_withdrawn(event: ApplicationWithdrawn, delivery: Delive
                    Needs(event.application_id, statuses=(WAITLISTED,)))
 
 
+async def on_application_cancelled(event: ApplicationCancelled, delivery: Delivery, storage: Storage) -> None:
+    await _on_call(event.call_id, lambda book: book.cancelled(event.application_id), delivery, storage,
+                   Needs(event.application_id, statuses=(WAITLISTED,)))
+
+
+async def on_budget_topped_up(event: BudgetToppedUp, delivery: Delivery, storage: Storage) -> None:
+    # Not ignored when the call is not known yet (its CallPublished is on another topic): the
+    # consumer tries again, so the money reaches the envelope once the call is there.
+    await act_on_call(storage, event.call_id, lambda book: book.topped_up(event.amount_cents), caused_by(delivery),
+                      processed=delivery.event_id, needs=Needs(statuses=(WAITLISTED,)))
+
+
+async def on_commitment_reduced(event: CommitmentReduced, delivery: Delivery, storage: Storage) -> None:
+    await _on_call(event.call_id, lambda book: book.commitment_reduced(event.application_id, event.released_cents),
+                   delivery, storage, Needs(event.application_id, statuses=(WAITLISTED,)))
+
+
 async def on_commitment_released(event: CommitmentReleased, delivery: Delivery, storage: Storage) -> None:
     await _on_call(event.call_id, lambda book: book.commitment_released(event.application_id, event.reason),
                    delivery, storage, Needs(event.application_id, statuses=(WAITLISTED,)))
@@ -105,6 +122,9 @@ HANDLERS: dict[type, Any] = {
     CallPublished: on_call_published,
     ApplicationSubmitted: on_application_submitted,
     ApplicationWithdrawn: on_application_withdrawn,
+    ApplicationCancelled: on_application_cancelled,
+    BudgetToppedUp: on_budget_topped_up,
+    CommitmentReduced: on_commitment_reduced,
     CommitmentReleased: on_commitment_released,
     GrantRefused: on_grant_refused,
 }
