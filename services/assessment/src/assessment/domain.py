@@ -386,11 +386,14 @@ class CallBook:
 
     # --- money moves in grants -------------------------------------------------------------
 
-    def commitment_released(self, application_id: str, reason: str) -> list[Any]:
-        """A withdrawal or cancellation freed money: the first waitlisted move up."""
+    def commitment_released(self, application_id: str, reason: str, released_cents: int | None = None) -> list[Any]:
+        """A withdrawal or cancellation freed money: the first waitlisted move up. Only what
+        grants released comes back (None: all); money already ordered for payment stays spent."""
         entry = self.entries.get(application_id)
         if entry is not None and entry.status in HOLDS_PLACE:
-            self._release(entry)
+            back = entry.reserved_cents if released_cents is None else min(released_cents, entry.reserved_cents)
+            entry.reserved_cents -= back
+            self.envelope_left_cents += back
             self._move(entry, RELEASED, [f"commitment released: {reason}"])
         return self._promote()
 

@@ -52,15 +52,21 @@ async def on_call_published(event: CallPublished, delivery: Delivery, storage: S
                          event.assessment_mode, event.eligible_countries, event.eligibility_rule_set,
                          event.lump_sum_rule_set)
     await storage.open_call(book)
-    # Applications that arrived before their call (another partition) are assessed now, in
-    # the order they arrived, each caused by its own submission (so it is admitted once).
+    # Applications (and top-ups) that arrived before their call (another partition or topic)
+    # are taken now, in the order they arrived, each caused by its own event (so once).
     for doc in await storage.submissions_of_call(event.call_id):
         submitted = ApplicationSubmitted.model_validate(doc["data"])
+        await admission(submitted, storage, in_its_correlation(delivery, doc), doc["event_id"])
+    for doc in await storage.top_ups_of_call(event.call_id):
+        await top_up(storage, event.call_id, doc["amount_cents"], in_its_correlation(delivery, doc), doc["event_id"])
 
-        def in_its_correlation(ev, subject, doc=doc) -> Envelope:
-            return Envelope.wrap(ev, source=delivery.source, subject=subject,
-                                 correlation_id=doc["correlation_id"], causation_id=doc["event_id"])
-        await admission(submitted, storage, in_its_correlation, doc["event_id"])
+
+def in_its_correlation(delivery: Delivery, doc: dict):
+    """Events caused by a kept event, in that event's correlation."""
+    def wrap(ev, subject) -> Envelope:
+        return Envelope.wrap(ev, source=delivery.source, subject=subject, correlation_id=doc["correlation_id"],
+                             causation_id=doc["event_id"])
+    return wrap
 
 
 async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
@@ -89,11 +95,18 @@ async def on_application_cancelled(event: ApplicationCancelled, delivery: Delive
                    Needs(event.application_id, statuses=(WAITLISTED,)))
 
 
+async def top_up(storage: Storage, call_id: str, amount_cents: int, wrap, cause: str) -> None:
+    await act_on_call(storage, call_id, lambda book: book.topped_up(amount_cents), wrap, processed=cause,
+                      needs=Needs(statuses=(WAITLISTED,)))
+
+
 async def on_budget_topped_up(event: BudgetToppedUp, delivery: Delivery, storage: Storage) -> None:
-    # Not ignored when the call is not known yet (its CallPublished is on another topic): the
-    # consumer tries again, so the money reaches the envelope once the call is there.
-    await act_on_call(storage, event.call_id, lambda book: book.topped_up(event.amount_cents), caused_by(delivery),
-                      processed=delivery.event_id, needs=Needs(statuses=(WAITLISTED,)))
+    try:
+        await top_up(storage, event.call_id, event.amount_cents, caused_by(delivery), delivery.event_id)
+    except CallMissing:  # its CallPublished is still on its way (another topic): kept for it
+        await storage.keep_top_up(event.call_id, event.amount_cents, delivery.envelope)
+        if await storage.envelope(event.call_id) is not None:  # opened meanwhile, perhaps before the keep
+            await top_up(storage, event.call_id, event.amount_cents, caused_by(delivery), delivery.event_id)
 
 
 async def on_commitment_reduced(event: CommitmentReduced, delivery: Delivery, storage: Storage) -> None:
@@ -102,7 +115,8 @@ async def on_commitment_reduced(event: CommitmentReduced, delivery: Delivery, st
 
 
 async def on_commitment_released(event: CommitmentReleased, delivery: Delivery, storage: Storage) -> None:
-    await _on_call(event.call_id, lambda book: book.commitment_released(event.application_id, event.reason),
+    await _on_call(event.call_id, lambda book: book.commitment_released(event.application_id, event.reason,
+                                                                         event.released_cents),
                    delivery, storage, Needs(event.application_id, statuses=(WAITLISTED,)))
 
 

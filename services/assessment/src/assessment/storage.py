@@ -64,6 +64,7 @@ from cx_shared.store import PLUMBING, change, new_document
 from assessment.domain import CallBook, Entry, Policy
 
 CALLS, ENTRIES, SUBMISSIONS, ORGANISATIONS = "calls", "entries", "submissions", "organisations"
+EARLY_TOP_UPS = "early_top_ups"
 OUTBOX_COLLECTIONS = [CALLS, ENTRIES]
 PENDING, PENDING_CALL = "pending", "pending_call"
 STORAGE_FIELDS = {"_id", tally.SEQ, tally.CAUSES, PENDING, PENDING_CALL, *PLUMBING}
@@ -154,6 +155,7 @@ class Storage:
         self.calls = db[CALLS]
         self.entries = db[ENTRIES]
         self.submissions = db[SUBMISSIONS]
+        self.early_top_ups = db[EARLY_TOP_UPS]
         self.organisations = db[ORGANISATIONS]
 
     async def init(self) -> None:
@@ -163,6 +165,7 @@ class Storage:
         await self.entries.create_index([("offer_id", ASCENDING)])
         await self.entries.create_index([(PENDING_CALL, ASCENDING)])
         await self.submissions.create_index([("call_id", ASCENDING)])
+        await self.early_top_ups.create_index([("call_id", ASCENDING)])
         await self.organisations.create_index([("owner", ASCENDING)])
 
     # --- reads ----------------------------------------------------------------------------
@@ -235,7 +238,7 @@ class Storage:
     @staticmethod
     def _envelope_update(book: CallBook) -> dict[str, Any]:
         state = envelope_state(book)
-        return {k: state[k] for k in ("envelope_left_cents", "next_arrival", "waiting", "policies")}
+        return {k: state[k] for k in ("budget_cents", "envelope_left_cents", "next_arrival", "waiting", "policies")}
 
     async def _prepare(self, call_id: str, entry: Entry, events: list[Envelope], pending: Pending,
                        replaces: Pending | None, processed: str | None) -> None:
@@ -317,6 +320,17 @@ class Storage:
 
     async def submissions_of_call(self, call_id: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.submissions.find({"call_id": call_id}).sort("received_at", ASCENDING)]
+
+    async def keep_top_up(self, call_id: str, amount_cents: int, envelope: Envelope) -> None:
+        """A top-up that came before its call (grants' topic overtook applications'): applied
+        when the call is opened, caused by its own event (so once)."""
+        with suppress(DuplicateKeyError):
+            await self.early_top_ups.insert_one({"_id": envelope.id, "call_id": call_id, "amount_cents": amount_cents,
+                                                 "event_id": envelope.id, "correlation_id": envelope.correlationid,
+                                                 "received_at": datetime.now(UTC)})
+
+    async def top_ups_of_call(self, call_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.early_top_ups.find({"call_id": call_id}).sort("received_at", ASCENDING)]
 
     # --- organisation owners (conflicts of interest) ----------------------------------------
 
