@@ -9,8 +9,8 @@ for each other (the services race as they would in use; a request the state no l
 is a 409, never a 5xx). Then, at rest (every consumer group caught up, nothing new for a
 while), per call: assessment's reservations of host-accepted or released exchanges equal
 grants' commitments, exchange by exchange; the two budgets and the free money agree; no
-balance is negative; no exchange is stuck; applications' status agrees with grants. A failing
-sequence prints its seed and its steps.
+balance is negative; no exchange is stuck; applications' status agrees with grants; the
+indicators equal grants' ledger. A failing sequence prints its seed and its steps.
 """
 
 from __future__ import annotations
@@ -270,6 +270,7 @@ def check_at_rest(call: Call, system: dict) -> None:
     assert book["envelope_left_cents"] == budget["available_cents"] - approved, (book["envelope_left_cents"], budget)
     assert min(budget[k] for k in ("available_cents", "committed_cents", "paid_cents")) >= 0, budget
     assert book["envelope_left_cents"] >= 0
+    check_indicators(call, system, budget)
     for app in call.apps:
         status, grant = call.status(app), commitments.get(app)
         assert status in MOVING or status in ENDED, f"{app} is stuck in {status}"
@@ -279,6 +280,18 @@ def check_at_rest(call: Call, system: dict) -> None:
         live = grant is not None and grant["state"] == "committed"
         assert live == (status in ("grant_committed", "agreement_signed", "in_progress", "completed", "reported")), \
             (app, status, grant)
+
+
+def check_indicators(call: Call, system: dict, budget: dict) -> None:
+    """The call's indicators (applications) say what grants' ledger says: granted ever, released,
+    ordered, paid and still committed."""
+    ledger = ok("GET", f"{system['grants'].url}/calls/{call.id}/ledger", call.officer)
+    total = {kind: sum(e["amount_cents"] for e in ledger if e["kind"] == kind)
+             for kind in ("commitment", "release", "payment_ordered", "payment_confirmed")}
+    money = ok("GET", f"{call.journey.applications}/indicators?call_id={call.id}", call.journey.manager)["budget"]
+    assert money == {"granted_cents": total["commitment"], "released_cents": total["release"],
+                     "ordered_cents": total["payment_ordered"], "paid_cents": total["payment_confirmed"],
+                     "committed_cents": budget["committed_cents"]}, (money, total, budget)
 
 
 def test_one_budget_truth_over_random_sequences(system, infra, namespace, token):
