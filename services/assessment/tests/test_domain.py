@@ -402,6 +402,27 @@ def test_c_a_reduced_commitment_returns_its_part_and_promotes():
     assert b.commitment_reduced("unknown", 1) == []
 
 
+def test_g_the_calls_last_exchange_day_reaches_the_dates_rule():
+    """Issue 13 (g): CallPublished.exchanges_end_on bounds the exchanges assessment approves."""
+    b = CallBook.open("call-1", "p-1", date(2026, 1, 1), date(2026, 12, 31), 10 * FIVE_DAYS, "automatic",
+                      ["FR", "DE"], "default", exchanges_end_on=date(2026, 3, 5))
+    checked, rejected = b.admit(candidate("a1"), FIVE_DAYS)  # ends 2026-03-06
+    [failed] = [o for o in checked.outcomes if not o["passed"]]
+    assert failed["rule"] == "dates_inside_call" and "2026-03-05" in failed["reason"]
+    assert isinstance(rejected, domain.Rejected)
+
+
+def test_g_the_capacity_the_host_published_limits_its_offer():
+    """Issue 13 (g): an offer's published capacity reaches the host_capacity rule."""
+    b = book()
+    b.admit(candidate("a1", offer_id="offer-7", offer_capacity=1), FIVE_DAYS)
+    checked, rejected = b.admit(candidate("a2", offer_id="offer-7", offer_capacity=1), FIVE_DAYS)
+    [failed] = [o for o in checked.outcomes if not o["passed"]]
+    assert failed["rule"] == "host_capacity" and "1 of 1" in failed["reason"]
+    checked, _ = b.admit(candidate("a3", offer_id="offer-8", offer_capacity=1), FIVE_DAYS)
+    assert checked.eligible
+
+
 def test_duplicate_submission_changes_nothing():
     b = book()
     b.admit(candidate("a1"), FIVE_DAYS)

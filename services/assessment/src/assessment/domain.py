@@ -167,9 +167,9 @@ class CallBook:
     @classmethod
     def open(cls, call_id: str, partnership_id: str, opens_on: date, closes_on: date, budget_cents: int,
              mode: str, eligible_countries: list[str], rule_set_name: str,
-             lump_sum_rule_set: str = "default-v1") -> CallBook:
+             lump_sum_rule_set: str = "default-v1", exchanges_end_on: date | None = None) -> CallBook:
         mode = PANEL if mode == PANEL else AUTOMATIC
-        first = Policy(1, rule_set_name, default_rules(eligible_countries))
+        first = Policy(1, rule_set_name, default_rules(eligible_countries, exchanges_end_on))
         return cls(call_id, partnership_id, opens_on, closes_on, budget_cents, mode, budget_cents, [first],
                    lump_sum_rule_set=lump_sum_rule_set)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished, OrganisationEnrolled, OrganisationUpdated)
+                                           CallPublished, OfferPublished, OrganisationEnrolled, OrganisationUpdated)
 from cx_shared.events.grants import BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantRefused
 from cx_shared.logging import get_logger
 from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
@@ -40,7 +41,10 @@ def price_of(event: ApplicationSubmitted):
 
 
 async def admission(event: ApplicationSubmitted, storage: Storage, wrap, cause: str) -> None:
-    await admit(storage, event.call_id, candidate_of(event), price_of(event), wrap, processed=cause)
+    candidate = candidate_of(event)
+    if event.offer_id:  # the host's published places on the offer, for the host_capacity rule
+        candidate = replace(candidate, offer_capacity=await storage.offer_capacity(event.offer_id))
+    await admit(storage, event.call_id, candidate, price_of(event), wrap, processed=cause)
 
 
 def caused_by(delivery: Delivery):
@@ -50,7 +54,7 @@ def caused_by(delivery: Delivery):
 async def on_call_published(event: CallPublished, delivery: Delivery, storage: Storage) -> None:
     book = CallBook.open(event.call_id, event.partnership_id, event.opens_on, event.closes_on, event.budget_cents,
                          event.assessment_mode, event.eligible_countries, event.eligibility_rule_set,
-                         event.lump_sum_rule_set)
+                         event.lump_sum_rule_set, event.exchanges_end_on)
     await storage.open_call(book)
     # Applications (and top-ups) that arrived before their call (another partition or topic)
     # are taken now, in the order they arrived, each caused by its own event (so once).
@@ -130,10 +134,15 @@ async def on_organisation(event: OrganisationEnrolled, delivery: Delivery, stora
     await storage.keep_owner(event.organisation_id, event.owner, event.revision)
 
 
+async def on_offer_published(event: OfferPublished, delivery: Delivery, storage: Storage) -> None:
+    await storage.keep_offer(event.offer_id, event.capacity)
+
+
 HANDLERS: dict[type, Any] = {
     OrganisationEnrolled: on_organisation,
     OrganisationUpdated: on_organisation,
     CallPublished: on_call_published,
+    OfferPublished: on_offer_published,
     ApplicationSubmitted: on_application_submitted,
     ApplicationWithdrawn: on_application_withdrawn,
     ApplicationCancelled: on_application_cancelled,

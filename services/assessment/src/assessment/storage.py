@@ -64,7 +64,7 @@ from cx_shared.store import PLUMBING, change, new_document
 from assessment.domain import CallBook, Entry, Policy
 
 CALLS, ENTRIES, SUBMISSIONS, ORGANISATIONS = "calls", "entries", "submissions", "organisations"
-EARLY_TOP_UPS = "early_top_ups"
+EARLY_TOP_UPS, OFFERS = "early_top_ups", "offers"
 OUTBOX_COLLECTIONS = [CALLS, ENTRIES]
 PENDING, PENDING_CALL = "pending", "pending_call"
 STORAGE_FIELDS = {"_id", tally.SEQ, tally.CAUSES, PENDING, PENDING_CALL, *PLUMBING}
@@ -156,6 +156,7 @@ class Storage:
         self.entries = db[ENTRIES]
         self.submissions = db[SUBMISSIONS]
         self.early_top_ups = db[EARLY_TOP_UPS]
+        self.offers = db[OFFERS]
         self.organisations = db[ORGANISATIONS]
 
     async def init(self) -> None:
@@ -331,6 +332,16 @@ class Storage:
 
     async def top_ups_of_call(self, call_id: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.early_top_ups.find({"call_id": call_id}).sort("received_at", ASCENDING)]
+
+    # --- host offers' places (the host_capacity rule) ---------------------------------------
+
+    async def keep_offer(self, offer_id: str, capacity: int) -> None:
+        with suppress(DuplicateKeyError):  # published once: a redelivery changes nothing
+            await self.offers.insert_one({"_id": offer_id, "capacity": capacity})
+
+    async def offer_capacity(self, offer_id: str) -> int | None:
+        doc = await self.offers.find_one({"_id": offer_id})
+        return doc["capacity"] if doc else None
 
     # --- organisation owners (conflicts of interest) ----------------------------------------
 

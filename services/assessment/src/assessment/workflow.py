@@ -54,6 +54,7 @@ class Needs:
     statuses: tuple[str, ...] = ()  # every entry of the call in these statuses (a round, a promotion)
     visitor_id: str | None = None  # an admission: the visitor's other applications, in any call
     offer_id: str | None = None  # an admission: the places taken on the host offer
+    offer_limited: bool = False  # the offer's places are known (published by its host)
 
 
 class Loaded(NamedTuple):
@@ -76,7 +77,8 @@ async def admit(storage: Storage, call_id: str, candidate: Candidate, lump_sum: 
                 processed: str | None = None) -> tuple[CallBook, list[Any]] | None:
     """Eligibility and the first decision: constant work, whatever the size of the call.
     ``lump_sum``: cents, or the price by the call's lump-sum rule set (known from the call)."""
-    needs = Needs(candidate.application_id, visitor_id=candidate.visitor.organisation_id, offer_id=candidate.offer_id)
+    needs = Needs(candidate.application_id, visitor_id=candidate.visitor.organisation_id, offer_id=candidate.offer_id,
+                  offer_limited=candidate.offer_capacity is not None)
 
     def decide(book: CallBook, loaded: Loaded) -> list[Any]:
         cents = lump_sum(book.lump_sum_rule_set) if callable(lump_sum) else lump_sum
@@ -165,7 +167,7 @@ async def _seen_by_admission(storage: Storage, envelope: dict[str, Any],
     docs = {}
     if needs.visitor_id:
         docs.update((d["_id"], d) for d in await storage.entries_of_visitor(needs.visitor_id))
-    if needs.offer_id and book_of(envelope).policy.offer_capacity(needs.offer_id) is not None:
+    if needs.offer_id and (needs.offer_limited or book_of(envelope).policy.offer_capacity(needs.offer_id) is not None):
         docs.update((d["_id"], d) for d in await storage.entries_on_offer(needs.offer_id) if d["call_id"] == call_id)
     docs.pop(needs.application_id, None)
     context, elsewhere = [], []
