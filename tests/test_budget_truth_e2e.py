@@ -3,8 +3,9 @@ exchanges, over the four running services on the real broker and database; at re
 service agrees on the money and on each exchange's fate.
 
 A hypothesis state machine (seeded: ``BUDGET_TRUTH_SEED``; bounded: a few calls of a dozen
-steps) submits, withdraws, cancels, has hosts accept or decline, tops up, completes shorter
-exchanges, cancels grants by hand and redelivers events already handled. Steps do not wait
+steps) submits, withdraws, cancels, has hosts accept or decline, tops up, signs agreements
+(the pre-financing is ordered), completes shorter exchanges, cancels grants by hand and
+redelivers events already handled. Steps do not wait
 for each other (the services race as they would in use; a request the state no longer allows
 is a 409, never a 5xx). Then, at rest (every consumer group caught up, nothing new for a
 while), per call: assessment's reservations of host-accepted or released exchanges equal
@@ -121,6 +122,9 @@ class BudgetTruth(RuleBasedStateMachine):
         """A call with its first applications: every sequence has exchanges to act on."""
         self.call = Call(self.system, self.token, budget)
         self.log.append(f"--- call {self.call.id}, budget {budget}")
+        budget_url = f"{self.system['grants'].url}/calls/{self.call.id}/budget"
+        assert asyncio.run(_eventually(lambda: request("GET", budget_url, self.call.officer).status_code == 200, 30)), \
+            "grants never opened the call's budget"  # a top-up needs it
         for visitor, host, days in first:
             self.submit(visitor, host, days)
 
@@ -152,14 +156,15 @@ class BudgetTruth(RuleBasedStateMachine):
     @rule(pick=PICK)
     def withdraw(self, pick):
         if app := self._pick(pick, "submitted", "under_assessment", "approved", "waitlisted", "host_confirmed",
-                             "grant_committed"):
+                             "grant_committed", "agreement_signed"):
             code = request("POST", f"{self.call.journey.applications}/applications/{app}/withdraw",
                            self.call.apps[app]["visitor"], {"reason": "plans changed"}).status_code
             self.step(f"visitor withdraws {app}: {code}")
 
     @rule(pick=PICK)
     def cancel(self, pick):
-        if app := self._pick(pick, "approved", "waitlisted", "host_confirmed", "grant_committed"):
+        if app := self._pick(pick, "approved", "waitlisted", "host_confirmed", "grant_committed",
+                             "agreement_signed", "in_progress"):
             code = request("POST", f"{self.call.journey.applications}/applications/{app}/cancel",
                            self.call.journey.manager, {"reason": "the host closed its lab"}).status_code
             self.step(f"manager cancels {app}: {code}")
@@ -176,6 +181,14 @@ class BudgetTruth(RuleBasedStateMachine):
         ok("POST", f"{self.system['grants'].url}/calls/{self.call.id}/budget/top-ups", self.call.officer,
            {"amount_cents": amount, "reason": "more money from the programme"})
         self.step(f"top-up {amount}")
+
+    @rule(pick=PICK)
+    def sign(self, pick):
+        """The visitor accepts the grant agreement: grants orders the pre-financing."""
+        if app := self._pick(pick, "grant_committed"):
+            code = request("POST", f"{self.system['grants'].url}/agreements/{app}/acceptance",
+                           self.call.apps[app]["visitor"]).status_code
+            self.step(f"visitor signs {app}: {code}")
 
     @rule(pick=PICK)
     def complete_shorter(self, pick):
@@ -259,9 +272,8 @@ def check_at_rest(call: Call, system: dict) -> None:
     budget = ok("GET", f"{grants}/calls/{call.id}/budget", call.officer)
     commitments = {c["application_id"]: c for c in ok("GET", f"{grants}/calls/{call.id}/commitments", call.officer)}
     entries = {e["application_id"]: e for e in book["entries"]}
-    # money: what assessment holds for host-accepted (or released) exchanges is what grants commits
-    held = {a: e["reserved_cents"] for a, e in entries.items() if e["status"] in ("host_accepted", "released")
-            and e["reserved_cents"]}
+    # money: what assessment holds for exchanges past the host's answer is what grants commits
+    held = {a: e["reserved_cents"] for a, e in entries.items() if e["status"] != "approved" and e["reserved_cents"]}
     committed = {a: c["amount_cents"] - c["released_cents"] for a, c in commitments.items()
                  if c["amount_cents"] - c["released_cents"]}
     assert held == committed, f"assessment holds {held}, grants commits {committed}"

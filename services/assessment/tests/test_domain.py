@@ -423,6 +423,17 @@ def test_g_the_capacity_the_host_published_limits_its_offer():
     assert checked.eligible
 
 
+def test_money_ordered_for_payment_stays_spent_when_the_exchange_is_withdrawn():
+    b = book(budget=FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.host_decides("a1", "h-a1", True)
+    b.payment_ordered("a1", 700)
+    b.withdrawn("a1")  # grants releases all but the ordered pre-financing: so does assessment
+    assert (b.entries["a1"].reserved_cents, b.envelope_left_cents) == (700, FIVE_DAYS - 700)
+    b.payment_ordered("a1", 300)  # an order that arrives after the withdrawal: taken back
+    assert (b.entries["a1"].reserved_cents, b.envelope_left_cents) == (1000, FIVE_DAYS - 1000)
+
+
 def test_duplicate_submission_changes_nothing():
     b = book()
     b.admit(candidate("a1"), FIVE_DAYS)

@@ -115,6 +115,7 @@ class Entry:
     score: float | None = None
     appealed: bool = False
     host_accepted: bool = False
+    spent_cents: int = 0  # ordered for payment by grants: stays reserved whatever happens next
 
     def regular_assessments(self) -> list[dict[str, Any]]:
         return [a for a in self.assessments if not a["appeal"]]
@@ -397,6 +398,20 @@ class CallBook:
             self._move(entry, RELEASED, [f"commitment released: {reason}"])
         return self._promote()
 
+    def payment_ordered(self, application_id: str, amount_cents: int) -> list[Any]:
+        """Grants ordered a payment of the exchange: that money is spent, whatever happens next
+        (a withdrawal or cancellation after it frees only the rest, as grants releases only the rest).
+        An order that arrives after the entry closed takes back what the closing freed."""
+        entry = self.entries.get(application_id)
+        if entry is None:
+            return []
+        entry.spent_cents += amount_cents
+        short = entry.spent_cents - entry.reserved_cents
+        if short > 0:
+            entry.reserved_cents += short
+            self.envelope_left_cents -= short
+        return []
+
     def grant_refused(self, application_id: str, reason: str) -> list[Any]:
         """Grants could not commit: the application waits for released money."""
         entry = self.entries.get(application_id)
@@ -519,8 +534,10 @@ class CallBook:
             entry.reasons, entry.claims = reasons, []
 
     def _release(self, entry: Entry) -> None:
-        self.envelope_left_cents += entry.reserved_cents
-        entry.reserved_cents = 0
+        """The reservation goes back to the envelope, but for what grants ordered for payment."""
+        back = max(0, entry.reserved_cents - entry.spent_cents)
+        self.envelope_left_cents += back
+        entry.reserved_cents -= back
 
     def _promote(self) -> list[Any]:
         """Approve waitlisted applications in order while the envelope allows. One whose

@@ -9,7 +9,8 @@ from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
                                            CallPublished, OfferPublished, OrganisationEnrolled, OrganisationUpdated)
-from cx_shared.events.grants import BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantRefused
+from cx_shared.events.grants import (BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantRefused,
+                                     PaymentOrdered)
 from cx_shared.logging import get_logger
 from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 
@@ -118,6 +119,11 @@ async def on_commitment_reduced(event: CommitmentReduced, delivery: Delivery, st
                    delivery, storage, Needs(event.application_id, statuses=(WAITLISTED,)))
 
 
+async def on_payment_ordered(event: PaymentOrdered, delivery: Delivery, storage: Storage) -> None:
+    await _on_call(event.call_id, lambda book: book.payment_ordered(event.application_id, event.amount_cents),
+                   delivery, storage, Needs(event.application_id))
+
+
 async def on_commitment_released(event: CommitmentReleased, delivery: Delivery, storage: Storage) -> None:
     await _on_call(event.call_id, lambda book: book.commitment_released(event.application_id, event.reason,
                                                                          event.released_cents),
@@ -149,5 +155,6 @@ HANDLERS: dict[type, Any] = {
     BudgetToppedUp: on_budget_topped_up,
     CommitmentReduced: on_commitment_reduced,
     CommitmentReleased: on_commitment_released,
+    PaymentOrdered: on_payment_ordered,
     GrantRefused: on_grant_refused,
 }
