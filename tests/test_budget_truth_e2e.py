@@ -267,6 +267,7 @@ async def redeliver_one(kafka, namespace: str, subjects: set[str]) -> str:
 
 
 def check_at_rest(call: Call, system: dict) -> None:
+    """Every service agrees on the call's money and on each exchange's fate."""
     manager, grants = call.journey.manager, system["grants"].url
     book = ok("GET", f"{system['assessment'].url}/calls/{call.id}", manager)
     budget = ok("GET", f"{grants}/calls/{call.id}/budget", call.officer)
@@ -317,3 +318,38 @@ def test_one_budget_truth_over_random_sequences(system, infra, namespace, token)
         seed(SEED)(run)()
     finally:
         print(f"BUDGET_TRUTH_SEED={SEED}; the steps:\n" + "\n".join(BudgetTruth.log))
+
+
+async def test_named_regressions_at_rest(system, infra, namespace, token):
+    """Issue 13 by name, one deterministic sequence over the four services: (a) the lump sum
+    assessment holds is the one grants commits; (e) a grant officer's cancellation ends the
+    exchange (cancelled, not grant_committed); (d) a cancelled application frees its place and
+    the waitlist moves; a signed exchange withdrawn keeps only its ordered pre-financing spent."""
+    call = Call(system, token, 1)  # room for nobody until topped up
+    assert await _eventually(lambda: request("GET", f"{system['grants'].url}/calls/{call.id}/budget",
+                                             call.officer).status_code == 200, 30)
+    first, second, third = (call.submit(v, 0, 5) for v in (0, 1, 2))
+    assert await _eventually(lambda: call.in_status("waitlisted") == sorted([first, second, third]), 60)
+    lump = {e["application_id"]: e["lump_sum_cents"]
+            for e in ok("GET", f"{system['assessment'].url}/calls/{call.id}", call.journey.manager)["entries"]}
+    ok("POST", f"{system['grants'].url}/calls/{call.id}/budget/top-ups", call.officer,
+       {"amount_cents": lump[first] + lump[second], "reason": "two places"})
+    assert await _eventually(lambda: call.in_status("approved") == sorted([first, second]), 60)  # (c) in order
+    for app in (first, second):
+        ok("POST", f"{system['assessment'].url}/applications/{app}/host-decision", call.apps[app]["host"],
+           {"accept": True})
+    assert await _eventually(lambda: call.in_status("grant_committed") == sorted([first, second]), 60)
+    commitments = {c["application_id"]: c["amount_cents"]
+                   for c in ok("GET", f"{system['grants'].url}/calls/{call.id}/commitments", call.officer)}
+    assert commitments == {first: lump[first], second: lump[second]}  # (a)
+    ok("POST", f"{system['grants'].url}/commitments/{first}/cancellation", call.officer, {"reason": "fraud"})
+    assert await _eventually(lambda: call.status(first) == "cancelled", 60)  # (e)
+    ok("POST", f"{system['grants'].url}/agreements/{second}/acceptance", call.apps[second]["visitor"])
+    assert await _eventually(lambda: call.status(second) == "agreement_signed", 60)
+    ok("POST", f"{call.journey.applications}/applications/{second}/withdraw", call.apps[second]["visitor"],
+       {"reason": "plans changed"})
+    ok("POST", f"{call.journey.applications}/applications/{third}/cancel", call.journey.manager,
+       {"reason": "the host closed its lab"})  # (d): waitlisted, cancelled: never promoted
+    await at_rest(infra.kafka, namespace)
+    assert call.status(third) == "cancelled" and call.status(second) == "withdrawn"
+    check_at_rest(call, system)
