@@ -21,9 +21,9 @@ import bson
 from pymongo import AsyncMongoClient
 
 from cx_shared.envelope import Envelope
+from cx_shared.lump_sums import exchange_lump_sum
 
 from assessment.domain import CallBook
-from cx_shared.lump_sums import exchange_lump_sum
 from assessment.rules import Candidate, Party
 from assessment.storage import CALLS, ENTRIES, Storage
 from assessment.workflow import admit

@@ -8,10 +8,10 @@ from datetime import date
 import pytest
 
 from cx_shared.errors import Conflict, Forbidden, Invalid
+from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 
 from assessment import domain
 from assessment.domain import Assessor, CallBook
-from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 from assessment import rules
 from assessment.rules import RULES, Candidate, Context, Party
 

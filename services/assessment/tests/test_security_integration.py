@@ -8,9 +8,9 @@ import pytest
 from cx_shared.events.assessment import ApplicationQueued, ApplicationScored
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.topics import ASSESSMENT
+from cx_shared.lump_sums import exchange_lump_sum
 
 from assessment.domain import DEFAULT_CRITERIA
-from cx_shared.lump_sums import exchange_lump_sum
 
 pytestmark = pytest.mark.infra
 FIVE_DAYS = exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 5, "standard").total_cents

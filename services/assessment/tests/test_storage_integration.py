@@ -15,9 +15,9 @@ from cx_shared import tally
 from cx_shared.envelope import Envelope
 from cx_shared.errors import NotFound
 from cx_shared.events import event_class
+from cx_shared.lump_sums import exchange_lump_sum
 
 from assessment.domain import WAITLISTED, Assessor, CallBook
-from cx_shared.lump_sums import exchange_lump_sum
 from assessment.rules import Candidate, Party
 from assessment.storage import ENTRIES, Storage, committed
 from assessment import workflow
