@@ -261,9 +261,10 @@ class Storage:
     async def record_acceptance(self, application_id: str, call_id: str, acceptance: Mapping[str, Any]) -> bool:
         return await self._insert_once(self.acceptances, {"_id": application_id, "call_id": call_id, **acceptance})
 
-    async def record_withdrawal(self, application_id: str, call_id: str, reason: str, event_id: str) -> bool:
+    async def record_withdrawal(self, application_id: str, call_id: str, reason: str, event_id: str,
+                                at: datetime) -> bool:
         return await self._insert_once(self.withdrawals, {"_id": application_id, "call_id": call_id, "reason": reason,
-                                                          "event_id": event_id, "at": datetime.now(UTC)})
+                                                          "event_id": event_id, "at": at})
 
     async def withdrawal(self, application_id: str) -> dict[str, Any] | None:
         return await self.withdrawals.find_one({"_id": application_id})
