@@ -21,13 +21,14 @@ import bson
 from pymongo import AsyncMongoClient
 
 from cx_shared.envelope import Envelope
+from cx_shared.lump_sums import exchange_lump_sum
 
-from assessment.domain import CallBook, estimate_lump_sum_cents
+from assessment.domain import CallBook
 from assessment.rules import Candidate, Party
 from assessment.storage import CALLS, ENTRIES, Storage
 from assessment.workflow import admit
 
-ESTIMATE = estimate_lump_sum_cents(5, "standard")
+ESTIMATE = exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 5, "standard").total_cents
 
 
 def candidate(n: int) -> Candidate:

@@ -113,6 +113,19 @@ def test_a_refused_grant_waitlists_until_money_is_committed():
     assert status is Status.WAITLISTED
 
 
+def test_e_a_released_commitment_ends_the_exchange():
+    """Issue 13 (e): grants' manual cancellation emits commitment.released; the exchange no
+    longer shows grant_committed. After a withdrawal it changes nothing (already final)."""
+    committed = [entry("application.submitted", 0, **SUBMITTED), entry("application.approved", 1),
+                 entry("host.accepted", 2, host_id="h"), entry("grant.committed", 3, total_cents=100, travel_cents=40,
+                                                               subsistence_cents=60)]
+    _, status = fold([*committed, entry("commitment.released", 4, released_cents=100, reason="cancelled: fraud")])
+    assert status is Status.CANCELLED
+    _, status = fold([*committed, entry("application.withdrawn", 4),
+                      entry("commitment.released", 5, released_cents=100, reason="application withdrawn")])
+    assert status is Status.WITHDRAWN
+
+
 def test_an_unknown_event_lands_in_the_timeline_with_a_readable_summary():
     timeline, status = fold([entry("application.submitted", 0, **SUBMITTED), entry("visit.photographed", 1)])
     assert status is Status.SUBMITTED and timeline[-1]["summary"] == "Visit photographed"

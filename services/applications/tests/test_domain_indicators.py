@@ -69,8 +69,9 @@ def test_indicators_match_the_hand_computed_expectation():
         "undertaken_exchanges": 3,  # A, B, E (C cancelled, D rejected)
         "average_working_days": 6.67,  # (4 actual + 10 planned + 6 actual) / 3
         "green_travel_share": 0.6667,  # A and E of A, B, E
-        "budget": {"granted_cents": 370_000,  # 100k - 10k + 200k + 50k - 50k + 80k
-                   "committed_cents": 300_000,  # granted - paid
+        # issue 13 (f): granted is every grant ever made (it was 370k, the net of releases)
+        "budget": {"granted_cents": 430_000,  # 100k + 200k + 50k + 80k
+                   "committed_cents": 300_000,  # granted - released - paid
                    "paid_cents": 70_000, "ordered_cents": 90_000, "released_cents": 60_000},
         "decision_hours": {"decided": 5, "median": 3.0, "mean": 4.4},  # 2, 6, 10, 1, 3
         "reports": {"submitted": 1, "accepted": 1, "changes_requested": 0, "overdue": 1, "balance_blocked": 1,

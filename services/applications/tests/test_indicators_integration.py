@@ -106,7 +106,7 @@ EXPECTED = {
     "undertaken_exchanges": 2,  # X and W
     "average_working_days": 4.0,  # X 3 actual, W 5 planned
     "green_travel_share": 0.5,  # X of X, W
-    "budget": {"granted_cents": 88_800,  # 111,000 - 22,200 + 90,000 - 90,000
+    "budget": {"granted_cents": 201_000,  # 111,000 + 90,000 ever granted (issue 13 f: not net of releases)
                "committed_cents": 11_100, "paid_cents": 77_700, "ordered_cents": 88_800, "released_cents": 112_200},
     "decision_hours": {"decided": 4, "median": 0.0, "mean": 1.0},  # three at once (seconds), Y after 4 h
     "reports": {"submitted": 1, "accepted": 1, "changes_requested": 0, "overdue": 0, "balance_blocked": 0,

@@ -19,8 +19,12 @@ from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, consumer_group
 APPLICATIONS_SOURCE, GRANTS_SOURCE = "/clusterxchange/applications", "/clusterxchange/grants"
 
 
+# Real cities: assessment reserves the lump sum by rule, from the two cities' distance.
+CAPITALS = {"FR": "Paris", "DE": "Berlin", "IT": "Rome", "ES": "Madrid", "UA": "Kyiv", "US": "Washington"}
+
+
 def participant(org: str, country: str, kind: str = "cluster_organisation", cluster: str | None = None) -> Participant:
-    return Participant(organisation_id=org, legal_name=f"{org} cluster", country=country, city="Capital",
+    return Participant(organisation_id=org, legal_name=f"{org} cluster", country=country, city=CAPITALS[country],
                        organisation_type=kind, cluster_name=cluster,
                        contact=Contact(name=f"{org} contact", email=f"contact@{org}.example.eu", language="fr"))
 

@@ -13,10 +13,10 @@ from cx_shared.events.grants import CommitmentReleased
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.topics import ASSESSMENT
 
-from assessment.domain import estimate_lump_sum_cents
+from cx_shared.lump_sums import exchange_lump_sum
 
 pytestmark = pytest.mark.infra
-FIVE_DAYS = estimate_lump_sum_cents(5, "standard")
+FIVE_DAYS = exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 5, "standard").total_cents
 
 
 def tally(watcher: TopicWatcher) -> Counter:

@@ -8,14 +8,15 @@ from datetime import date
 import pytest
 
 from cx_shared.errors import Conflict, Forbidden, Invalid
+from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 
 from assessment import domain
-from assessment.domain import Assessor, CallBook, estimate_lump_sum_cents
+from assessment.domain import Assessor, CallBook
 from assessment import rules
 from assessment.rules import RULES, Candidate, Context, Party
 
 OPENS, CLOSES = date(2026, 1, 1), date(2026, 12, 31)
-FIVE_DAYS = estimate_lump_sum_cents(5, "standard")
+FIVE_DAYS = exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 5, "standard").total_cents
 PM = Assessor("pm")
 CONTEXT = Context(OPENS, CLOSES)
 
@@ -70,7 +71,8 @@ def test_duration_above_one_month_fails():
 def test_a_full_month_of_23_working_days_is_not_too_long():
     # 2 March to 1 April 2026 is one month, as the applications service accepts it on submission
     checked, _ = book().admit(candidate(planned_end=date(2026, 4, 1), working_days=23),
-                              estimate_lump_sum_cents(23, "standard"))
+                              exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 23,
+                                                "standard").total_cents)
     assert checked.eligible, checked.outcomes
 
 
@@ -347,10 +349,16 @@ def test_override_needs_a_justification_and_respects_the_envelope():
     assert kinds(facts) == ["Rejected"] and b.envelope_left_cents == FIVE_DAYS
 
 
-def test_estimate_is_travel_plus_days_capped():
-    assert estimate_lump_sum_cents(5, "standard") == 50_000 + 5 * 15_000
-    assert estimate_lump_sum_cents(5, "green") > estimate_lump_sum_cents(5, "standard")
-    assert estimate_lump_sum_cents(22, "green") == domain.ESTIMATE_CAP_CENTS
+def test_an_approval_reserves_exactly_the_lump_sum_it_was_given():
+    b = book(budget=10 * FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    assert b.entries["a1"].reserved_cents == FIVE_DAYS and b.envelope_left_cents == 9 * FIVE_DAYS
+
+
+def test_an_application_without_a_lump_sum_by_rule_is_rejected_with_the_reason():
+    checked, rejected = book().admit(candidate("a1"), LumpSumError("unknown city 'Atlantis' in country 'FR'"))
+    assert not checked.eligible and isinstance(rejected, domain.Rejected)
+    assert checked.outcomes[-1]["rule"] == "lump_sum" and "Atlantis" in rejected.reasons[-1]
 
 
 def test_withdrawal_releases_and_promotes():
@@ -359,6 +367,71 @@ def test_withdrawal_releases_and_promotes():
     b.admit(candidate("a2"), FIVE_DAYS)
     assert [f.application_id for f in b.withdrawn("a1")] == ["a2"]
     assert b.withdrawn("a1") == []
+
+
+def test_d_a_cancelled_application_frees_its_reservation_and_is_never_promoted():
+    """Issue 13 (d): application.cancelled releases the place and closes the entry."""
+    b = book(budget=FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.admit(candidate("a2"), FIVE_DAYS)
+    b.admit(candidate("a3"), FIVE_DAYS)
+    assert b.cancelled("a3") == []  # waitlisted, cancelled: it leaves the waitlist
+    assert [f.application_id for f in b.cancelled("a1")] == ["a2"]  # approved, cancelled: a2 moves up
+    assert b.entries["a1"].status == b.entries["a3"].status == "cancelled" and b.envelope_left_cents == 0
+    assert b.cancelled("a1") == [] and b.waiting == 0
+
+
+def test_c_a_top_up_promotes_the_waitlist_in_order():
+    """Issue 13 (c): budget.topped_up grows the envelope and moves the waitlist."""
+    b = book(budget=FIVE_DAYS)
+    for app in ("a1", "a2", "a3"):
+        b.admit(candidate(app), FIVE_DAYS)
+    promoted = b.topped_up(FIVE_DAYS + FIVE_DAYS // 2)
+    assert [f.application_id for f in promoted] == ["a2"] and b.envelope_left_cents == FIVE_DAYS // 2
+    assert b.budget_cents == 2 * FIVE_DAYS + FIVE_DAYS // 2 and b.entries["a3"].status == "waitlisted"
+
+
+def test_c_a_reduced_commitment_returns_its_part_and_promotes():
+    """Issue 13 (c): commitment.reduced (a shorter exchange) returns that part of the reservation."""
+    b = book(budget=FIVE_DAYS + FIVE_DAYS // 2)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.admit(candidate("a2"), FIVE_DAYS)
+    b.host_decides("a1", "h-a1", True)
+    assert [f.application_id for f in b.commitment_reduced("a1", FIVE_DAYS // 2)] == ["a2"]
+    assert b.entries["a1"].reserved_cents == FIVE_DAYS - FIVE_DAYS // 2 and b.envelope_left_cents == 0
+    assert b.commitment_reduced("unknown", 1) == []
+
+
+def test_g_the_calls_last_exchange_day_reaches_the_dates_rule():
+    """Issue 13 (g): CallPublished.exchanges_end_on bounds the exchanges assessment approves."""
+    b = CallBook.open("call-1", "p-1", date(2026, 1, 1), date(2026, 12, 31), 10 * FIVE_DAYS, "automatic",
+                      ["FR", "DE"], "default", exchanges_end_on=date(2026, 3, 5))
+    checked, rejected = b.admit(candidate("a1"), FIVE_DAYS)  # ends 2026-03-06
+    [failed] = [o for o in checked.outcomes if not o["passed"]]
+    assert failed["rule"] == "dates_inside_call" and "2026-03-05" in failed["reason"]
+    assert isinstance(rejected, domain.Rejected)
+
+
+def test_g_the_capacity_the_host_published_limits_its_offer():
+    """Issue 13 (g): an offer's published capacity reaches the host_capacity rule."""
+    b = book()
+    b.admit(candidate("a1", offer_id="offer-7", offer_capacity=1), FIVE_DAYS)
+    checked, rejected = b.admit(candidate("a2", offer_id="offer-7", offer_capacity=1), FIVE_DAYS)
+    [failed] = [o for o in checked.outcomes if not o["passed"]]
+    assert failed["rule"] == "host_capacity" and "1 of 1" in failed["reason"]
+    checked, _ = b.admit(candidate("a3", offer_id="offer-8", offer_capacity=1), FIVE_DAYS)
+    assert checked.eligible
+
+
+def test_money_ordered_for_payment_stays_spent_when_the_exchange_is_withdrawn():
+    b = book(budget=FIVE_DAYS)
+    b.admit(candidate("a1"), FIVE_DAYS)
+    b.host_decides("a1", "h-a1", True)
+    b.payment_ordered("a1", 700)
+    b.withdrawn("a1")  # grants releases all but the ordered pre-financing: so does assessment
+    assert (b.entries["a1"].reserved_cents, b.envelope_left_cents) == (700, FIVE_DAYS - 700)
+    b.payment_ordered("a1", 300)  # an order that arrives after the withdrawal: taken back
+    assert (b.entries["a1"].reserved_cents, b.envelope_left_cents) == (1000, FIVE_DAYS - 1000)
 
 
 def test_duplicate_submission_changes_nothing():

@@ -10,11 +10,12 @@ from cx_shared.events.assessment import (AppealLodged, ApplicationApproved, Appl
 from cx_shared.events.grants import GrantRefused
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.topics import ASSESSMENT
+from cx_shared.lump_sums import exchange_lump_sum
 
-from assessment.domain import DEFAULT_CRITERIA, estimate_lump_sum_cents
+from assessment.domain import DEFAULT_CRITERIA
 
 pytestmark = pytest.mark.infra
-FIVE_DAYS = estimate_lump_sum_cents(5, "standard")
+FIVE_DAYS = exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 5, "standard").total_cents
 
 
 def sheet(value: int) -> dict:

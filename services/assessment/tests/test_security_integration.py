@@ -8,11 +8,12 @@ import pytest
 from cx_shared.events.assessment import ApplicationQueued, ApplicationScored
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.topics import ASSESSMENT
+from cx_shared.lump_sums import exchange_lump_sum
 
-from assessment.domain import DEFAULT_CRITERIA, estimate_lump_sum_cents
+from assessment.domain import DEFAULT_CRITERIA
 
 pytestmark = pytest.mark.infra
-FIVE_DAYS = estimate_lump_sum_cents(5, "standard")
+FIVE_DAYS = exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 5, "standard").total_cents
 SHEET = {"scores": {c: 8 for c in DEFAULT_CRITERIA}, "comment": "sound plan"}
 # NUL (which the database cannot store), non-ASCII, both, an emoji, and one character too many
 ODD_IDS = ("%00", "%C3%A9t%C3%A9", "%C3%A9%00", "%F0%9F%98%80", "a" * 101)

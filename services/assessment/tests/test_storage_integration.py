@@ -15,8 +15,9 @@ from cx_shared import tally
 from cx_shared.envelope import Envelope
 from cx_shared.errors import NotFound
 from cx_shared.events import event_class
+from cx_shared.lump_sums import exchange_lump_sum
 
-from assessment.domain import WAITLISTED, Assessor, CallBook, estimate_lump_sum_cents
+from assessment.domain import WAITLISTED, Assessor, CallBook
 from assessment.rules import Candidate, Party
 from assessment.storage import ENTRIES, Storage, committed
 from assessment import workflow
@@ -24,7 +25,7 @@ from assessment.workflow import Needs, act_on_call, admit
 
 pytestmark = pytest.mark.infra
 
-ESTIMATE = estimate_lump_sum_cents(5, "standard")
+ESTIMATE = exchange_lump_sum("default-v1", ("Paris", "FR"), ("Berlin", "DE"), 5, "standard").total_cents
 
 
 class Crash(Exception):

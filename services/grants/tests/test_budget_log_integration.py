@@ -15,8 +15,8 @@ from cx_shared import tally
 from grants import domain
 from grants.budgeting import act_on_exchange
 from grants.domain import Cause, Parties
-from grants.lump_sums import Location, compute_lump_sum
-from grants.rules import DEFAULT_V1
+from cx_shared.lump_sums import Location, compute_lump_sum
+from cx_shared.lump_sum_rules import DEFAULT_V1
 from grants.storage import COMMITMENTS, Storage
 
 pytestmark = pytest.mark.infra

@@ -13,8 +13,8 @@ from cx_shared.events.grants import (CommitmentReduced, CommitmentReleased, Gran
 from grants import domain
 from grants.agreement import render_agreement, render_from_commitment, sha256
 from grants.domain import Cause, Parties
-from grants.lump_sums import Location, compute_lump_sum
-from grants.rules import DEFAULT_V1
+from cx_shared.lump_sums import Location, compute_lump_sum
+from cx_shared.lump_sum_rules import DEFAULT_V1
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 BRUSSELS = Location("Brussels", "BE", 50.85045, 4.34878)
@@ -45,9 +45,9 @@ def lump(days: int = 10):
     return compute_lump_sum(DEFAULT_V1, BRUSSELS, VILNIUS, days, "green")
 
 
-def commit(budget, application_id, days=10):
-    return domain.commit(budget, application_id, PARTIES, lump(days), DEFAULT_V1, cause("assessment"), "sha",
-                         f"/agreements/{application_id}/document", EXCHANGE)
+def commit(budget, application_id, days=10, event_id=None):
+    return domain.commit(budget, application_id, PARTIES, lump(days), DEFAULT_V1, cause("assessment", event_id),
+                         "sha", f"/agreements/{application_id}/document", EXCHANGE)
 
 
 def test_commitments_until_the_budget_runs_out_then_a_refusal_with_the_reason():
@@ -68,6 +68,22 @@ def test_commitments_until_the_budget_runs_out_then_a_refusal_with_the_reason():
     budget.balances["available_cents"] -= 10 * total
     assert budget.balances == {"budget_cents": 2 * total + total // 2, "available_cents": total // 2,
                                "committed_cents": 2 * total, "paid_cents": 0}
+
+
+def test_b_a_refused_grant_is_decided_again_on_the_hosts_next_acceptance():
+    """Issue 13 (b): assessment waitlists a refused application and promotes it when money is
+    back, with a new host acceptance; grants decides again instead of keeping it stuck."""
+    total = lump().total_cents
+    budget = new_budget(total // 2)
+    applied(budget, commit(budget, "a1", event_id="accepted-1"))
+    assert commit(budget, "a1", event_id="accepted-1") is None  # the same acceptance again: decided once
+    budget.balances["budget_cents"] += total
+    budget.balances["available_cents"] += total  # a top-up
+    again = commit(budget, "a1", event_id="accepted-2")
+    assert isinstance(again.events[0], GrantCommitted) and again.commitments
+    applied(budget, again)
+    assert commit(budget, "a1", event_id="accepted-3") is None  # committed: never twice
+    assert budget.balances["committed_cents"] == total
 
 
 def test_one_commitment_per_exchange():

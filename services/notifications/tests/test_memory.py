@@ -65,3 +65,39 @@ def test_recent_keeps_the_most_recently_used_up_to_its_size():
     recent.put("c", 3)
     assert (recent.get("a"), recent.get("b"), recent.get("c")) == (1, None, 3)
     assert recent.pop("a") == 1 and recent.get("a") is None
+
+
+async def test_fresh_values_are_trusted_for_their_seconds_and_forgotten_on_a_local_change():
+    from notifications.memory import Fresh
+
+    now, stored, reads = [0.0], {"org": "old contact"}, []
+
+    async def load():
+        reads.append(now[0])
+        return stored["org"]
+
+    fresh = Fresh(1.0, clock=lambda: now[0])
+    assert await fresh.read("org", load) == "old contact"
+    stored["org"] = "new contact"  # changed through another replica
+    assert await fresh.read("org", load) == "old contact"
+    now[0] = 1.2
+    assert await fresh.read("org", load) == "new contact"
+    stored["org"] = "newest contact"
+    fresh.forget("org")  # changed through this process
+    assert await fresh.read("org", load) == "newest contact"
+    assert reads == [0.0, 1.2, 1.2]
+
+
+async def test_a_fresh_read_that_overlapped_a_change_is_not_kept():
+    from notifications.memory import Fresh
+
+    fresh, reads = Fresh(60.0), []
+
+    async def load():
+        reads.append(1)
+        fresh.forget("other")  # a change lands while the value is read
+        return None  # None (no opt-out, say) is a value like any other
+
+    assert await fresh.read("org", load) is None
+    assert await fresh.read("org", load) is None
+    assert len(reads) == 2

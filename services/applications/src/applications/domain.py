@@ -89,6 +89,9 @@ STATUS_AFTER: dict[str, Status] = {
     "exchange.closed": S.CLOSED,
     "application.closed": S.CLOSED,
     "exchange.no_show": S.CANCELLED,
+    # grants released the whole commitment (a grant officer's cancellation, or after a
+    # withdrawal, decline or no-show that already ended the exchange): the exchange is over
+    "commitment.released": S.CANCELLED,
     "report.changes_requested": S.COMPLETED,
 }
 # report.accepted and report.overdue change the report's state (and the balance), not the status.

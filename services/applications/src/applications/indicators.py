@@ -3,10 +3,12 @@
 Input: exchanges as the read model holds them (status, parties, purposes, ecosystems, travel
 mode, planned and actual working days, report and host feedback, milestones). Money comes from
 the grants events among each exchange's milestones (their `figures`):
-- granted = GrantCommitted.total_cents - CommitmentReleased.released_cents - CommitmentReduced.released_cents
-- paid = PaymentSettled.amount_cents (the finance system confirmed it)
+- granted = GrantCommitted.total_cents: every grant ever made (grants' ledger: its `commitment` entries)
+- released = CommitmentReleased.released_cents + CommitmentReduced.released_cents (the `release` entries)
+- paid = PaymentSettled.amount_cents (the finance system confirmed it; the `payment_confirmed` entries)
 - ordered = PaymentOrdered.amount_cents (prefinancing and balance orders, paid or not)
-- committed = granted - paid (what is still held against the budget, as grants' GET /calls/{id}/budget)
+- committed = granted - released - paid: what is still held against the budget, as grants'
+  GET /calls/{id}/budget says
 """
 
 from __future__ import annotations
@@ -70,13 +72,12 @@ def budget(items: list[Mapping[str, Any]]) -> dict[str, int]:
                 case "grant.committed":
                     sums["granted"] += figures.get("total_cents", 0)
                 case "commitment.released" | "commitment.reduced":
-                    sums["granted"] -= figures.get("released_cents", 0)
                     sums["released"] += figures.get("released_cents", 0)
                 case "payment.settled":
                     sums["paid"] += figures.get("amount_cents", 0)
                 case "payment.ordered":
                     sums["ordered"] += figures.get("amount_cents", 0)
-    return {"granted_cents": sums["granted"], "committed_cents": sums["granted"] - sums["paid"],
+    return {"granted_cents": sums["granted"], "committed_cents": sums["granted"] - sums["released"] - sums["paid"],
             "paid_cents": sums["paid"], "ordered_cents": sums["ordered"], "released_cents": sums["released"]}
 
 

@@ -1,7 +1,8 @@
 """The assessment of a call's applications, in plain Python (no I/O, no framework).
 
 A ``CallBook`` is the aggregate: the call's versioned rule sets, its budget envelope
-(estimated lump sums reserved by approvals, the waiting list's length, the next arrival
+(the lump sums reserved by approvals, computed by the programme's one rule,
+``cx_shared.lump_sums``, exactly as grants commits them; the waiting list's length, the next arrival
 number) and the ``Entry`` of each application a decision needs. A book never has to hold
 every entry: an admission needs its own and the visitor's, a round the ranked ones, a
 promotion the waiting list (storage.py reads them by index and stores what changed).
@@ -16,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from cx_shared.lump_sums import LumpSumError
 
 from assessment.facts import (Appealed, Approved, Checked, Claimed, ConflictNoted, HostAcceptance, HostRefusal,
                               Queued, Rejected, RuleSetPublished, Scored, Waitlisted)
@@ -30,16 +32,9 @@ AUTOMATIC, PANEL = "automatic", "panel"
 QUEUED, SCORED, APPEALED = "queued", "scored", "appealed"
 APPROVED, WAITLISTED, REJECTED = "approved", "waitlisted", "rejected"
 HOST_ACCEPTED, HOST_DECLINED = "host_accepted", "host_declined"
-WITHDRAWN, RELEASED = "withdrawn", "released"
-CLOSED = {REJECTED, HOST_DECLINED, WITHDRAWN, RELEASED}
+WITHDRAWN, RELEASED, CANCELLED = "withdrawn", "released", "cancelled"
+CLOSED = {REJECTED, HOST_DECLINED, WITHDRAWN, RELEASED, CANCELLED}
 HOLDS_PLACE = {APPROVED, HOST_ACCEPTED}
-
-# The envelope estimate (the real lump sum is computed by grants when it commits):
-# a flat travel amount (higher for green travel, as the default lump-sum rules pay more
-# for it) plus a daily amount per working day, capped per exchange.
-TRAVEL_ESTIMATE_CENTS = {"standard": 50_000, "green": 60_000}
-DAILY_ESTIMATE_CENTS = 15_000
-ESTIMATE_CAP_CENTS = 350_000
 
 # Every version stays in the call's envelope (decisions keep the version they were taken
 # under), so their number is bounded.
@@ -48,11 +43,6 @@ MAX_RULE_SET_VERSIONS = 50
 DEFAULT_CRITERIA = {"relevance_to_purposes": 3, "expected_impact": 3, "quality_of_plan": 2,
                     "interregional_value": 2}
 MAX_CRITERION_SCORE = 10
-
-
-def estimate_lump_sum_cents(working_days: int, travel_mode: str) -> int:
-    travel = TRAVEL_ESTIMATE_CENTS.get(travel_mode, TRAVEL_ESTIMATE_CENTS["standard"])
-    return min(ESTIMATE_CAP_CENTS, travel + DAILY_ESTIMATE_CENTS * max(working_days, 0))
 
 
 def weighted_score(weights: dict[str, int], scores: dict[str, int]) -> float:
@@ -112,7 +102,7 @@ class Entry:
     planned_start: date
     planned_end: date
     arrival: int
-    estimate_cents: int
+    lump_sum_cents: int  # reserved on approval: what grants commits for it
     rule_set_version: str
     eligible: bool
     outcomes: list[dict[str, Any]]
@@ -125,6 +115,7 @@ class Entry:
     score: float | None = None
     appealed: bool = False
     host_accepted: bool = False
+    spent_cents: int = 0  # ordered for payment by grants: stays reserved whatever happens next
 
     def regular_assessments(self) -> list[dict[str, Any]]:
         return [a for a in self.assessments if not a["appeal"]]
@@ -172,13 +163,16 @@ class CallBook:
     entries: dict[str, Entry] = field(default_factory=dict)  # the entries this decision needs
     next_arrival: int = 1
     waiting: int = 0  # waitlisted applications in the whole call, loaded or not
+    lump_sum_rule_set: str = "default-v1"  # the call's lump-sum rules, the same grants commits by
 
     @classmethod
     def open(cls, call_id: str, partnership_id: str, opens_on: date, closes_on: date, budget_cents: int,
-             mode: str, eligible_countries: list[str], rule_set_name: str) -> CallBook:
+             mode: str, eligible_countries: list[str], rule_set_name: str,
+             lump_sum_rule_set: str = "default-v1", exchanges_end_on: date | None = None) -> CallBook:
         mode = PANEL if mode == PANEL else AUTOMATIC
-        first = Policy(1, rule_set_name, default_rules(eligible_countries))
-        return cls(call_id, partnership_id, opens_on, closes_on, budget_cents, mode, budget_cents, [first])
+        first = Policy(1, rule_set_name, default_rules(eligible_countries, exchanges_end_on))
+        return cls(call_id, partnership_id, opens_on, closes_on, budget_cents, mode, budget_cents, [first],
+                   lump_sum_rule_set=lump_sum_rule_set)
 
     @property
     def policy(self) -> Policy:
@@ -217,23 +211,29 @@ class CallBook:
 
     # --- eligibility and the first decision --------------------------------------------
 
-    def admit(self, candidate: Candidate, estimate_cents: int,
+    def admit(self, candidate: Candidate, lump_sum: int | LumpSumError,
               elsewhere: tuple[tuple[str, date, date], ...] = ()) -> list[Any]:
-        """Check eligibility and take the first decision. ``elsewhere``: the visitor's live
-        exchanges in other calls (id, start, end), for the overlap rule."""
+        """Check eligibility and take the first decision. ``lump_sum``: the exchange's lump sum
+        by the call's rules (cents), or why none can be computed (grants could not fund it).
+        ``elsewhere``: the visitor's live exchanges in other calls (id, start, end), for the overlap rule."""
         if candidate.application_id in self.entries:
             return []  # already assessed: a duplicate submission changes nothing
         policy = self.policy
         verdict = Verdict(evaluate(policy.rules, candidate, self._context(candidate, elsewhere)))
         outcomes = [{"rule": o.rule, "passed": o.passed, "reason": o.reason} for o in verdict.outcomes]
+        failures = list(verdict.failures)
+        if verdict.eligible and isinstance(lump_sum, LumpSumError):  # no amount to reserve or commit: unfundable
+            outcomes.append({"rule": "lump_sum", "passed": False, "reason": f"no lump sum by rule: {lump_sum}"})
+            failures.append(outcomes[-1]["reason"])
+        eligible = not failures
         entry = Entry(candidate.application_id, candidate.visitor.organisation_id, candidate.host.organisation_id,
                       candidate.offer_id, candidate.planned_start, candidate.planned_end, self.next_arrival,
-                      estimate_cents, policy.label, verdict.eligible, outcomes, QUEUED)
+                      0 if isinstance(lump_sum, LumpSumError) else lump_sum, policy.label, eligible, outcomes, QUEUED)
         self.next_arrival += 1
         self.entries[entry.application_id] = entry
-        facts: list[Any] = [Checked(entry.application_id, verdict.eligible, policy.label, outcomes)]
-        if not verdict.eligible:
-            facts.append(self._reject(entry, verdict.failures))
+        facts: list[Any] = [Checked(entry.application_id, eligible, policy.label, outcomes)]
+        if not eligible:
+            facts.append(self._reject(entry, failures))
         elif self.mode == PANEL:
             facts.append(Queued(entry.application_id, self.partnership_id, self._required(entry)))
         elif not self.waiting and self._fits(entry):
@@ -387,13 +387,30 @@ class CallBook:
 
     # --- money moves in grants -------------------------------------------------------------
 
-    def commitment_released(self, application_id: str, reason: str) -> list[Any]:
-        """A withdrawal or cancellation freed money: the first waitlisted move up."""
+    def commitment_released(self, application_id: str, reason: str, released_cents: int | None = None) -> list[Any]:
+        """A withdrawal or cancellation freed money: the first waitlisted move up. Only what
+        grants released comes back (None: all); money already ordered for payment stays spent."""
         entry = self.entries.get(application_id)
         if entry is not None and entry.status in HOLDS_PLACE:
-            self._release(entry)
+            back = entry.reserved_cents if released_cents is None else min(released_cents, entry.reserved_cents)
+            entry.reserved_cents -= back
+            self.envelope_left_cents += back
             self._move(entry, RELEASED, [f"commitment released: {reason}"])
         return self._promote()
+
+    def payment_ordered(self, application_id: str, amount_cents: int) -> list[Any]:
+        """Grants ordered a payment of the exchange: that money is spent, whatever happens next
+        (a withdrawal or cancellation after it frees only the rest, as grants releases only the rest).
+        An order that arrives after the entry closed takes back what the closing freed."""
+        entry = self.entries.get(application_id)
+        if entry is None:
+            return []
+        entry.spent_cents += amount_cents
+        short = entry.spent_cents - entry.reserved_cents
+        if short > 0:
+            entry.reserved_cents += short
+            self.envelope_left_cents -= short
+        return []
 
     def grant_refused(self, application_id: str, reason: str) -> list[Any]:
         """Grants could not commit: the application waits for released money."""
@@ -403,13 +420,35 @@ class CallBook:
         self._release(entry)
         return [self._put_on_waitlist(entry, [f"grant refused: {reason}"])]
 
-    def withdrawn(self, application_id: str) -> list[Any]:
+    def withdrawn(self, application_id: str, status: str = WITHDRAWN) -> list[Any]:
+        """The visitor withdrew (or, ``CANCELLED``, the programme cancelled) the application:
+        its reservation goes back to the envelope and the waitlist moves."""
         entry = self.entries.get(application_id)
         if entry is None or entry.status in CLOSED:
             return []
         self._release(entry)
-        self._move(entry, WITHDRAWN)
+        self._move(entry, status)
         entry.claims = []
+        return self._promote()
+
+    def cancelled(self, application_id: str) -> list[Any]:
+        return self.withdrawn(application_id, CANCELLED)
+
+    def topped_up(self, amount_cents: int) -> list[Any]:
+        """Grants added money to the call's budget: the envelope grows and the waitlist moves."""
+        self.budget_cents += amount_cents
+        self.envelope_left_cents += amount_cents
+        return self._promote()
+
+    def commitment_reduced(self, application_id: str, released_cents: int) -> list[Any]:
+        """A shorter exchange earned less: grants returned part of its commitment, so the same
+        part of its reservation goes back to the envelope, and the waitlist moves."""
+        entry = self.entries.get(application_id)
+        if entry is None or entry.status not in HOLDS_PLACE:
+            return []
+        back = min(released_cents, entry.reserved_cents)
+        entry.reserved_cents -= back
+        self.envelope_left_cents += back
         return self._promote()
 
     # --- appeal and override ----------------------------------------------------------------
@@ -443,7 +482,7 @@ class CallBook:
         entry = self.entry(application_id)
         if partial := _partiality(entry, by):
             raise partial
-        if entry.status in {HOST_ACCEPTED, HOST_DECLINED, WITHDRAWN, RELEASED}:
+        if entry.status in {HOST_ACCEPTED, HOST_DECLINED, WITHDRAWN, RELEASED, CANCELLED}:
             raise Conflict(f"application {application_id} is {entry.status}; its decision can no longer change")
         why = dict(overridden_by=by.subject, justification=justification)
         reasons = [f"decision overridden by {by.subject}: {justification}"]
@@ -461,11 +500,11 @@ class CallBook:
     # --- the envelope -------------------------------------------------------------------------
 
     def _fits(self, entry: Entry) -> bool:
-        return entry.estimate_cents <= self.envelope_left_cents
+        return entry.lump_sum_cents <= self.envelope_left_cents
 
     def _no_room(self, entry: Entry) -> str:
-        return (f"the envelope left ({self.envelope_left_cents} cents) does not cover the estimated "
-                f"lump sum ({entry.estimate_cents} cents), or earlier applications are waiting")
+        return (f"the envelope left ({self.envelope_left_cents} cents) does not cover the "
+                f"lump sum ({entry.lump_sum_cents} cents), or earlier applications are waiting")
 
     def _waitlist(self) -> list[Entry]:
         """The loaded waitlisted entries, in ranking order (a promotion loads them all)."""
@@ -473,10 +512,10 @@ class CallBook:
 
     def _approve(self, entry: Entry, reasons: list[str], **why: Any) -> Approved:
         if not entry.reserved_cents:
-            entry.reserved_cents = entry.estimate_cents
-            self.envelope_left_cents -= entry.estimate_cents
+            entry.reserved_cents = entry.lump_sum_cents
+            self.envelope_left_cents -= entry.lump_sum_cents
         self._move(entry, APPROVED, reasons)
-        return Approved(entry.application_id, reasons, entry.score, estimated_cents=entry.estimate_cents, **why)
+        return Approved(entry.application_id, reasons, entry.score, estimated_cents=entry.lump_sum_cents, **why)
 
     def _put_on_waitlist(self, entry: Entry, reasons: list[str], **why: Any) -> Waitlisted:
         self._move(entry, WAITLISTED, reasons)
@@ -495,8 +534,10 @@ class CallBook:
             entry.reasons, entry.claims = reasons, []
 
     def _release(self, entry: Entry) -> None:
-        self.envelope_left_cents += entry.reserved_cents
-        entry.reserved_cents = 0
+        """The reservation goes back to the envelope, but for what grants ordered for payment."""
+        back = max(0, entry.reserved_cents - entry.spent_cents)
+        self.envelope_left_cents += back
+        entry.reserved_cents -= back
 
     def _promote(self) -> list[Any]:
         """Approve waitlisted applications in order while the envelope allows. One whose

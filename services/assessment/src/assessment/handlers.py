@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import (ApplicationSubmitted, ApplicationWithdrawn, CallPublished,
-                                           OrganisationEnrolled, OrganisationUpdated)
-from cx_shared.events.grants import CommitmentReleased, GrantRefused
+from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
+                                           CallPublished, OfferPublished, OrganisationEnrolled, OrganisationUpdated)
+from cx_shared.events.grants import (BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantRefused,
+                                     PaymentOrdered)
 from cx_shared.logging import get_logger
+from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 
-from assessment.domain import WAITLISTED, CallBook, estimate_lump_sum_cents
+from assessment.domain import WAITLISTED, CallBook
 from assessment.rules import Candidate, Party
 from assessment.storage import Storage
 from assessment.workflow import CallMissing, Needs, act_on_call, admit
@@ -26,9 +29,23 @@ def candidate_of(event: ApplicationSubmitted) -> Candidate:
                      event.planned_end, event.working_days, event.submitted_at.date(), event.offer_id)
 
 
+def price_of(event: ApplicationSubmitted):
+    """The exchange's lump sum by a rule set: what grants will commit for these very facts."""
+    def price(rule_set_version: str) -> int | LumpSumError:
+        try:
+            return exchange_lump_sum(rule_set_version, (event.visitor.city, event.visitor.country),
+                                     (event.host.city, event.host.country), event.working_days,
+                                     event.travel_mode).total_cents
+        except LumpSumError as exc:
+            return exc
+    return price
+
+
 async def admission(event: ApplicationSubmitted, storage: Storage, wrap, cause: str) -> None:
-    estimate = estimate_lump_sum_cents(event.working_days, str(event.travel_mode))
-    await admit(storage, event.call_id, candidate_of(event), estimate, wrap, processed=cause)
+    candidate = candidate_of(event)
+    if event.offer_id:  # the host's published places on the offer, for the host_capacity rule
+        candidate = replace(candidate, offer_capacity=await storage.offer_capacity(event.offer_id))
+    await admit(storage, event.call_id, candidate, price_of(event), wrap, processed=cause)
 
 
 def caused_by(delivery: Delivery):
@@ -37,17 +54,24 @@ def caused_by(delivery: Delivery):
 
 async def on_call_published(event: CallPublished, delivery: Delivery, storage: Storage) -> None:
     book = CallBook.open(event.call_id, event.partnership_id, event.opens_on, event.closes_on, event.budget_cents,
-                         event.assessment_mode, event.eligible_countries, event.eligibility_rule_set)
+                         event.assessment_mode, event.eligible_countries, event.eligibility_rule_set,
+                         event.lump_sum_rule_set, event.exchanges_end_on)
     await storage.open_call(book)
-    # Applications that arrived before their call (another partition) are assessed now, in
-    # the order they arrived, each caused by its own submission (so it is admitted once).
+    # Applications (and top-ups) that arrived before their call (another partition or topic)
+    # are taken now, in the order they arrived, each caused by its own event (so once).
     for doc in await storage.submissions_of_call(event.call_id):
         submitted = ApplicationSubmitted.model_validate(doc["data"])
+        await admission(submitted, storage, in_its_correlation(delivery, doc), doc["event_id"])
+    for doc in await storage.top_ups_of_call(event.call_id):
+        await top_up(storage, event.call_id, doc["amount_cents"], in_its_correlation(delivery, doc), doc["event_id"])
 
-        def in_its_correlation(ev, subject, doc=doc) -> Envelope:
-            return Envelope.wrap(ev, source=delivery.source, subject=subject,
-                                 correlation_id=doc["correlation_id"], causation_id=doc["event_id"])
-        await admission(submitted, storage, in_its_correlation, doc["event_id"])
+
+def in_its_correlation(delivery: Delivery, doc: dict):
+    """Events caused by a kept event, in that event's correlation."""
+    def wrap(ev, subject) -> Envelope:
+        return Envelope.wrap(ev, source=delivery.source, subject=subject, correlation_id=doc["correlation_id"],
+                             causation_id=doc["event_id"])
+    return wrap
 
 
 async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
@@ -71,8 +95,38 @@ async def on_application_withdrawn(event: ApplicationWithdrawn, delivery: Delive
                    Needs(event.application_id, statuses=(WAITLISTED,)))
 
 
+async def on_application_cancelled(event: ApplicationCancelled, delivery: Delivery, storage: Storage) -> None:
+    await _on_call(event.call_id, lambda book: book.cancelled(event.application_id), delivery, storage,
+                   Needs(event.application_id, statuses=(WAITLISTED,)))
+
+
+async def top_up(storage: Storage, call_id: str, amount_cents: int, wrap, cause: str) -> None:
+    await act_on_call(storage, call_id, lambda book: book.topped_up(amount_cents), wrap, processed=cause,
+                      needs=Needs(statuses=(WAITLISTED,)))
+
+
+async def on_budget_topped_up(event: BudgetToppedUp, delivery: Delivery, storage: Storage) -> None:
+    try:
+        await top_up(storage, event.call_id, event.amount_cents, caused_by(delivery), delivery.event_id)
+    except CallMissing:  # its CallPublished is still on its way (another topic): kept for it
+        await storage.keep_top_up(event.call_id, event.amount_cents, delivery.envelope)
+        if await storage.envelope(event.call_id) is not None:  # opened meanwhile, perhaps before the keep
+            await top_up(storage, event.call_id, event.amount_cents, caused_by(delivery), delivery.event_id)
+
+
+async def on_commitment_reduced(event: CommitmentReduced, delivery: Delivery, storage: Storage) -> None:
+    await _on_call(event.call_id, lambda book: book.commitment_reduced(event.application_id, event.released_cents),
+                   delivery, storage, Needs(event.application_id, statuses=(WAITLISTED,)))
+
+
+async def on_payment_ordered(event: PaymentOrdered, delivery: Delivery, storage: Storage) -> None:
+    await _on_call(event.call_id, lambda book: book.payment_ordered(event.application_id, event.amount_cents),
+                   delivery, storage, Needs(event.application_id))
+
+
 async def on_commitment_released(event: CommitmentReleased, delivery: Delivery, storage: Storage) -> None:
-    await _on_call(event.call_id, lambda book: book.commitment_released(event.application_id, event.reason),
+    await _on_call(event.call_id, lambda book: book.commitment_released(event.application_id, event.reason,
+                                                                         event.released_cents),
                    delivery, storage, Needs(event.application_id, statuses=(WAITLISTED,)))
 
 
@@ -86,12 +140,21 @@ async def on_organisation(event: OrganisationEnrolled, delivery: Delivery, stora
     await storage.keep_owner(event.organisation_id, event.owner, event.revision)
 
 
+async def on_offer_published(event: OfferPublished, delivery: Delivery, storage: Storage) -> None:
+    await storage.keep_offer(event.offer_id, event.capacity)
+
+
 HANDLERS: dict[type, Any] = {
     OrganisationEnrolled: on_organisation,
     OrganisationUpdated: on_organisation,
     CallPublished: on_call_published,
+    OfferPublished: on_offer_published,
     ApplicationSubmitted: on_application_submitted,
     ApplicationWithdrawn: on_application_withdrawn,
+    ApplicationCancelled: on_application_cancelled,
+    BudgetToppedUp: on_budget_topped_up,
+    CommitmentReduced: on_commitment_reduced,
     CommitmentReleased: on_commitment_released,
+    PaymentOrdered: on_payment_ordered,
     GrantRefused: on_grant_refused,
 }

@@ -37,6 +37,7 @@ class Candidate:
     working_days: int
     submitted_on: date
     offer_id: str | None = None
+    offer_capacity: int | None = None  # the places the host published on its offer, when known
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,9 @@ def _dates(params, c: Candidate, ctx: Context):
 
 @rule("host_capacity")
 def _capacity(params, c: Candidate, ctx: Context):
-    # Capacity per host offer is optional data of the rule set: unknown capacity passes.
-    capacity = (params.get("offer_capacities") or {}).get(c.offer_id) if c.offer_id else None
+    # The rule set may set an offer's places (it overrides); else the capacity the host published
+    # on its offer (OfferPublished); unknown capacity passes.
+    capacity = (params.get("offer_capacities") or {}).get(c.offer_id, c.offer_capacity) if c.offer_id else None
     if capacity is None:
         return True, "no host offer capacity limits this application"
     if ctx.offer_taken >= int(capacity):
@@ -158,10 +160,12 @@ def _overlap(params, c: Candidate, ctx: Context):
     return True, "the visitor has no overlapping exchange"
 
 
-def default_rules(eligible_countries: list[str]) -> list[dict[str, Any]]:
-    """The rule set a call starts with (version 1): every rule of the catalogue."""
+def default_rules(eligible_countries: list[str], exchanges_end_by: date | None = None) -> list[dict[str, Any]]:
+    """The rule set a call starts with (version 1): every rule of the catalogue; the call's
+    last exchange day, when it names one, bounds the dates."""
     params: dict[str, dict[str, Any]] = {
         "eligible_countries": {"countries": list(eligible_countries)},
+        "dates_inside_call": {"exchanges_end_by": exchanges_end_by.isoformat()} if exchanges_end_by else {},
         "organisation_types": {"types": [t.value for t in OrganisationType]},
         "duration": {"min_working_days": MIN_WORKING_DAYS},
         "host_capacity": {"offer_capacities": {}},

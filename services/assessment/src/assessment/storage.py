@@ -64,6 +64,7 @@ from cx_shared.store import PLUMBING, change, new_document
 from assessment.domain import CallBook, Entry, Policy
 
 CALLS, ENTRIES, SUBMISSIONS, ORGANISATIONS = "calls", "entries", "submissions", "organisations"
+EARLY_TOP_UPS, OFFERS = "early_top_ups", "offers"
 OUTBOX_COLLECTIONS = [CALLS, ENTRIES]
 PENDING, PENDING_CALL = "pending", "pending_call"
 STORAGE_FIELDS = {"_id", tally.SEQ, tally.CAUSES, PENDING, PENDING_CALL, *PLUMBING}
@@ -104,6 +105,8 @@ def entry_state(entry: Entry) -> dict[str, Any]:
 
 
 def entry_of(state: dict[str, Any]) -> Entry:
+    if "estimate_cents" in state:  # stored before the one lump-sum rule: the field's old name
+        state = {"lump_sum_cents": state["estimate_cents"], **state}
     fields = {k: v for k, v in state.items() if k in Entry.__dataclass_fields__}
     return Entry(**{**fields, "planned_start": date.fromisoformat(state["planned_start"]),
                     "planned_end": date.fromisoformat(state["planned_end"])})
@@ -152,6 +155,8 @@ class Storage:
         self.calls = db[CALLS]
         self.entries = db[ENTRIES]
         self.submissions = db[SUBMISSIONS]
+        self.early_top_ups = db[EARLY_TOP_UPS]
+        self.offers = db[OFFERS]
         self.organisations = db[ORGANISATIONS]
 
     async def init(self) -> None:
@@ -161,6 +166,7 @@ class Storage:
         await self.entries.create_index([("offer_id", ASCENDING)])
         await self.entries.create_index([(PENDING_CALL, ASCENDING)])
         await self.submissions.create_index([("call_id", ASCENDING)])
+        await self.early_top_ups.create_index([("call_id", ASCENDING)])
         await self.organisations.create_index([("owner", ASCENDING)])
 
     # --- reads ----------------------------------------------------------------------------
@@ -233,7 +239,7 @@ class Storage:
     @staticmethod
     def _envelope_update(book: CallBook) -> dict[str, Any]:
         state = envelope_state(book)
-        return {k: state[k] for k in ("envelope_left_cents", "next_arrival", "waiting", "policies")}
+        return {k: state[k] for k in ("budget_cents", "envelope_left_cents", "next_arrival", "waiting", "policies")}
 
     async def _prepare(self, call_id: str, entry: Entry, events: list[Envelope], pending: Pending,
                        replaces: Pending | None, processed: str | None) -> None:
@@ -315,6 +321,27 @@ class Storage:
 
     async def submissions_of_call(self, call_id: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.submissions.find({"call_id": call_id}).sort("received_at", ASCENDING)]
+
+    async def keep_top_up(self, call_id: str, amount_cents: int, envelope: Envelope) -> None:
+        """A top-up that came before its call (grants' topic overtook applications'): applied
+        when the call is opened, caused by its own event (so once)."""
+        with suppress(DuplicateKeyError):
+            await self.early_top_ups.insert_one({"_id": envelope.id, "call_id": call_id, "amount_cents": amount_cents,
+                                                 "event_id": envelope.id, "correlation_id": envelope.correlationid,
+                                                 "received_at": datetime.now(UTC)})
+
+    async def top_ups_of_call(self, call_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.early_top_ups.find({"call_id": call_id}).sort("received_at", ASCENDING)]
+
+    # --- host offers' places (the host_capacity rule) ---------------------------------------
+
+    async def keep_offer(self, offer_id: str, capacity: int) -> None:
+        with suppress(DuplicateKeyError):  # published once: a redelivery changes nothing
+            await self.offers.insert_one({"_id": offer_id, "capacity": capacity})
+
+    async def offer_capacity(self, offer_id: str) -> int | None:
+        doc = await self.offers.find_one({"_id": offer_id})
+        return doc["capacity"] if doc else None
 
     # --- organisation owners (conflicts of interest) ----------------------------------------
 

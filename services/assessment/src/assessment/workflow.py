@@ -19,6 +19,7 @@ from cx_shared import tally
 from cx_shared.envelope import Envelope
 from cx_shared.errors import NotFound
 from cx_shared.events import Event
+from cx_shared.lump_sums import LumpSumError
 from cx_shared.races import Turns, until_stored
 
 from assessment.contracts import event_of, subject_of
@@ -28,6 +29,7 @@ from assessment.storage import (SWEEP_EVERY, Change, Pending, Storage, book_of, 
                                 entry_state, envelope_state, pending_entry, pending_of)
 
 Action = Callable[[CallBook], list[Any]]
+Price = Callable[[str], int | LumpSumError]  # lump-sum rule set version -> cents, or why none
 Wrap = Callable[[Event, str], Envelope]  # (event, subject) -> envelope in the right correlation
 Exchange = tuple[str, date, date]
 
@@ -52,6 +54,7 @@ class Needs:
     statuses: tuple[str, ...] = ()  # every entry of the call in these statuses (a round, a promotion)
     visitor_id: str | None = None  # an admission: the visitor's other applications, in any call
     offer_id: str | None = None  # an admission: the places taken on the host offer
+    offer_limited: bool = False  # the offer's places are known (published by its host)
 
 
 class Loaded(NamedTuple):
@@ -70,13 +73,17 @@ async def act_on_call(storage: Storage, call_id: str, action: Action, wrap: Wrap
     return await _decide(storage, call_id, lambda book, _: action(book), wrap, processed, needs)
 
 
-async def admit(storage: Storage, call_id: str, candidate: Candidate, estimate_cents: int, wrap: Wrap,
+async def admit(storage: Storage, call_id: str, candidate: Candidate, lump_sum: int | Price, wrap: Wrap,
                 processed: str | None = None) -> tuple[CallBook, list[Any]] | None:
-    """Eligibility and the first decision: constant work, whatever the size of the call."""
-    needs = Needs(candidate.application_id, visitor_id=candidate.visitor.organisation_id, offer_id=candidate.offer_id)
-    return await _decide(storage, call_id,
-                         lambda book, loaded: book.admit(candidate, estimate_cents, loaded.elsewhere),
-                         wrap, processed, needs)
+    """Eligibility and the first decision: constant work, whatever the size of the call.
+    ``lump_sum``: cents, or the price by the call's lump-sum rule set (known from the call)."""
+    needs = Needs(candidate.application_id, visitor_id=candidate.visitor.organisation_id, offer_id=candidate.offer_id,
+                  offer_limited=candidate.offer_capacity is not None)
+
+    def decide(book: CallBook, loaded: Loaded) -> list[Any]:
+        cents = lump_sum(book.lump_sum_rule_set) if callable(lump_sum) else lump_sum
+        return book.admit(candidate, cents, loaded.elsewhere)
+    return await _decide(storage, call_id, decide, wrap, processed, needs)
 
 
 async def _decide(storage: Storage, call_id: str, decide: Callable[[CallBook, Loaded], list[Any]], wrap: Wrap,
@@ -160,7 +167,7 @@ async def _seen_by_admission(storage: Storage, envelope: dict[str, Any],
     docs = {}
     if needs.visitor_id:
         docs.update((d["_id"], d) for d in await storage.entries_of_visitor(needs.visitor_id))
-    if needs.offer_id and book_of(envelope).policy.offer_capacity(needs.offer_id) is not None:
+    if needs.offer_id and (needs.offer_limited or book_of(envelope).policy.offer_capacity(needs.offer_id) is not None):
         docs.update((d["_id"], d) for d in await storage.entries_on_offer(needs.offer_id) if d["call_id"] == call_id)
     docs.pop(needs.application_id, None)
     context, elsewhere = [], []

@@ -17,7 +17,7 @@ from typing import Any
 from fpdf import FPDF
 
 from grants.domain import euros
-from grants.rules import LumpSumRuleSet
+from cx_shared.lump_sum_rules import LumpSumRuleSet
 
 
 def agreement_path(application_id: str) -> str:

@@ -25,8 +25,8 @@ from cx_shared.geography import UnknownCity, locate
 from grants import domain
 from grants.budgeting import act_on_budget, act_on_exchange
 from grants.domain import BALANCES, Cause
-from grants.lump_sums import Location, LumpSumError, compute_lump_sum
-from grants.rules import UnknownRuleSet, rule_set
+from cx_shared.lump_sums import Location, LumpSumError, compute_lump_sum
+from cx_shared.lump_sum_rules import UnknownRuleSet, rule_set
 from grants.storage import REFUSED, Storage
 from grants.use_cases import ensure_agreement, release, subject_of
 

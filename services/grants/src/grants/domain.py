@@ -22,8 +22,8 @@ from cx_shared.events.grants import (REASON_MAX, BudgetToppedUp, CommitmentReduc
                                      GrantAgreementAccepted, GrantAgreementIssued, GrantCommitted, GrantRefused,
                                      PaymentOrdered, PaymentSettled)
 
-from grants.lump_sums import LumpSum, final_lump_sum, prefinancing_cents
-from grants.rules import LumpSumRuleSet
+from cx_shared.lump_sums import LumpSum, final_lump_sum, prefinancing_cents
+from cx_shared.lump_sum_rules import LumpSumRuleSet
 
 # ---------------------------------------------------------------------------------------------
 # Budget, ledger, commitments
@@ -164,9 +164,14 @@ class Parties:
     host_country: str
 
 
-def decided(budget: Budget, application_id: str) -> bool:
+def decided(budget: Budget, application_id: str, cause: Cause | None = None) -> bool:
+    """Committed, or refused for this very cause. A refusal is not final: assessment waitlists
+    the application and, once money is back, its host's acceptance comes again (a new event)
+    and the grant is decided again."""
     key = commitment_key(application_id)
-    return key in budget.commitments or key in budget.refusals
+    refused = budget.refusals.get(key)
+    again = refused is not None and cause is not None and refused["cause"]["event_id"] != cause.event_id
+    return key in budget.commitments or (refused is not None and not again)
 
 
 def clip(reason: str) -> str:
@@ -176,8 +181,8 @@ def clip(reason: str) -> str:
 
 def refuse(budget: Budget, application_id: str, reason: str, cause: Cause,
            required_cents: int = 0) -> BudgetChange | None:
-    """Refuse the grant of an exchange (once: None when it was already committed or refused)."""
-    if decided(budget, application_id):
+    """Refuse the grant of an exchange (once per cause: None when it was already committed or refused)."""
+    if decided(budget, application_id, cause):
         return None
     reason = clip(reason)
     available = budget.balances["available_cents"]
@@ -193,8 +198,8 @@ def commit(budget: Budget, application_id: str, parties: Parties, lump_sum: Lump
            exchange: Mapping[str, Any]) -> BudgetChange | None:
     """Commit the lump sum against the budget, or refuse for want of funds (a GrantRefused).
 
-    None when this exchange already has an outcome: one per exchange, never twice."""
-    if decided(budget, application_id):
+    None when this exchange is committed or this cause refused it: one commitment per exchange, never twice."""
+    if decided(budget, application_id, cause):
         return None
     key = commitment_key(application_id)
     available = budget.balances["available_cents"]

@@ -21,8 +21,8 @@ from cx_shared.logging import get_logger
 from grants import domain
 from grants.budgeting import act_on_exchange
 from grants.domain import Cause, Parties
-from grants.rules import rule_set
-from grants.storage import Storage
+from cx_shared.lump_sum_rules import rule_set
+from grants.storage import REFUSED, Storage
 from grants.use_cases import release, settle_exchange, wrapper
 
 log = get_logger(__name__)
@@ -87,8 +87,13 @@ async def on_application_approved(event: ApplicationApproved, delivery: Delivery
 
 
 async def on_host_accepted(event: HostAccepted, delivery: Delivery, storage: Storage) -> None:
-    await storage.record_acceptance(event.application_id, event.call_id,
-                                    {**origin(delivery), "host_id": event.host_id})
+    """A second acceptance (assessment promoted the application after a refused grant) replaces
+    the first, so the grant is decided again; a redelivered one changes nothing."""
+    acceptance = {**origin(delivery), "host_id": event.host_id}
+    if not await storage.record_acceptance(event.application_id, event.call_id, acceptance):
+        outcome = await storage.commitment(event.application_id)
+        if outcome is not None and outcome["state"] == REFUSED and delivery.event_id not in outcome["processed"]:
+            await storage.renew_acceptance(event.application_id, event.call_id, acceptance)
     await settle_exchange(storage, event.application_id, delivery.source)
 
 

@@ -261,6 +261,10 @@ class Storage:
     async def record_acceptance(self, application_id: str, call_id: str, acceptance: Mapping[str, Any]) -> bool:
         return await self._insert_once(self.acceptances, {"_id": application_id, "call_id": call_id, **acceptance})
 
+    async def renew_acceptance(self, application_id: str, call_id: str, acceptance: Mapping[str, Any]) -> None:
+        """The host's acceptance again, after a refused grant: the latest one is decided on."""
+        await self.acceptances.replace_one({"_id": application_id}, {"call_id": call_id, **acceptance})
+
     async def record_withdrawal(self, application_id: str, call_id: str, reason: str, event_id: str,
                                 at: datetime) -> bool:
         return await self._insert_once(self.withdrawals, {"_id": application_id, "call_id": call_id, "reason": reason,

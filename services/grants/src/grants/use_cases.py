@@ -21,8 +21,8 @@ from grants import domain
 from grants.agreement import agreement_path, render_agreement, render_from_commitment, sha256
 from grants.budgeting import Wrap, act_on_exchange
 from grants.domain import Cause, Parties
-from grants.lump_sums import Location, LumpSum, LumpSumError, compute_lump_sum, prefinancing_cents
-from grants.rules import UnknownRuleSet, rule_set
+from cx_shared.lump_sums import Location, LumpSum, LumpSumError, compute_lump_sum, prefinancing_cents
+from cx_shared.lump_sum_rules import UnknownRuleSet, rule_set
 from grants.storage import REFUSED, Storage
 
 log = get_logger(__name__)
@@ -55,7 +55,8 @@ async def settle_exchange(storage: Storage, application_id: str, source: str) ->
     if budget is None:
         return  # waits for the budget; CallPublished settles the call's accepted exchanges
     outcome = await storage.commitment(application_id)
-    if outcome is None or outcome["state"] is None:  # undecided, or a decision that stopped half-way
+    if outcome is None or outcome["state"] is None or refused_before(outcome, accepted):  # undecided, stopped
+        # half-way, or refused before the host's latest acceptance (assessment promoted it again)
         if ex["withdrawal"]:
             return  # withdrawn (or declined) before any grant: nothing to commit
         await decide_grant(storage, application_id, facts, accepted, budget["rule_set_version"], source)
@@ -66,6 +67,10 @@ async def settle_exchange(storage: Storage, application_id: str, source: str) ->
         await release(storage, accepted["call_id"], application_id, withdrawal["reason"],
                       cause_of_acceptance(accepted), wrapper(source, accepted["correlation_id"], accepted["event_id"]),
                       event_id=withdrawal["event_id"])  # the withdrawal's own id: released once by either
+
+
+def refused_before(outcome: dict[str, Any], accepted: dict[str, Any]) -> bool:
+    return outcome["state"] == REFUSED and outcome["record"]["cause"]["event_id"] != accepted["event_id"]
 
 
 async def decide_grant(storage: Storage, application_id: str, facts: dict[str, Any], accepted: dict[str, Any],

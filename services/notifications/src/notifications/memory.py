@@ -75,3 +75,34 @@ class Recent:
 
     def pop(self, key: Any) -> Any:
         return self._docs.pop(key, None)
+
+
+class Fresh:
+    """Values read from the database (read models that may change: an organisation's contact, a
+    partnership's staff, a call, an address's opt-out), trusted for ``seconds`` after the read,
+    up to ``size`` of them. A change made through this process forgets the value at once; one
+    made through another replica is seen here within ``seconds``. Events of different keys have
+    no order between them anyway (an exchange's email may be planned before or after its
+    visitor's new contact arrives): a second of memory changes none of that."""
+
+    def __init__(self, seconds: float, size: int = 8192, clock: Callable[[], float] = time.monotonic):
+        self.seconds, self.size, self._clock = seconds, size, clock
+        self._values: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self._generation = 0  # bumped by every change: a read that overlapped one is not kept
+
+    async def read(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
+        held = self._values.get(key)
+        if held is not None and self._clock() - held[0] < self.seconds:
+            return held[1]
+        generation, started = self._generation, self._clock()
+        value = await load()
+        if generation == self._generation and self.seconds > 0:
+            self._values[key] = (started, value)
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
+
+    def forget(self, key: Any) -> None:
+        self._generation += 1
+        self._values.pop(key, None)

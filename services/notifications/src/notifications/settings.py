@@ -50,6 +50,9 @@ class Settings(ServiceSettings):
     # Who hears of an event is looked up in memory: a change made through this process applies
     # at once; one made through another replica is heard here within this many seconds.
     webhook_routes_refresh_seconds: float = 1.0
+    # Read models that may change (contacts, staff, calls, opt-outs) are trusted this long after a
+    # read (notifications/memory.py Fresh); 0 reads them for every event.
+    read_model_memory_seconds: float = 1.0
     # After a rotation the previous secret still signs deliveries for this long (two signatures).
     webhook_secret_grace_seconds: float = 24 * 3600.0
 

@@ -34,7 +34,7 @@ from notifications.domain import (
     language,
     within,
 )
-from notifications.memory import Recent, Routes
+from notifications.memory import Fresh, Recent, Routes
 from notifications.settings import Settings
 
 NOTIFICATIONS, DELIVERIES = "notifications", "webhook_deliveries"
@@ -66,6 +66,7 @@ class Storage:
         # Stored once, never changed: an application's snapshot, a call's partnership, an address's token.
         self._applications, self._call_partnerships = Recent(4096), Recent(1024)
         self._tokens = Recent(4096)  # an address's unsubscribe token
+        self._fresh = Fresh(self.settings.read_model_memory_seconds)
         # Claims are taken one at a time in a process. MongoDB makes each claim atomic, but
         # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
         # (measured: 4 concurrent find_one_and_update on a pending item -> up to 4 winners).
@@ -109,9 +110,11 @@ class Storage:
                                                 {"$set": {**org, "_id": org["organisation_id"]}}, upsert=True)
         except DuplicateKeyError:
             pass  # a newer revision is stored
+        self._fresh.forget(("organisation", org["organisation_id"]))
 
     async def save_call(self, call: dict[str, Any]) -> None:
         await self.calls.update_one({"_id": call["call_id"]}, {"$set": call}, upsert=True)
+        self._fresh.forget(("call", call["call_id"]))
 
     async def save_application(self, application: dict[str, Any]) -> None:
         await _insert(self.applications, {**application, "_id": application["application_id"]})
@@ -127,7 +130,7 @@ class Storage:
         return doc
 
     async def call(self, call_id: str) -> dict | None:
-        return await self.calls.find_one({"_id": call_id})
+        return await self._fresh.read(("call", call_id), lambda: self.calls.find_one({"_id": call_id}))
 
     async def partnership_of_call(self, call_id: str) -> str | None:
         if (partnership_id := self._call_partnerships.get(call_id)) is None:
@@ -143,7 +146,9 @@ class Storage:
         contact_email = call.get("contact_email")
         # The call's contact has no enrolment, hence no language of its own: English, the programme's.
         contact = Recipient(CONTACT, contact_email, call.get("title", ""), "en") if contact_email else None
-        staff = [s async for s in self.staff.find({"partnership_id": application["partnership_id"]})]
+        partnership_id = application["partnership_id"]
+        staff = await self._fresh.read(("staff", partnership_id),
+                                       lambda: self.staff.find({"partnership_id": partnership_id}).to_list())
         return Audience(
             visitor=await self._participant(VISITOR, application["visitor"]),
             host=await self._participant(HOST, application["host"]),
@@ -152,7 +157,9 @@ class Storage:
             grant_officers=tuple(_staff(s) for s in staff if s["role"] == GRANT_OFFICER))
 
     async def _participant(self, role: str, snapshot: dict) -> Recipient:
-        enrolled = await self.organisations.find_one({"_id": snapshot["organisation_id"]})
+        organisation_id = snapshot["organisation_id"]
+        enrolled = await self._fresh.read(("organisation", organisation_id),
+                                          lambda: self.organisations.find_one({"_id": organisation_id}))
         contact = (enrolled or snapshot)["contact"]
         return Recipient(role, contact["email"], contact["name"], language(contact.get("language")))
 
@@ -161,6 +168,7 @@ class Storage:
         key = {k: doc[k] for k in ("partnership_id", "role", "email")}
         await self.staff.update_one(key, {"$set": {"name": doc["name"], "language": doc["language"]},
                                           "$setOnInsert": {"_id": doc["_id"]}}, upsert=True)
+        self._fresh.forget(("staff", doc["partnership_id"]))
         return await self.staff.find_one(key)
 
     async def list_staff(self, partnership_id: str) -> list[dict]:
@@ -184,13 +192,16 @@ class Storage:
     async def opt_out(self, email: str) -> None:
         await self.opt_outs.update_one({"_id": email.lower()}, {"$setOnInsert": {"at": self.clock.now()}},
                                        upsert=True)
+        self._fresh.forget(("opt-out", email.lower()))
 
     async def opt_in(self, email: str) -> None:
         await self.opt_outs.delete_one({"_id": email.lower()})
+        self._fresh.forget(("opt-out", email.lower()))
 
     async def opted_out(self, emails: list[str]) -> frozenset[str]:
         # one look-up by _id each (a handful of recipients): FerretDB serves $in by a scan
-        found = [await self.opt_outs.find_one({"_id": e}, {"_id": 1}) for e in {e.lower() for e in emails}]
+        found = [await self._fresh.read(("opt-out", e), lambda e=e: self.opt_outs.find_one({"_id": e}, {"_id": 1}))
+                 for e in {e.lower() for e in emails}]
         return frozenset(d["_id"] for d in found if d)
 
     # ---- the mail queue -----------------------------------------------------------------------

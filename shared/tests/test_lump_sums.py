@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from grants.lump_sums import Location, LumpSumError, compute_lump_sum, final_lump_sum, recompute
+from cx_shared.lump_sums import Location, LumpSumError, compute_lump_sum, final_lump_sum, recompute
 from cx_shared.geography import UnknownCity, locate
-from grants.rules import DEFAULT_V1, UnknownRuleSet, rule_set
+from cx_shared.lump_sum_rules import DEFAULT_V1, UnknownRuleSet, rule_set
 
 # The default rule set's travel table, written out again here (not read from the code).
 BANDS_KM_STANDARD_GREEN = [

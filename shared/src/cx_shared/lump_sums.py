@@ -1,6 +1,10 @@
 """Lump sums by rule: a pure function of the two cities' coordinates, the working days, the
 travel mode and a versioned rule set; the inputs travel with the result so that any amount
-can be recomputed and explained. Integer euro cents, no I/O."""
+can be recomputed and explained. Integer euro cents, no I/O.
+
+The one rule of the programme's money: assessment reserves ``exchange_lump_sum`` of an
+application when it approves it, grants commits the same function's result for the same
+submitted facts, so at rest the envelope's reservations equal the commitments."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from typing import Any
 
 from cx_shared.vocabulary import TravelMode
 
-from grants.rules import LumpSumRuleSet
+from cx_shared.geography import UnknownCity, locate
+from cx_shared.lump_sum_rules import LumpSumRuleSet, UnknownRuleSet, rule_set
 
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
 
@@ -79,6 +84,24 @@ def compute_lump_sum(rules: LumpSumRuleSet, origin: Location, destination: Locat
               "travel_mode": mode.value, "host_country_group": group}
     return LumpSum(rules.version, km, band.label if band else None, mode.value, travel, daily, working_days,
                    subsistence, travel + subsistence, capped, inputs)
+
+
+def exchange_lump_sum(rule_set_version: str, visitor: tuple[str, str], host: tuple[str, str], working_days: int,
+                      travel_mode: TravelMode | str) -> LumpSum:
+    """The lump sum of an exchange from its submitted facts: the visitor's and the host's
+    (city, country), the working days and the travel mode, under the call's rule set.
+    LumpSumError when it cannot be computed (unknown city or rule set, a country without a group)."""
+    try:
+        rules = rule_set(rule_set_version)
+        origin, destination = (location(*place) for place in (visitor, host))
+    except (UnknownCity, UnknownRuleSet) as exc:
+        raise LumpSumError(str(exc)) from None
+    return compute_lump_sum(rules, origin, destination, working_days, travel_mode)
+
+
+def location(city: str, country: str) -> Location:
+    place = locate(city, country)
+    return Location(place.name, place.country, place.latitude, place.longitude)
 
 
 def recompute(rules: LumpSumRuleSet, stored: Mapping[str, Any], working_days: int | None = None) -> LumpSum:
