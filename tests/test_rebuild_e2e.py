@@ -74,10 +74,17 @@ def subscribe(system: dict, journey: Journey, url: str) -> None:
     assert response.status_code == 201, response.text
 
 
-def rebuild(service: str, env: dict[str, str], *args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", f"{service}.rebuild", *args], env={**os.environ, **env},
-                          capture_output=True, timeout=300)
+async def rebuilt_differences(client, service: str, service_env) -> list[tuple]:
+    """The service's database rebuilt by the real command beside the live one, and what differs."""
+    live_name = service_env(service)["MONGODB_DATABASE"]
+    args = ["--configuration-from", live_name] if service == "notifications" else []
+    done = subprocess.run([sys.executable, "-m", f"{service}.rebuild", *args], capture_output=True, timeout=300,
+                          env={**os.environ, **service_env(service, MONGODB_DATABASE=f"{live_name}_rebuilt")})
     assert done.returncode == 0, done.stderr.decode()
+    skip = LOCKS | NOT_REPLAYED.get(service, set())
+    live, rebuilt = await snapshot(client[live_name], skip), await snapshot(client[f"{live_name}_rebuilt"], skip)
+    assert rebuilt.keys() == live.keys(), service
+    return differences(live, rebuilt)
 
 
 async def snapshot(db, skip: set[str] = frozenset()) -> dict[str, list[dict]]:
@@ -136,16 +143,7 @@ async def test_every_rebuild_arrives_at_the_live_state_but_assessments_http_deci
         mails, posts = sink_count(infra), len(receiver.requests)
 
         try:
-            found = {}
-            for name in SERVICES:
-                live_name = live_db[name].name
-                env = service_env(name, MONGODB_DATABASE=f"{live_name}_rebuilt")
-                rebuild(name, env, *(["--configuration-from", live_name] if name == "notifications" else []))
-                skip = LOCKS | NOT_REPLAYED.get(name, set())
-                rebuilt = await snapshot(client[f"{live_name}_rebuilt"], skip)
-                live = await snapshot(live_db[name], skip)
-                assert rebuilt.keys() == live.keys(), name
-                found[name] = differences(live, rebuilt)
+            found = {name: await rebuilt_differences(client, name, service_env) for name in SERVICES}
             for name in ("applications", "grants", "notifications"):
                 assert not found[name], f"{name}: " + "\n".join(map(repr, found[name]))
             # The rebuild ran no mailer and no dispatcher: nothing more reached anyone.

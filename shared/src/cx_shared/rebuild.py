@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -52,7 +52,7 @@ class Replay:
     storage: Callable[[Any], Any]
     outbox_collections: Iterable[str]
     first: frozenset[type[Event]] = frozenset()
-    configuration: tuple[str, ...] = field(default=())
+    configuration: tuple[str, ...] = ()
 
     def topics(self, namespace: str) -> list[str]:
         return sorted({qualified(cls.topic, namespace) for cls in self.handlers})
