@@ -9,9 +9,11 @@ from cx_shared.envelope import Envelope
 from cx_shared.events.applications import ApplicationSubmitted
 from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked
 from cx_shared.events.common import Contact, Participant
-from applications.rebuild import replay
+from cx_shared.rebuild import replay
+from applications.handlers import CREATIONS, HANDLERS
 from applications.storage import Storage
 
+SOURCE = "/clusterxchange/applications"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
@@ -35,8 +37,8 @@ async def test_replay_folds_a_lifecycle_event_stamped_before_its_submission(mong
     approved = at(ApplicationApproved(application_id="app-1", call_id="c"), 9, "assessment")
     storage = Storage(mongo_db)
     await storage.init()
-    assert await replay(storage, [approved, checked, submitted], "/clusterxchange/applications") == 3
-    assert await replay(storage, [approved, submitted], "/clusterxchange/applications") == 2  # again: no change
+    assert await replay(HANDLERS, storage, [approved, checked, submitted], SOURCE, first=CREATIONS) == 3
+    assert await replay(HANDLERS, storage, [approved, submitted], SOURCE, first=CREATIONS) == 2  # again: no change
     doc = await storage.with_timeline(await mongo_db.applications.find_one({"_id": "app-1"}))
     assert doc["status"] == "approved"
     assert [e["event"] for e in doc["timeline"]] == ["application.submitted", "eligibility.checked",

@@ -7,7 +7,6 @@ may arrive in any order: each handler records its fact and then settles the exch
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from cx_shared.consumer import Delivery
@@ -30,8 +29,9 @@ log = get_logger(__name__)
 
 
 def cause_of(delivery: Delivery) -> Cause:
+    """At the event's time, not ours: a rebuild then writes the same ledger and agreement."""
     e = delivery.envelope
-    return Cause(actor=e.source, at=datetime.now(UTC), event_id=e.id, event_type=e.type)
+    return Cause(actor=e.source, at=e.time, event_id=e.id, event_type=e.type)
 
 
 def delivery_wrap(delivery: Delivery):
@@ -75,7 +75,8 @@ async def on_application_submitted(event: ApplicationSubmitted, delivery: Delive
 def origin(delivery: Delivery) -> dict[str, Any]:
     """What a recorded fact keeps of the event that brought it (a commitment's cause is its acceptance)."""
     e = delivery.envelope
-    return {"event_id": e.id, "event_type": e.type, "source": e.source, "correlation_id": e.correlationid}
+    return {"event_id": e.id, "event_type": e.type, "source": e.source, "correlation_id": e.correlationid,
+            "time": e.time}
 
 
 async def on_application_approved(event: ApplicationApproved, delivery: Delivery, storage: Storage) -> None:
@@ -102,7 +103,8 @@ Releasing = ApplicationWithdrawn | ApplicationCancelled | HostDeclined | Exchang
 async def release_exchange(event: Releasing, delivery: Delivery, storage: Storage, reason: str) -> None:
     # Recorded first, so an exchange still waiting for its budget is never committed afterwards
     # and a commitment racing with this withdrawal sees it (settle_exchange checks after committing).
-    await storage.record_withdrawal(event.application_id, event.call_id, reason, delivery.event_id)
+    await storage.record_withdrawal(event.application_id, event.call_id, reason, delivery.event_id,
+                                    delivery.envelope.time)
     await release(storage, event.call_id, event.application_id, reason, cause_of(delivery), delivery_wrap(delivery),
                   event_id=delivery.event_id)
 

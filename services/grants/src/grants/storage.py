@@ -265,9 +265,10 @@ class Storage:
         """The host's acceptance again, after a refused grant: the latest one is decided on."""
         await self.acceptances.replace_one({"_id": application_id}, {"call_id": call_id, **acceptance})
 
-    async def record_withdrawal(self, application_id: str, call_id: str, reason: str, event_id: str) -> bool:
+    async def record_withdrawal(self, application_id: str, call_id: str, reason: str, event_id: str,
+                                at: datetime) -> bool:
         return await self._insert_once(self.withdrawals, {"_id": application_id, "call_id": call_id, "reason": reason,
-                                                          "event_id": event_id, "at": datetime.now(UTC)})
+                                                          "event_id": event_id, "at": at})
 
     async def withdrawal(self, application_id: str) -> dict[str, Any] | None:
         return await self.withdrawals.find_one({"_id": application_id})

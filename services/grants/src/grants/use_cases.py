@@ -105,7 +105,8 @@ async def decide_grant(storage: Storage, application_id: str, facts: dict[str, A
 
 
 def cause_of_acceptance(accepted: dict[str, Any]) -> Cause:
-    return Cause(actor=accepted["source"], at=datetime.now(UTC), event_id=accepted["event_id"],
+    # the acceptance's time (one recorded before it was kept: ours), so a rebuild issues the same agreement
+    return Cause(actor=accepted["source"], at=accepted.get("time") or datetime.now(UTC), event_id=accepted["event_id"],
                  event_type=accepted["event_type"])
 
 

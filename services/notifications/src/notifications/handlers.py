@@ -37,12 +37,13 @@ from notifications.storage import Storage
 log = get_logger(__name__)
 
 
-async def on_event(event: Event, delivery: Delivery, storage: Storage) -> None:
+async def on_event(event: Event, delivery: Delivery, storage: Storage, offer: bool = True) -> None:
     await remember(event, storage)
-    await offer_to_subscribers(event, delivery.envelope, storage)
+    if offer:
+        await offer_to_subscribers(event, delivery.envelope, storage)
     await notify(event, delivery.envelope, storage)
     if isinstance(event, ApplicationSubmitted):
-        await replay_parked(event.application_id, storage)
+        await replay_parked(event.application_id, storage, offer)
 
 
 async def remember(event: Event, storage: Storage) -> None:
@@ -115,13 +116,14 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
         await storage.cancel_reminders(application_id, CANCELLED_BY[name])
 
 
-async def replay_parked(application_id: str, storage: Storage) -> None:
+async def replay_parked(application_id: str, storage: Storage, offer: bool = True) -> None:
     """Events that came before their application: now their partnership and people are known.
     Offering again adds only the deliveries missing (their ids are fixed per subscription)."""
     for envelope in await storage.parked_for(application_id):
         event = envelope.event()
         if event is not None:
-            await offer_to_subscribers(event, envelope, storage)
+            if offer:
+                await offer_to_subscribers(event, envelope, storage)
             await notify(event, envelope, storage)
         await storage.unpark(envelope.id)
 

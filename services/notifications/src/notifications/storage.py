@@ -45,6 +45,7 @@ PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "fail
 # Webhook delivery states: pending -> sending -> delivered | pending (retry) | failed; suspended while disabled.
 DELIVERED, SUSPENDED = "delivered", "suspended"
 ACTIVE, DISABLED = "active", "disabled"
+REMINDER_CAUSE = "reminder:"  # the cause id of a reminder's emails: reminder:<reminder id>
 ROUTING = {"_id": 1, "event_types": 1, "programme_wide": 1, "partnership_ids": 1, "status": 1}
 
 
@@ -266,12 +267,14 @@ class Storage:
                 return doc
         return None
 
-    async def email_sent(self, doc: dict, event: Envelope) -> bool:
-        return await self._finish_email(doc, {"status": SENT, "sent_at": self.clock.now()}, event)
-
-    async def email_failed(self, doc: dict, error: str, event: Envelope) -> bool:
-        return await self._finish_email(doc, {"status": FAILED, "failed_at": self.clock.now(), "last_error": error},
-                                        event)
+    async def email_recorded(self, event: Envelope) -> None:
+        """A rebuild: the email ends as its event says (sent or failed), so it is never sent again;
+        a reminder's email says its reminder fired (the email itself is not queued again)."""
+        data = event.data
+        await self.notifications.update_one({"_id": data["notification_id"]}, {"$set": finished(event)})
+        if (cause := data["cause_event_id"]).startswith(REMINDER_CAUSE):
+            await self.reminders.update_one({"_id": cause.removeprefix(REMINDER_CAUSE)},
+                                            {"$set": {"status": "fired", "fired_at": event.time}})
 
     async def email_retry(self, doc: dict, error: str, delay_seconds: float) -> None:
         await self.notifications.update_one(
@@ -279,10 +282,11 @@ class Storage:
             {"$set": {"status": PENDING, "last_error": error, **self.mail_lease.released(),
                       "next_attempt_at": self.clock.now() + timedelta(seconds=delay_seconds)}})
 
-    async def _finish_email(self, doc: dict, fields: dict, event: Envelope) -> bool:
-        """State and the event announcing it in one update; only the holder of the claim may do it."""
+    async def email_finished(self, doc: dict, event: Envelope) -> bool:
+        """Sent or failed, as its event (EmailSent, EmailFailed) says, and the event, in one update;
+        only the holder of the claim may do it."""
         result = await self.notifications.update_one({"_id": doc["_id"], **self.mail_lease.held_by(doc["claim"])},
-                                                     change({"$set": fields}, events=[event]))
+                                                     change({"$set": finished(event)}, events=[event]))
         return result.matched_count == 1
 
     async def find_notifications(self, scope: list[str] | None, application_id: str | None = None,
@@ -475,6 +479,13 @@ async def _scoped(collection, query: dict, scope: list[str] | None, sort: str, l
     queries = [query] if scope is None else [{**query, "partnership_id": p} for p in dict.fromkeys(scope)]
     found = [d for q in queries for d in await collection.find(q, projection).sort(sort).limit(limit).to_list()]
     return sorted(found, key=lambda d: d[sort])[:limit]
+
+
+def finished(event: Envelope) -> dict[str, Any]:
+    """What an email's EmailSent or EmailFailed event says of it: the same fields live and in a rebuild."""
+    if "error" in event.data:
+        return {"status": FAILED, "failed_at": event.time, "last_error": event.data["error"]}
+    return {"status": SENT, "sent_at": event.time}
 
 
 def _scope_id(partnership_id: str, subscription_id: str) -> str:

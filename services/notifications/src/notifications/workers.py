@@ -32,7 +32,7 @@ from notifications.domain import (
     signing_secrets,
 )
 from notifications.handlers import exchange_dates
-from notifications.storage import DELIVERED, DELIVERIES, FAILED, NOTIFICATIONS, PENDING, Storage
+from notifications.storage import DELIVERED, DELIVERIES, FAILED, NOTIFICATIONS, PENDING, REMINDER_CAUSE, Storage
 
 log = get_logger(__name__)
 
@@ -127,7 +127,7 @@ async def _send(storage: Storage, doc: dict, connection: mail.Connection) -> boo
         return True
     if s.mail_pause_after_send_seconds:
         await asyncio.sleep(s.mail_pause_after_send_seconds)
-    if not await storage.email_sent(doc, _email_event(storage, doc, EmailSent, rendered.language)):
+    if not await storage.email_finished(doc, _email_event(storage, doc, EmailSent, rendered.language)):
         log.warning("lost the claim before recording the email as sent", notification_id=doc["_id"])
     return True
 
@@ -139,7 +139,7 @@ async def _email_not_sent(storage: Storage, doc: dict, exc: Exception) -> None:
         or not isinstance(exc, (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError))
     if permanent or doc["attempts"] >= s.mail_max_attempts:
         log.error("email failed", notification_id=doc["_id"], error=error, attempts=doc["attempts"])
-        await storage.email_failed(doc, error, _email_event(storage, doc, EmailFailed, None, error=error))
+        await storage.email_finished(doc, _email_event(storage, doc, EmailFailed, None, error=error))
     else:
         delay = backoff(doc["attempts"], s.mail_backoff_seconds, s.mail_backoff_max_seconds)
         log.warning("email not sent, will retry", notification_id=doc["_id"], error=error, retry_in=delay)
@@ -175,7 +175,7 @@ async def fire_next_reminder(storage: Storage) -> bool:
         return True
     call = await storage.call(application["call_id"])
     audience = await storage.audience(application, call)
-    cause_id = f"reminder:{reminder['_id']}"
+    cause_id = f"{REMINDER_CAUSE}{reminder['_id']}"
     planned = plan_reminder(cause_id, reminder["kind"], audience,
                             await storage.opted_out([r.email for r in audience.of(VISITOR)]))
     cause = {**reminder["cause"], "event_id": cause_id, "event_type": f"reminder.{reminder['kind']}", "is_event": False}

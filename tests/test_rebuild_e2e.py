@@ -1,0 +1,165 @@
+"""Every service's rebuild (`python -m <service>.rebuild`): with the four services live, a few
+exchanges are driven to rest; each service's topics are then replayed into an empty database
+by the real command, and the result is compared with the live database, collection by
+collection, document by document. Notifications' rebuild sends no email and posts no webhook."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from cx_shared.store import PROCESSED
+from cx_shared.testing.kafka import topic_names, wait_consumed
+from cx_shared.testing.waiting import eventually
+from cx_shared.testing.webhooks import LOCAL_RECEIVERS, Receiver
+from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, GRANTS, NOTIFICATIONS, consumer_group
+from tests.journey import Journey, wait_mail_settled
+
+pytestmark = pytest.mark.infra
+SERVICES = ("applications", "assessment", "grants", "notifications")
+
+# Fields that say when or by whom this process did its work, not what the events say: a
+# rebuild, later, cannot and need not reproduce them.
+IGNORED = {
+    # leases: the holder's token and lapse time are the process's own (the relay's, the mailer's);
+    # a released lease and one never taken are the same at rest
+    "relay_lease_token", "relay_lease_until", "claim", "lease_until",
+    # when this process took the event in: notifications' items queued, due, scheduled, parked;
+    # assessment's submissions received, grants' agreements stored
+    "created_at", "next_attempt_at", "scheduled_at", "parked_at", "received_at", "stored_at",
+}
+# Not rebuilt, by design: named locks (cx_shared.locks) are leases of requests in flight, all
+# lapsed at rest. Notifications (see notifications.rebuild): a webhook delivery has no event saying
+# it was made, so a replay makes none; the configuration is copied, not replayed.
+LOCKS = {"locks"}
+# Not yet the same (see the main README, Rebuilding): assessment's host decisions, scores and manual
+# decisions are made over HTTP, and its principal may not read its own topic, which carries them.
+# Here: the host's acceptance of the first exchange (its entry, and the call book's change count
+# and causes ring, which name the request). The test fails if more differs, or less.
+ASSESSMENT_GAP = {("calls", "causes"), ("calls", "seq"), ("entries", "host_accepted"), ("entries", "status")}
+NOT_REPLAYED = {"notifications": {"webhook_deliveries", "subscriptions", "subscription_scopes", "staff", "opt_outs",
+                                  "unsubscribe_tokens"}}
+
+
+@pytest.fixture
+def system(run_service):
+    return {name: run_service(name, **(LOCAL_RECEIVERS if name == "notifications" else {})) for name in SERVICES}
+
+
+async def drive(journey: Journey, system: dict, accept: bool) -> str:
+    """One exchange: enrolment, a call in automatic mode, the submission, its approval and,
+    with `accept`, the host's acceptance and the grant's commitment."""
+    journey.open_call()
+    journey.enrol_pair()
+    app_id = journey.submit()["application_id"]
+    await journey.wait_status(app_id, "approved")
+    if accept:
+        decision = httpx.post(f"{system['assessment'].url}/applications/{app_id}/host-decision",
+                              json={"accept": True}, headers=journey.host_headers, timeout=20)
+        assert decision.status_code in (200, 201, 202), decision.text
+        await journey.wait_status(app_id, "grant_committed")
+    return app_id
+
+
+def subscribe(system: dict, journey: Journey, url: str) -> None:
+    """A programme-wide subscriber of every event: the live service posts it deliveries."""
+    response = httpx.post(f"{system['notifications'].url}/webhooks/subscriptions", headers=journey.manager,
+                          json={"url": url, "event_types": ["*"], "programme_wide": True,
+                                "owner_email": "crm@example.org"}, timeout=20)
+    assert response.status_code == 201, response.text
+
+
+async def rebuilt_differences(client, service: str, service_env) -> list[tuple]:
+    """The service's database rebuilt by the real command beside the live one, and what differs."""
+    live_name = service_env(service)["MONGODB_DATABASE"]
+    args = ["--configuration-from", live_name] if service == "notifications" else []
+    done = subprocess.run([sys.executable, "-m", f"{service}.rebuild", *args], capture_output=True, timeout=300,
+                          env={**os.environ, **service_env(service, MONGODB_DATABASE=f"{live_name}_rebuilt")})
+    assert done.returncode == 0, done.stderr.decode()
+    skip = LOCKS | NOT_REPLAYED.get(service, set())
+    live, rebuilt = await snapshot(client[live_name], skip), await snapshot(client[f"{live_name}_rebuilt"], skip)
+    assert rebuilt.keys() == live.keys(), service
+    return differences(live, rebuilt)
+
+
+async def snapshot(db, skip: set[str] = frozenset()) -> dict[str, list[dict]]:
+    """Every collection but `skip`, its documents by _id without the IGNORED fields."""
+    names = sorted(set(await db.list_collection_names()) - skip)
+    return {name: [comparable(d) async for d in db[name].find({}).sort("_id")] for name in names}
+
+
+def comparable(doc: dict) -> dict:
+    """`processed` is a set of event ids: live, the order is that in which the topics' records
+    happened to arrive; a rebuild applies them in time order."""
+    doc = {k: v for k, v in doc.items() if k not in IGNORED}
+    if isinstance(doc.get(PROCESSED), list):
+        doc[PROCESSED] = sorted(doc[PROCESSED])
+    return doc
+
+
+def differences(live: dict, rebuilt: dict) -> list[tuple]:
+    """(collection, _id, field, live value, rebuilt value) of every field that differs; a whole
+    document missing on one side is its field None."""
+    found = []
+    for collection, documents in live.items():
+        mine, theirs = {d["_id"]: d for d in documents}, {d["_id"]: d for d in rebuilt[collection]}
+        for doc_id in sorted(mine.keys() | theirs.keys(), key=str):
+            a, b = mine.get(doc_id), theirs.get(doc_id)
+            if a is None or b is None:
+                found.append((collection, doc_id, None, a is not None, b is not None))
+                continue
+            found += [(collection, doc_id, k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
+                      if a.get(k) != b.get(k)]
+    return found
+
+
+def sink_count(infra) -> int:
+    return len(httpx.get(f"{infra.smtp_sink_url}/messages", timeout=10).json())
+
+
+async def test_every_rebuild_arrives_at_the_live_state_but_assessments_http_decisions_and_sends_nothing(
+        system, infra, namespace, token, service_env):
+    first, second = Journey(system["applications"].url, token), Journey(system["applications"].url, token)
+    with Receiver({"/hook": [200]}) as receiver:
+        subscribe(system, first, f"{receiver.url}/hook")
+        committed = await drive(first, system, accept=True)
+        approved = await drive(second, system, accept=False)
+        topics = topic_names(namespace, APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, FINANCE)
+        groups = [consumer_group(name, namespace) for name in SERVICES]
+        # At rest: every event handled, every email sent and its EmailSent handled, every delivery made.
+        await wait_consumed(infra.kafka, groups, topics)
+        for journey, app_id in ((first, committed), (second, approved)):
+            await wait_mail_settled(system["notifications"].url, app_id, journey.manager)
+        await wait_consumed(infra.kafka, groups, topics)
+        client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+        live_db = {name: client[service_env(name)["MONGODB_DATABASE"]] for name in SERVICES}
+        await wait_deliveries_made(live_db["notifications"])
+        assert receiver.requests, "the live service posted the subscriber nothing: the check below would be empty"
+        mails, posts = sink_count(infra), len(receiver.requests)
+
+        try:
+            found = {name: await rebuilt_differences(client, name, service_env) for name in SERVICES}
+            for name in ("applications", "grants", "notifications"):
+                assert not found[name], f"{name}: " + "\n".join(map(repr, found[name]))
+            # The rebuild ran no mailer and no dispatcher: nothing more reached anyone.
+            assert (sink_count(infra), len(receiver.requests)) == (mails, posts)
+            notifications = await snapshot(client[f"{live_db['notifications'].name}_rebuilt"])
+            assert notifications["notifications"] and all(n["status"] == "sent" for n in notifications["notifications"])
+            assert {(c, field) for c, _, field, *_ in found["assessment"]} == ASSESSMENT_GAP, found["assessment"]
+            assert {doc_id for c, doc_id, *_ in found["assessment"] if c == "entries"} == {committed}
+        finally:
+            for name in SERVICES:
+                await client.drop_database(f"{live_db[name].name}_rebuilt")
+            await client.close()
+
+
+async def wait_deliveries_made(db, timeout: float = 60) -> None:
+    async def made():
+        return await db.webhook_deliveries.count_documents({}) > 0 and \
+            await db.webhook_deliveries.count_documents({"status": {"$in": ["pending", "sending"]}}) == 0
+    await eventually(made, timeout, "every webhook delivery made")
