@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from cx_shared.testing.consortium import consortium
+
 ANONYMOUS = "anonymous"
 VISITOR, OTHER_VISITOR, HOST, OTHER_HOST = "visitor", "other_visitor", "host", "other_host"
 ASSESSOR, OFFICER, MANAGER = "assessor", "grant_officer", "manager"  # of the exchange's partnership
@@ -78,8 +80,12 @@ TABLE: list[Route] = [
     Route(APPLICATIONS, "PATCH", "/organisations/{organisation_id}", frozenset({VISITOR, MANAGER, PROGRAMME}),
           body=lambda s: {"revision": 1, "city": "Madrid"}),
     Route(APPLICATIONS, "POST", "/partnerships", frozenset({PROGRAMME}),
-          body=lambda s: {"name": "Matrix partnership", "member_clusters": ["A"], "countries": ["FR", "DE"]}),
+          body=lambda s: {"name": "Matrix partnership", "members": consortium()}),
+    Route(APPLICATIONS, "GET", "/partnerships", SIGNED_IN, why="a list: staff see their partnerships, others none"),
     Route(APPLICATIONS, "GET", "/partnerships/{partnership_id}", SIGNED_IN),
+    Route(APPLICATIONS, "PATCH", "/partnerships/{partnership_id}", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: {"revision": 1, "contact_email": f"matrix-{s.suffix}@example.eu"},
+          why="changed already: a pass is a 409"),
     Route(APPLICATIONS, "POST", "/calls", frozenset({MANAGER, PROGRAMME}),
           body=lambda s: {"partnership_id": s.partnership_id, "title": "Matrix call",
                           "opens_on": str(date.today()), "closes_on": weekday(100), "budget_cents": 100_000}),

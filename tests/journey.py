@@ -10,6 +10,8 @@ from datetime import date, timedelta
 
 import httpx
 
+from cx_shared.testing.consortium import consortium
+
 
 def next_monday(after_days: int) -> date:
     day = date.today() + timedelta(days=after_days)
@@ -35,8 +37,7 @@ class Journey:
 
     def open_call(self, budget_cents: int = 1_000_000) -> dict:
         partnership = self.post("/partnerships", {
-            "name": f"Photonics4Industry {self.suffix}", "member_clusters": ["Optitec", "Photonics Bretagne"],
-            "countries": ["DE", "FR", "ES"], "ecosystems": ["electronics"],
+            "name": f"Photonics4Industry {self.suffix}", "members": consortium(), "ecosystems": ["electronics"],
             "contact_email": f"partnership-{self.suffix}@example.eu"}, self.manager)
         self.call = self.post("/calls", {
             "partnership_id": partnership["partnership_id"], "title": "Call 2027",

@@ -16,6 +16,7 @@ from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubm
                                            CallPublished, ExchangeClosed, ExchangeCompleted, ExchangeNoShow,
                                            ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
+                                           PartnershipUpdated,
                                            PreparationUpdated, ReportAccepted, ReportChangesRequested,
                                            ReportSubmitted)
 from cx_shared.events.common import Participant
@@ -27,6 +28,7 @@ from applications import access, audience, documents, domain, followup, rules
 from applications.domain import Status
 from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, CountryFilter, DepartureIn, HostFeedbackIn,
                                   IdFilter, IdPath, OfferIn, OrganisationIn, OrganisationPatch, PartnershipIn,
+                                  PartnershipPatch,
                                   PreparationIn, ReasonIn, ReportIn, ReviewIn)
 from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
                                   Storage)
@@ -118,7 +120,7 @@ async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, 
     rules.refuse(rules.organisation_violations(merged))
     event = OrganisationUpdated(**merged)
     fields = {k: v for k, v in documents.organisation(event).items() if k not in ("_id", "revision")}
-    if not await store.update_organisation(organisation_id, current["revision"], fields,
+    if not await store.update_revised(ORGANISATIONS, organisation_id, current["revision"], fields,
                                            emit(request, event, subject=organisation_id)):
         raise Conflict("the organisation changed meanwhile: reload it")
     return organisation_out(who, await organisation_or_404(store, organisation_id))
@@ -126,21 +128,63 @@ async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, 
 
 # --- partnerships and calls ----------------------------------------------------------------
 
+def partnership_event(cls: type[PartnershipFormed], partnership_id: str, revision: int,
+                      data: dict[str, Any]) -> PartnershipFormed:
+    """The partnership's whole state as an event; member clusters and countries are its members'."""
+    members = data["members"]
+    return cls(partnership_id=partnership_id, partnership_name=data["name"], members=members,
+               member_clusters=[m["legal_name"] for m in members],
+               countries=list(dict.fromkeys(m["country"] for m in members)), ecosystems=data["ecosystems"],
+               contact_email=data.get("contact_email"), revision=revision)
+
+
 @router.post("/partnerships", status_code=201, tags=["calls"])
 async def form_partnership(body: PartnershipIn, request: Request, who: Who, store: Store) -> dict:
+    """Form a partnership; its consortium must meet the consortium rule (422 naming the rule)."""
     require_role(who, Role.PROGRAMME_MANAGER)
     if not access.programme_wide(who):  # a partnership's manager manages his, he does not found others
         raise Forbidden("forming a partnership needs a programme-wide manager (token claim programme: true)")
-    rules.refuse(rules.partnership_violations(body.model_dump()))
     data = body.model_dump(mode="json")
-    event = PartnershipFormed(partnership_id=new_id("ptn"), partnership_name=data.pop("name"), **data)
+    rules.refuse(rules.partnership_violations(data))
+    event = partnership_event(PartnershipFormed, new_id("ptn"), 1, data)
     doc = documents.partnership(event)
     await store.create(PARTNERSHIPS, doc, emit(request, event, subject=event.partnership_id))
     return out(doc)
 
 
+@router.get("/partnerships", tags=["calls"])
+async def list_partnerships(who: Who, store: Store) -> list[dict]:
+    """A programme-wide manager sees every partnership, staff see their own, anybody else none."""
+    if access.programme_wide(who):
+        return [out(d) for d in await store.list_partnerships(None)]
+    staff = who.has(*access.STAFF)
+    return [out(d) for d in await store.list_partnerships(set(who.partnership_ids) if staff else set())]
+
+
 @router.get("/partnerships/{partnership_id}", tags=["calls"])
 async def get_partnership(partnership_id: IdPath, who: Who, store: Store) -> dict:
+    return out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
+
+
+@router.patch("/partnerships/{partnership_id}", tags=["calls"])
+async def update_partnership(partnership_id: IdPath, body: PartnershipPatch, request: Request, who: Who,
+                             store: Store) -> dict:
+    """Change a partnership made against `revision` (409 if it changed since), its manager or a
+    programme-wide one; the consortium rule holds after the change. Emits PartnershipUpdated."""
+    require_role(who, Role.PROGRAMME_MANAGER)
+    current = await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership")
+    if not who.in_partnership(partnership_id):
+        raise Forbidden("you do not manage this partnership")
+    if body.revision != current.get("revision", 1):
+        raise Conflict(f"the partnership is at revision {current.get('revision', 1)}, not {body.revision}: reload it")
+    data = body.model_dump(mode="json")
+    merged = {**out(current), **{k: data[k] for k in body.model_fields_set - {"revision"}}}
+    rules.refuse(rules.partnership_violations({"members": [], **merged}))
+    event = partnership_event(PartnershipUpdated, partnership_id, body.revision + 1, {"members": [], **merged})
+    fields = {k: v for k, v in documents.partnership(event).items() if k not in ("_id", "revision")}
+    if not await store.update_revised(PARTNERSHIPS, partnership_id, body.revision, fields,
+                                      emit(request, event, subject=partnership_id)):
+        raise Conflict("the partnership changed meanwhile: reload it")
     return out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
 
 

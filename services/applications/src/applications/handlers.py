@@ -13,7 +13,8 @@ from typing import Any
 from cx_shared.consumer import Delivery, Handler
 from cx_shared.events import Event, all_event_classes
 from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OfferPublished,
-                                           OrganisationEnrolled, OrganisationUpdated, PartnershipFormed)
+                                           OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
+                                           PartnershipUpdated)
 from cx_shared.logging import get_logger
 
 from applications import documents, domain
@@ -56,6 +57,7 @@ HANDLERS: dict[type[Event], Handler] = {
     OrganisationEnrolled: recording(ORGANISATIONS, documents.organisation),
     OrganisationUpdated: recording(ORGANISATIONS, documents.organisation),
     PartnershipFormed: recording(PARTNERSHIPS, documents.partnership),
+    PartnershipUpdated: recording(PARTNERSHIPS, documents.partnership),
     CallPublished: recording(CALLS, documents.call),
     OfferPublished: recording(OFFERS, documents.offer),
     ApplicationSubmitted: on_application_submitted,

@@ -106,15 +106,21 @@ class Storage:
     async def get(self, collection: str, id_: str) -> dict | None:
         return await self.db[collection].find_one({"_id": id_})
 
-    # --- organisations -----------------------------------------------------------------------
-
-    async def update_organisation(self, organisation_id: str, revision: int, fields: Mapping[str, Any],
-                                  envelope: Envelope) -> bool:
-        """Apply a change made against `revision`; False if someone changed it meanwhile."""
-        result = await self.organisations.update_one(
-            {"_id": organisation_id, "revision": revision},
+    async def update_revised(self, collection: str, key: str, revision: int, fields: Mapping[str, Any],
+                             envelope: Envelope) -> bool:
+        """Apply a change made against `revision` (an organisation, a partnership), with its event;
+        False if someone changed it meanwhile."""
+        result = await self.db[collection].update_one(
+            {"_id": key, "revision": revision},
             change({"$set": {**fields, "revision": revision + 1}}, events=[envelope], processed=envelope.id))
         return result.matched_count == 1
+
+    async def list_partnerships(self, partnership_ids: set[str] | None, limit: int = 500) -> list[dict]:
+        """Every partnership (None), or those named."""
+        query = {} if partnership_ids is None else {"_id": {"$in": sorted(partnership_ids)}}
+        return [d async for d in self.partnerships.find(query).sort([("name", 1)]).limit(limit)]
+
+    # --- organisations -----------------------------------------------------------------------
 
     async def take_part(self, partnership_id: str, *organisation_ids: str) -> None:
         """Link the parties of an application to its partnership (its staff may then act for

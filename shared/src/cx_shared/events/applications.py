@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from cx_shared.events import Event
 from cx_shared.events.common import Contact, Participant
 from cx_shared.topics import APPLICATIONS
-from cx_shared.vocabulary import Ecosystem, OrganisationType, Purpose, TravelMode
+from cx_shared.vocabulary import Ecosystem, OrganisationType, Purpose, RegionCategory, TravelMode
 
 Id = Annotated[str, Field(max_length=100)]
 Line = Annotated[str, Field(max_length=300)]  # a name, a title, a city
@@ -89,13 +89,27 @@ class ApplicationWithdrawn(Event, name="application.withdrawn", topic=APPLICATIO
 
 # Added by the applications service (additive: optional fields and new contracts only).
 
+class ConsortiumMember(BaseModel):
+    """A legal entity of a partnership's consortium, where it is established."""
+
+    legal_name: Line
+    country: str = Field(max_length=2)
+    region_category: RegionCategory
+
+
 class PartnershipFormed(Event, name="partnership.formed", topic=APPLICATIONS):
     partnership_id: Id
     partnership_name: Line  # not `name`: that is the contract's own class attribute
-    member_clusters: list[Line] = Field(default_factory=list, max_length=100)
-    countries: Countries = Field(default_factory=list)
+    member_clusters: list[Line] = Field(default_factory=list, max_length=100)  # the members' names
+    countries: Countries = Field(default_factory=list)  # the members' countries
     ecosystems: Ecosystems = Field(default_factory=list)
     contact_email: Line | None = None
+    members: list[ConsortiumMember] = Field(default_factory=list, max_length=100)
+    revision: int = 1
+
+
+class PartnershipUpdated(PartnershipFormed, name="partnership.updated", topic=APPLICATIONS):
+    """The partnership as it is after a change (its whole state, one revision later)."""
 
 
 class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
