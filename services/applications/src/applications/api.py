@@ -15,6 +15,7 @@ from cx_shared.errors import Conflict, Forbidden, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
                                            CallPublished, ExchangeClosed, ExchangeCompleted, ExchangeNoShow,
                                            ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
+                                           OfferUpdated, OfferWithdrawn,
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
                                            PartnershipUpdated,
                                            PreparationUpdated, ReportAccepted, ReportChangesRequested,
@@ -25,11 +26,10 @@ from cx_shared.store import public
 from cx_shared.vocabulary import Ecosystem, Role
 
 from applications import access, audience, documents, domain, followup, rules
-from applications.domain import Status
+from applications.domain import OFFER_WITHDRAWN, Status
 from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, CountryFilter, DepartureIn, HostFeedbackIn,
-                                  IdFilter, IdPath, OfferIn, OrganisationIn, OrganisationPatch, PartnershipIn,
-                                  PartnershipPatch,
-                                  PreparationIn, ReasonIn, ReportIn, ReviewIn)
+                                  IdFilter, IdPath, OfferIn, OfferPatch, OrganisationIn, OrganisationPatch,
+                                  PartnershipIn, PartnershipPatch, PreparationIn, ReasonIn, ReportIn, ReviewIn)
 from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
                                   Storage)
 
@@ -243,6 +243,52 @@ async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store)
 @router.get("/offers/{offer_id}", tags=["offers"])
 async def get_offer(offer_id: IdPath, who: Who, store: Store) -> dict:
     return out(await one_or_404(store, OFFERS, offer_id, "offer"))
+
+
+async def offer_to_change(store: Storage, who: Principal, offer_id: str, revision: int) -> tuple[dict, dict]:
+    """The offer and its host, if the caller acts for the host and the offer is still open at `revision`."""
+    require_role(who, Role.HOST, Role.PROGRAMME_MANAGER)
+    offer = await one_or_404(store, OFFERS, offer_id, "offer")
+    host = await organisation_or_404(store, offer["host_id"])
+    if not access.acts_for(who, host):
+        raise Forbidden("you do not act for this host")
+    if offer.get("status") == OFFER_WITHDRAWN:
+        raise Conflict("the offer was withdrawn: it cannot change any more")
+    if revision != offer.get("revision", 1):
+        raise Conflict(f"the offer is at revision {offer.get('revision', 1)}, not {revision}: reload it")
+    return offer, host
+
+
+async def store_offer_change(store: Storage, request: Request, offer: dict, event: OfferUpdated | OfferWithdrawn,
+                             fields: dict[str, Any]) -> dict:
+    if not await store.update_revised(OFFERS, offer["offer_id"], offer.get("revision", 1), fields,
+                                      emit(request, event, subject=offer["offer_id"])):
+        raise Conflict("the offer changed meanwhile: reload it")
+    return out(await one_or_404(store, OFFERS, offer["offer_id"], "offer"))
+
+
+@router.patch("/offers/{offer_id}", tags=["offers"])
+async def update_offer(offer_id: IdPath, body: OfferPatch, request: Request, who: Who, store: Store) -> dict:
+    """The host changes its offer (window, capacity, description...) made against `revision`
+    (409 if it changed since); emits OfferUpdated. Exchanges already accepted through it stay."""
+    offer, host = await offer_to_change(store, who, offer_id, body.revision)
+    data = body.model_dump(mode="json")
+    merged = {**out(offer), **{k: data[k] for k in body.model_fields_set - {"revision"}}}
+    rules.refuse(rules.offer_violations(OfferIn.model_validate(merged).model_dump(), host, today()))
+    event = OfferUpdated.model_validate({**merged, "revision": body.revision + 1})
+    fields = {k: v for k, v in documents.offer(event).items() if k not in ("_id", "revision")}
+    return await store_offer_change(store, request, offer, event, fields)
+
+
+@router.post("/offers/{offer_id}/withdrawal", tags=["offers"])
+async def withdraw_offer(offer_id: IdPath, request: Request, who: Who, store: Store,
+                         body: Annotated[ReasonIn | None, Body()] = None) -> dict:
+    """The host withdraws its offer: no new application goes through it (those made stay); emits OfferWithdrawn."""
+    current = await one_or_404(store, OFFERS, offer_id, "offer")
+    offer, _ = await offer_to_change(store, who, offer_id, current.get("revision", 1))
+    event = OfferWithdrawn(offer_id=offer_id, host_id=offer["host_id"], reason=body.reason if body else "",
+                           withdrawn_by=who.subject, revision=offer.get("revision", 1) + 1)
+    return await store_offer_change(store, request, offer, event, documents.offer_withdrawal(event))
 
 
 @router.get("/offers", tags=["offers"])

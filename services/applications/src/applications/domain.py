@@ -37,6 +37,7 @@ class Status(StrEnum):
 
 
 S = Status
+OFFER_WITHDRAWN = "withdrawn"  # an offer's status once its host withdrew it (no status: open)
 # Where an exchange may go from each status. Withdrawal is the visitor's choice until the
 # exchange starts; cancellation is the programme's (or the host's) until it is completed.
 TRANSITIONS: dict[Status, frozenset[Status]] = {

@@ -12,7 +12,8 @@ from typing import Any
 
 from cx_shared.consumer import Delivery, Handler
 from cx_shared.events import Event, all_event_classes
-from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OfferPublished,
+from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OfferPublished, OfferUpdated,
+                                           OfferWithdrawn,
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
                                            PartnershipUpdated)
 from cx_shared.logging import get_logger
@@ -60,6 +61,8 @@ HANDLERS: dict[type[Event], Handler] = {
     PartnershipUpdated: recording(PARTNERSHIPS, documents.partnership),
     CallPublished: recording(CALLS, documents.call),
     OfferPublished: recording(OFFERS, documents.offer),
+    OfferUpdated: recording(OFFERS, documents.offer),
+    OfferWithdrawn: recording(OFFERS, documents.offer_withdrawal),
     ApplicationSubmitted: on_application_submitted,
 }
 # What creates the read model's documents (the rest folds into them).

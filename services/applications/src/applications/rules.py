@@ -22,6 +22,8 @@ from cx_shared.geography import UnknownCity, locate
 from cx_shared.vocabulary import (DEFAULT_ELIGIBLE_COUNTRIES, LANGUAGES, OrganisationType, RegionCategory,
                                   SupportOrganisationSubtype)
 
+from applications.domain import OFFER_WITHDRAWN
+
 KOSOVO = "XK"  # user-assigned ISO 3166 code, not in the standard's list but a COSME participant
 MAX_SPAN_YEARS = 2  # working days are counted over an exchange (a month), never more
 
@@ -234,6 +236,8 @@ def _party_violations(p: Proposal, ctx: Context) -> list[Violation]:
             found.append(violation("offer_id", "exists", f"no offer {p.offer_id}"))
         elif ctx.offer["host_id"] != p.host_id:
             found.append(violation("offer_id", "offer_of_host", "the offer is not the host's"))
+        elif ctx.offer.get("status") == OFFER_WITHDRAWN:
+            found.append(violation("offer_id", "offer_withdrawn", "the host withdrew this offer: choose another"))
     return found
 
 

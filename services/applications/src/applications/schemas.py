@@ -162,6 +162,22 @@ class OfferIn(Strict):
     language: Language = "en"
 
 
+class OfferPatch(Strict):
+    """A change to an offer made against `revision`; a field left out stays as it is."""
+
+    revision: int = Field(ge=1, le=2**31)
+    title: Text | None = None
+    description: Annotated[str, Field(max_length=5000, pattern=PROSE)] | None = None
+    ecosystem: Ecosystem | None = None
+    window_start: Day | None = None
+    window_end: Day | None = None
+    capacity: int | None = Field(default=None, ge=1, le=100)
+    language: Language | None = None
+
+    _not_null = field_validator("title", "description", "ecosystem", "window_start", "window_end", "capacity",
+                                "language")(_refuse_null)
+
+
 class ApplicationIn(Strict):
     call_id: Id
     visitor_id: Id

@@ -153,7 +153,7 @@ class Storage:
                             end: date | None, text: str | None, skip: int, limit: int) -> tuple[list[dict], int]:
         """Offers by ecosystem, host country, a window overlapping start..end, and words of the
         title or description; one page of them and how many there are."""
-        query: dict[str, Any] = {}
+        query: dict[str, Any] = {"status": {"$ne": domain.OFFER_WITHDRAWN}}  # a withdrawn offer is found no more
         if ecosystem:
             query["ecosystem"] = str(ecosystem)
         if country:

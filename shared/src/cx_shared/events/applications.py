@@ -126,6 +126,22 @@ class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
     language: str = Field(default="en", max_length=10)
     country: str = Field(default="", max_length=2)
     city: Line = ""
+    revision: int = 1
+
+
+class OfferUpdated(OfferPublished, name="offer.updated", topic=APPLICATIONS):
+    """The host changed its offer (window, capacity, description...): its whole state, one revision later.
+    Exchanges already accepted through it stay; the new capacity counts for the next ones."""
+
+
+class OfferWithdrawn(Event, name="offer.withdrawn", topic=APPLICATIONS):
+    """The host withdrew its offer: no new application may go through it (those made stay)."""
+
+    offer_id: Id
+    host_id: Id
+    reason: Reason = ""
+    withdrawn_by: Subject | None = None
+    revision: int = 1
 
 
 class ApplicationCancelled(Event, name="application.cancelled", topic=APPLICATIONS):
