@@ -43,7 +43,8 @@ class Route:
     allowed: frozenset[str]
     body: Value | None = None
     query: Value | None = None
-    fresh: str | None = None  # a path parameter made anew for every request (the route destroys it)
+    fresh: str | None = None  # a path parameter made anew for every request (the route destroys it):
+    # subscription_id or call_id
     why: str = ""
 
 
@@ -91,6 +92,10 @@ TABLE: list[Route] = [
                           "opens_on": str(date.today()), "closes_on": weekday(100), "budget_cents": 100_000}),
     Route(APPLICATIONS, "GET", "/calls", SIGNED_IN),
     Route(APPLICATIONS, "GET", "/calls/{call_id}", SIGNED_IN),
+    Route(APPLICATIONS, "POST", "/calls/{call_id}/closure", frozenset({MANAGER, PROGRAMME}), body=lambda s: REASON,
+          fresh="call_id", why="on a call of its own: the route ends it"),
+    Route(APPLICATIONS, "POST", "/calls/{call_id}/cancellation", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: REASON, fresh="call_id", why="on a call of its own: the route ends it"),
     Route(APPLICATIONS, "POST", "/offers", frozenset({HOST, MANAGER, PROGRAMME}),
           body=lambda s: {"host_id": s.host_id, "title": "Matrix offer", "ecosystem": "electronics",
                           "window_start": weekday(30), "window_end": weekday(120), "capacity": 2}),

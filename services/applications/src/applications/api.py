@@ -13,8 +13,8 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Conflict, Forbidden, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished, ExchangeClosed, ExchangeCompleted, ExchangeNoShow,
-                                           ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
+                                           CallCancelled, CallClosed, CallPublished, ExchangeClosed, ExchangeCompleted,
+                                           ExchangeNoShow, ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
                                            OfferUpdated, OfferWithdrawn,
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
                                            PartnershipUpdated,
@@ -190,8 +190,49 @@ async def update_partnership(partnership_id: IdPath, body: PartnershipPatch, req
 
 def call_out(doc: dict) -> dict:
     result = out(doc)
-    result["open"] = date.fromisoformat(doc["opens_on"]) <= today() <= date.fromisoformat(doc["closes_on"])
+    result["open"] = (doc.get("status") not in (domain.CALL_CLOSED, domain.CALL_CANCELLED)
+                      and date.fromisoformat(doc["opens_on"]) <= today() <= date.fromisoformat(doc["closes_on"]))
     return result
+
+
+async def call_to_end(store: Storage, who: Principal, call_id: str) -> dict:
+    """The call, if the caller manages its partnership and it is not cancelled."""
+    require_role(who, Role.PROGRAMME_MANAGER)
+    call = await one_or_404(store, CALLS, call_id, "call")
+    if not who.in_partnership(call["partnership_id"]):
+        raise Forbidden("you do not manage this partnership")
+    if call.get("status") == domain.CALL_CANCELLED:
+        raise Conflict("the call was cancelled")
+    return call
+
+
+async def store_call_end(store: Storage, request: Request, call: dict, event: CallClosed | CallCancelled,
+                         fields: dict[str, Any]) -> dict:
+    if not await store.end_call(call["call_id"], fields, emit(request, event, subject=call["call_id"])):
+        raise Conflict("the call was cancelled meanwhile")
+    return call_out(await one_or_404(store, CALLS, call["call_id"], "call"))
+
+
+@router.post("/calls/{call_id}/closure", tags=["calls"])
+async def close_call(call_id: IdPath, request: Request, who: Who, store: Store,
+                     body: Annotated[ReasonIn | None, Body()] = None) -> dict:
+    """Close an open call today, before its closing day: no application is accepted after it."""
+    call = await call_to_end(store, who, call_id)
+    if call.get("status") == domain.CALL_CLOSED or date.fromisoformat(call["closes_on"]) < today():
+        raise Conflict(f"the call is closed already (on {call['closes_on']})")
+    event = CallClosed(call_id=call_id, partnership_id=call["partnership_id"], closed_on=today(),
+                       reason=body.reason if body else "", closed_by=who.subject)
+    return await store_call_end(store, request, call, event, documents.call_closure(event))
+
+
+@router.post("/calls/{call_id}/cancellation", tags=["calls"])
+async def cancel_call(call_id: IdPath, body: ReasonIn, request: Request, who: Who, store: Store) -> dict:
+    """Cancel a call: no application is accepted any more, and every exchange of it not yet granted
+    is cancelled (releasing what assessment holds for it; its parties are told)."""
+    call = await call_to_end(store, who, call_id)
+    event = CallCancelled(call_id=call_id, partnership_id=call["partnership_id"], reason=body.reason,
+                          cancelled_by=who.subject)
+    return await store_call_end(store, request, call, event, documents.call_cancellation(event))
 
 
 @router.post("/calls", status_code=201, tags=["calls"])

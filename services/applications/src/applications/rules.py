@@ -22,7 +22,7 @@ from cx_shared.geography import UnknownCity, locate
 from cx_shared.vocabulary import (DEFAULT_ELIGIBLE_COUNTRIES, LANGUAGES, OrganisationType, RegionCategory,
                                   SupportOrganisationSubtype)
 
-from applications.domain import OFFER_WITHDRAWN
+from applications.domain import CALL_CANCELLED, CALL_CLOSED, OFFER_WITHDRAWN
 
 KOSOVO = "XK"  # user-assigned ISO 3166 code, not in the standard's list but a COSME participant
 MAX_SPAN_YEARS = 2  # working days are counted over an exchange (a month), never more
@@ -223,6 +223,8 @@ def _party_violations(p: Proposal, ctx: Context) -> list[Violation]:
     elif not (date.fromisoformat(ctx.call["opens_on"]) <= ctx.today <= date.fromisoformat(ctx.call["closes_on"])):
         found.append(violation("call_id", "call_open", f"the call is open from {ctx.call['opens_on']} to "
                                                         f"{ctx.call['closes_on']}, not on {ctx.today}"))
+    elif ctx.call.get("status") in (CALL_CLOSED, CALL_CANCELLED):
+        found.append(violation("call_id", "call_open", f"the partnership {ctx.call['status']} this call"))
     for field, org, role in (("visitor_id", ctx.visitor, "visitor"), ("host_id", ctx.host, "host")):
         if org is None:
             found.append(violation(field, "enrolled", f"no enrolled organisation {getattr(p, field)}"))

@@ -115,6 +115,18 @@ class Storage:
             change({"$set": {**fields, "revision": revision + 1}}, events=[envelope], processed=envelope.id))
         return result.matched_count == 1
 
+    async def end_call(self, call_id: str, fields: Mapping[str, Any], envelope: Envelope) -> bool:
+        """Close or cancel a call still open (not cancelled), with its event; False if it was meanwhile."""
+        result = await self.calls.update_one(
+            {"_id": call_id, "status": {"$ne": domain.CALL_CANCELLED}},
+            change({"$set": {k: v for k, v in fields.items() if k != "_id"}}, events=[envelope],
+                   processed=envelope.id))
+        return result.matched_count == 1
+
+    async def applications_of_call(self, call_id: str, statuses: frozenset[str]) -> list[dict]:
+        return [d async for d in self.applications.find({"call_id": call_id}, {MILESTONES: 0})
+                if d["status"] in statuses]
+
     async def list_partnerships(self, partnership_ids: set[str] | None, limit: int = 500) -> list[dict]:
         """Every partnership (None), or those named."""
         query = {} if partnership_ids is None else {"_id": {"$in": sorted(partnership_ids)}}

@@ -60,6 +60,26 @@ class CallPublished(Event, name="call.published", topic=APPLICATIONS):
     report_due_days: int = Field(default=30, ge=1)  # the visitor reports within this many days of the actual end
 
 
+class CallClosed(Event, name="call.closed", topic=APPLICATIONS):
+    """The partnership closed its call before its closing day: no application is accepted any more."""
+
+    call_id: Id
+    partnership_id: Id
+    closed_on: date
+    reason: Reason = ""
+    closed_by: Subject | None = None
+
+
+class CallCancelled(Event, name="call.cancelled", topic=APPLICATIONS):
+    """The partnership cancelled its call: no application is accepted any more, and every exchange
+    of it not yet granted is cancelled (each an application.cancelled, which releases what it holds)."""
+
+    call_id: Id
+    partnership_id: Id
+    reason: Reason = ""
+    cancelled_by: Subject | None = None
+
+
 class ApplicationSubmitted(Event, name="application.submitted", topic=APPLICATIONS):
     application_id: Id
     call_id: Id
