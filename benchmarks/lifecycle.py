@@ -38,6 +38,7 @@ from cx_shared.events.grants import BudgetOpened, GrantCommitted, GrantRefused
 from cx_shared.events.notifications import EmailFailed, EmailSent
 from cx_shared.kafka import admin_client, ensure_topics
 from cx_shared.settings import KafkaSettings, ServiceSettings
+from cx_shared.testing.consortium import consortium
 from cx_shared.testing.infra import Infra, infra_from_variables
 from cx_shared.topics import ALL_TOPICS, ASSESSMENT, DEAD_LETTERS, GRANTS, NOTIFICATIONS, consumer_group, qualified
 
@@ -163,8 +164,7 @@ async def set_up(client: httpx.AsyncClient, cfg: Config, watch: Watch) -> Progra
     manager = bearer(f"bench-manager-{cfg.run_id}", "programme_manager")
     apps = cfg.url("applications")
     partnership = await post(client, f"{apps}/partnerships", {
-        "name": f"Bench partnership {cfg.run_id}", "member_clusters": ["Optitec", "Photonics Bretagne"],
-        "countries": ["ES", *sorted({c for c, _ in HOST_PLACES})], "ecosystems": ["electronics"],
+        "name": f"Bench partnership {cfg.run_id}", "members": consortium(), "ecosystems": ["electronics"],
         "contact_email": f"contact.{cfg.run_id}@bench.example.eu"}, manager)
     call = await post(client, f"{apps}/calls", {
         "partnership_id": partnership["partnership_id"], "title": f"Bench call {cfg.run_id}",

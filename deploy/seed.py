@@ -14,6 +14,7 @@ import httpx
 
 from cx_shared.auth import issue_token
 from cx_shared.settings import ServiceSettings
+from cx_shared.testing.consortium import consortium
 
 APPLICATIONS = os.environ.get("APPLICATIONS_URL", "http://127.0.0.1:8001")
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +47,7 @@ def main() -> None:
     today = date.today()
     with httpx.Client(base_url=APPLICATIONS, timeout=20) as client:
         partnership = post(client, "/partnerships", {
-            "name": "Photonics4Industry", "member_clusters": ["Bavarian Photonics Cluster", "Optitec", "Photonics Bretagne"],
-            "countries": ["DE", "FR", "ES"], "ecosystems": ["electronics", "digital"],
+            "name": "Photonics4Industry", "members": consortium(), "ecosystems": ["electronics", "digital"],
             "contact_email": "exchanges@photonics4industry.example.eu"}, manager)
         call = post(client, "/calls", {
             "partnership_id": partnership["partnership_id"], "title": "ClusterXchange call 2027",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from cx_shared.testing.consortium import consortium
+
 ANONYMOUS = "anonymous"
 VISITOR, OTHER_VISITOR, HOST, OTHER_HOST = "visitor", "other_visitor", "host", "other_host"
 ASSESSOR, OFFICER, MANAGER = "assessor", "grant_officer", "manager"  # of the exchange's partnership
@@ -41,7 +43,8 @@ class Route:
     allowed: frozenset[str]
     body: Value | None = None
     query: Value | None = None
-    fresh: str | None = None  # a path parameter made anew for every request (the route destroys it)
+    fresh: str | None = None  # a path parameter made anew for every request (the route destroys it):
+    # subscription_id or call_id
     why: str = ""
 
 
@@ -80,18 +83,30 @@ TABLE: list[Route] = [
     Route(APPLICATIONS, "PATCH", "/organisations/{organisation_id}", frozenset({VISITOR, MANAGER, PROGRAMME}),
           body=lambda s: {"revision": 1, "city": "Madrid"}),
     Route(APPLICATIONS, "POST", "/partnerships", frozenset({PROGRAMME}),
-          body=lambda s: {"name": "Matrix partnership", "member_clusters": ["A"], "countries": ["FR", "DE"]}),
+          body=lambda s: {"name": "Matrix partnership", "members": consortium()}),
+    Route(APPLICATIONS, "GET", "/partnerships", SIGNED_IN, why="a list: staff see their partnerships, others none"),
     Route(APPLICATIONS, "GET", "/partnerships/{partnership_id}", SIGNED_IN),
+    Route(APPLICATIONS, "PATCH", "/partnerships/{partnership_id}", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: {"revision": 1, "contact_email": f"matrix-{s.suffix}@example.eu"},
+          why="changed already: a pass is a 409"),
     Route(APPLICATIONS, "POST", "/calls", frozenset({MANAGER, PROGRAMME}),
           body=lambda s: {"partnership_id": s.partnership_id, "title": "Matrix call",
                           "opens_on": str(date.today()), "closes_on": weekday(100), "budget_cents": 100_000}),
     Route(APPLICATIONS, "GET", "/calls", SIGNED_IN),
     Route(APPLICATIONS, "GET", "/calls/{call_id}", SIGNED_IN),
+    Route(APPLICATIONS, "POST", "/calls/{call_id}/closure", frozenset({MANAGER, PROGRAMME}), body=lambda s: REASON,
+          fresh="call_id", why="on a call of its own: the route ends it"),
+    Route(APPLICATIONS, "POST", "/calls/{call_id}/cancellation", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: REASON, fresh="call_id", why="on a call of its own: the route ends it"),
     Route(APPLICATIONS, "POST", "/offers", frozenset({HOST, MANAGER, PROGRAMME}),
           body=lambda s: {"host_id": s.host_id, "title": "Matrix offer", "ecosystem": "electronics",
                           "window_start": weekday(30), "window_end": weekday(120), "capacity": 2}),
     Route(APPLICATIONS, "GET", "/offers", SIGNED_IN),
     Route(APPLICATIONS, "GET", "/offers/{offer_id}", SIGNED_IN),
+    Route(APPLICATIONS, "PATCH", "/offers/{offer_id}", frozenset({HOST, MANAGER, PROGRAMME}),
+          body=lambda s: {"revision": 1, "capacity": 4}, why="changed already: a pass is a 409"),
+    Route(APPLICATIONS, "POST", "/offers/{offer_id}/withdrawal", frozenset({HOST, MANAGER, PROGRAMME}),
+          body=lambda s: REASON, why="withdrawn already: a pass is a 409"),
     Route(APPLICATIONS, "POST", "/applications", frozenset({VISITOR}), body=lambda s: s.application_body()),
     Route(APPLICATIONS, "GET", "/applications", SIGNED_IN, why="a list: each sees only what is his"),
     Route(APPLICATIONS, "GET", "/applications/{application_id}", frozenset({VISITOR, HOST}) | STAFF_A),

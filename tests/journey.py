@@ -10,6 +10,8 @@ from datetime import date, timedelta
 
 import httpx
 
+from cx_shared.testing.consortium import consortium
+
 
 def next_monday(after_days: int) -> date:
     day = date.today() + timedelta(days=after_days)
@@ -35,8 +37,7 @@ class Journey:
 
     def open_call(self, budget_cents: int = 1_000_000) -> dict:
         partnership = self.post("/partnerships", {
-            "name": f"Photonics4Industry {self.suffix}", "member_clusters": ["Optitec", "Photonics Bretagne"],
-            "countries": ["DE", "FR", "ES"], "ecosystems": ["electronics"],
+            "name": f"Photonics4Industry {self.suffix}", "members": consortium(), "ecosystems": ["electronics"],
             "contact_email": f"partnership-{self.suffix}@example.eu"}, self.manager)
         self.call = self.post("/calls", {
             "partnership_id": partnership["partnership_id"], "title": "Call 2027",
@@ -65,13 +66,22 @@ class Journey:
         return self.token("host", subject=self.host_sub, organisation_id=self.host["organisation_id"])
 
     def submit(self, **extra) -> dict:
-        start = next_monday(40)
-        body = {"call_id": self.call["call_id"], "visitor_id": self.visitor["organisation_id"],
+        return self.post("/applications", self.application_body(self.visitor, next_monday(40), **extra),
+                         self.visitor_headers)
+
+    def try_submit(self, visitor: dict, headers: dict, weeks_ahead: int, **extra) -> httpx.Response:
+        """Submit a visit of `visitor` starting some weeks after the next Monday 30 days from now; the
+        answer as it is (a refusal too)."""
+        body = self.application_body(visitor, next_monday(30 + 7 * weeks_ahead), **extra)
+        return httpx.post(f"{self.applications}/applications", json=body, headers=headers, timeout=20)
+
+    def application_body(self, visitor: dict, start: date, **extra) -> dict:
+        """A five-day visit of `visitor` to the journey's host in its call, from `start`."""
+        return {"call_id": self.call["call_id"], "visitor_id": visitor["organisation_id"],
                 "host_id": self.host["organisation_id"], "purposes": ["learn_from_other_cluster"],
                 "objectives": "Learn how the host runs its photonics pilot line.",
                 "planned_start": str(start), "planned_end": str(start + timedelta(days=4)), "travel_mode": "green",
                 **extra}
-        return self.post("/applications", body, self.visitor_headers)
 
     def status(self, application_id: str, headers: dict | None = None) -> dict:
         """The exchange as its visitor reads it (or as `headers` do)."""
@@ -80,11 +90,13 @@ class Journey:
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def wait_status(self, application_id: str, wanted: str, timeout: float = 60) -> dict:
+    async def wait_status(self, application_id: str, wanted: str, timeout: float = 60,
+                          headers: dict | None = None) -> dict:
+        """Wait for the status, read as the visitor (or as `headers` do)."""
         deadline = time.monotonic() + timeout
         seen = None
         while time.monotonic() < deadline:
-            seen = self.status(application_id)
+            seen = self.status(application_id, headers)
             if seen["status"] == wanted:
                 return seen
             await asyncio.sleep(0.3)

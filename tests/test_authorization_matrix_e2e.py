@@ -7,7 +7,7 @@ import importlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -61,6 +61,15 @@ class Scenario:
     def subscription_body(self) -> dict:
         return {"url": "https://subscriber.example.eu/hooks", "event_types": ["application.submitted"],
                 "partnership_ids": [self.partnership_id], "owner_email": f"crm-{self.suffix}@example.eu"}
+
+    def new_call(self) -> str:
+        """A call of the scenario's partnership, for a route that ends it."""
+        response = httpx.post(f"{self.urls['applications']}/calls", headers=self.headers["programme_manager"],
+                              json={"partnership_id": self.partnership_id, "title": "Matrix call to end",
+                                    "opens_on": str(date.today()), "closes_on": str(date.today() + timedelta(days=90)),
+                                    "budget_cents": 100_000}, timeout=20)
+        assert response.status_code == 201, response.text
+        return response.json()["call_id"]
 
     def new_subscription(self) -> str:
         response = httpx.post(f"{self.urls['notifications']}/webhooks/subscriptions", json=self.subscription_body(),
@@ -116,7 +125,7 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
 def request(s: Scenario, route: Route, principal: str) -> int:
     params = {name: getattr(s, name) for name in re.findall(r"{(\w+)}", route.path)}
     if route.fresh:
-        params[route.fresh] = s.new_subscription()
+        params[route.fresh] = s.new_call() if route.fresh == "call_id" else s.new_subscription()
     url = s.urls[route.service] + route.path.format(**params)
     response = httpx.request(route.method, url, headers=s.headers[principal], timeout=30,
                              json=route.body(s) if route.body else None,

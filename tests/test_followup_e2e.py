@@ -15,6 +15,7 @@ from cx_shared.events.applications import ExchangeNoShow, ReportAccepted, Report
 from cx_shared.events.grants import CommitmentReduced, CommitmentReleased, GrantCommitted, PaymentOrdered
 from cx_shared.testing.catalog import off_catalog
 from cx_shared.testing.kafka import TopicWatcher, topic_names
+from cx_shared.testing.consortium import consortium
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS
 from tests.journey import Journey, mail_to
 
@@ -50,8 +51,8 @@ async def signed_exchange(system: dict, token, report_due_days: int) -> tuple[Jo
     """A visitor's exchange up to the signed grant agreement, through the services' public APIs."""
     journey = Journey(system["applications"].url, token)
     partnership = journey.post("/partnerships", {
-        "name": f"GreenTech {journey.suffix}", "member_clusters": ["A", "B", "C"], "countries": ["DE", "ES", "FR"],
-        "ecosystems": ["electronics"], "contact_email": f"partnership-{journey.suffix}@example.eu"}, journey.manager)
+        "name": f"GreenTech {journey.suffix}", "members": consortium(), "ecosystems": ["electronics"],
+        "contact_email": f"partnership-{journey.suffix}@example.eu"}, journey.manager)
     journey.call = journey.post("/calls", {
         "partnership_id": partnership["partnership_id"], "title": "Follow-up call",
         "opens_on": str(date.today() - timedelta(days=1)), "closes_on": str(date.today() + timedelta(days=200)),

@@ -14,6 +14,7 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 
 from cx_shared.envelope import Envelope
+from cx_shared.testing.consortium import consortium
 from cx_shared.testing.kafka import publish_envelope
 
 TODAY = datetime.now(UTC).date()
@@ -95,8 +96,9 @@ class Programme:
 
     async def partnership_and_call(self, **call) -> tuple[dict, dict]:
         partnership = await self.ok("POST", "/partnerships", {
-            "name": "GreenTech 2.0", "member_clusters": ["Cleantech Lyon", "Berlin Energy", "Sofia Green"],
-            "countries": ["FR", "DE", "BG"], "ecosystems": ["renewable_energy"],
+            "name": "GreenTech 2.0", "members": consortium(
+                ("Cleantech Lyon", "FR", "more_developed"), ("Berlin Energy", "DE", "more_developed"),
+                ("Sofia Green", "BG", "less_developed")), "ecosystems": ["renewable_energy"],
             "contact_email": "office@greentech.example"}, status=201)
         body = {"partnership_id": partnership["partnership_id"], "title": "Exchanges 2026",
                 "opens_on": (TODAY - timedelta(days=10)).isoformat(),

@@ -179,3 +179,27 @@ def test_a_visit_without_an_offer_has_no_offer_rules():
 
 def test_a_second_place_on_an_offer_of_capacity_two_is_fine():
     assert check(offer={**OFFER, "capacity": 2}, offer_bookings=1) == set()
+
+
+# --- the consortium rule ---------------------------------------------------------------------
+
+def member(name: str, country: str, region: str = "more_developed") -> dict:
+    return {"legal_name": name, "country": country, "region_category": region}
+
+
+def test_a_consortium_of_three_entities_in_three_countries_with_a_cohesion_region_passes():
+    members = [member("A", "FR"), member("B", "DE"), member("C", "XK", "transition")]
+    assert rules.partnership_violations({"members": members}) == []
+
+
+@pytest.mark.parametrize(("members", "expected"), [
+    ([member("A", "FR"), member("B", "DE", "less_developed")], ("members", "consortium_legal_entities")),
+    ([member("A", "FR"), member("a ", "DE"), member("C", "PL", "less_developed")],
+     ("members", "consortium_legal_entities")),
+    ([member("A", "FR"), member("B", "DE"), member("C", "DE", "transition")], ("members", "consortium_countries")),
+    ([member("A", "FR"), member("B", "DE"), member("C", "CH", "transition")], ("members[2].country", "eligible_country")),
+    ([member("A", "FR"), member("B", "DE"), member("C", "PL")], ("members", "consortium_cohesion_region")),
+])
+def test_the_consortium_rule_names_what_is_missing(members, expected):
+    found = {(v["field"], v["rule"]) for v in rules.partnership_violations({"members": members})}
+    assert expected in found

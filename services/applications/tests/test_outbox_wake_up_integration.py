@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest_asyncio
 
 from cx_shared.events.applications import PartnershipFormed
+from cx_shared.testing.consortium import consortium
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.topics import APPLICATIONS
 
@@ -27,7 +28,7 @@ async def test_event_stored_by_a_request_is_published_within_100_ms(programme_wi
         # PostgreSQL) and the producer's first metadata: measured from the second on.
         for n in range(6):
             partnership = await p.ok("POST", "/partnerships", {
-                "name": f"Wake-up {n}", "member_clusters": ["A", "B"], "countries": ["FR", "DE"],
+                "name": f"Wake-up {n}", "members": consortium(),
                 "ecosystems": ["digital"], "contact_email": "office@wake.example"}, status=201)
             subject = partnership["partnership_id"]
             await watch.wait_for(lambda s=subject: watch.of_type(PartnershipFormed, s), what=f"partnership {n}")

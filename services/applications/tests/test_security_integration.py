@@ -14,6 +14,7 @@ from cx_shared.errors import TooLarge
 from cx_shared.events.applications import OrganisationEnrolled
 from cx_shared.events.assessment import ApplicationApproved, ApplicationScored, AssessmentClaimed, ConflictDeclared
 from cx_shared.outbox import MAX_EVENT_BYTES
+from cx_shared.testing.consortium import consortium
 from cx_shared.testing.fixtures import LOG_DIR
 
 from applications.storage import ORGANISATIONS, Storage
@@ -125,8 +126,8 @@ async def test_oversized_duplicated_and_far_off_input_is_refused_and_stores_noth
     ]
     for body, expected in cases:
         assert expected in refusal(await p.post("/organisations", body, vt)), expected
-    too_many = {"name": "P", "member_clusters": ["c"] * 101, "countries": ["FR"]}
-    assert ("member_clusters", "too_long") in refusal(await p.post("/partnerships", too_many))
+    too_many = {"name": "P", "members": consortium() * 34}
+    assert ("members", "too_long") in refusal(await p.post("/partnerships", too_many))
     body = p.application_body(call, visitor, host, later(30), planned_end="9999-12-31")
     started = time.monotonic()
     assert ("planned_end", "less_than_equal") in refusal(await p.post("/applications", body, vt))

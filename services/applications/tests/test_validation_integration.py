@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from cx_shared.testing.consortium import consortium
+
 TODAY = datetime.now(UTC).date()
 
 
@@ -118,5 +120,5 @@ async def test_every_endpoint_needs_a_bearer_token(programme):
     assert response.status_code == 401
     assert response.json()["title"] == "Unauthorized"
     forbidden = await programme.client.post("/partnerships", headers=programme.token("visitor"), json={
-        "name": "x", "member_clusters": ["a"], "countries": ["FR"], "contact_email": "a@b.example"})
+        "name": "x", "members": consortium(), "contact_email": "a@b.example"})
     assert forbidden.status_code == 403 and "programme_manager" in forbidden.json()["detail"]

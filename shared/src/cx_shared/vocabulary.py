@@ -24,6 +24,14 @@ class SupportOrganisationSubtype(StrEnum):
     ACCELERATOR = "accelerator"
 
 
+class RegionCategory(StrEnum):
+    """The cohesion-policy category of the region a consortium member is established in."""
+
+    LESS_DEVELOPED = "less_developed"
+    TRANSITION = "transition"
+    MORE_DEVELOPED = "more_developed"
+
+
 class Ecosystem(StrEnum):
     """The EU's 14 industrial ecosystems."""
 

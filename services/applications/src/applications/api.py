@@ -13,9 +13,11 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Conflict, Forbidden, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished, ExchangeClosed, ExchangeCompleted, ExchangeNoShow,
-                                           ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
+                                           CallCancelled, CallClosed, CallPublished, ExchangeClosed, ExchangeCompleted,
+                                           ExchangeNoShow, ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
+                                           OfferUpdated, OfferWithdrawn,
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
+                                           PartnershipUpdated,
                                            PreparationUpdated, ReportAccepted, ReportChangesRequested,
                                            ReportSubmitted)
 from cx_shared.events.common import Participant
@@ -24,10 +26,10 @@ from cx_shared.store import public
 from cx_shared.vocabulary import Ecosystem, Role
 
 from applications import access, audience, documents, domain, followup, rules
-from applications.domain import Status
+from applications.domain import OFFER_WITHDRAWN, Status
 from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, CountryFilter, DepartureIn, HostFeedbackIn,
-                                  IdFilter, IdPath, OfferIn, OrganisationIn, OrganisationPatch, PartnershipIn,
-                                  PreparationIn, ReasonIn, ReportIn, ReviewIn)
+                                  IdFilter, IdPath, OfferIn, OfferPatch, OrganisationIn, OrganisationPatch,
+                                  PartnershipIn, PartnershipPatch, PreparationIn, ReasonIn, ReportIn, ReviewIn)
 from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
                                   Storage)
 
@@ -118,7 +120,7 @@ async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, 
     rules.refuse(rules.organisation_violations(merged))
     event = OrganisationUpdated(**merged)
     fields = {k: v for k, v in documents.organisation(event).items() if k not in ("_id", "revision")}
-    if not await store.update_organisation(organisation_id, current["revision"], fields,
+    if not await store.update_revised(ORGANISATIONS, organisation_id, current["revision"], fields,
                                            emit(request, event, subject=organisation_id)):
         raise Conflict("the organisation changed meanwhile: reload it")
     return organisation_out(who, await organisation_or_404(store, organisation_id))
@@ -126,17 +128,37 @@ async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, 
 
 # --- partnerships and calls ----------------------------------------------------------------
 
+def partnership_event(cls: type[PartnershipFormed], partnership_id: str, revision: int,
+                      data: dict[str, Any]) -> PartnershipFormed:
+    """The partnership's whole state as an event; member clusters and countries are its members'."""
+    members = data["members"]
+    return cls(partnership_id=partnership_id, partnership_name=data["name"], members=members,
+               member_clusters=[m["legal_name"] for m in members],
+               countries=list(dict.fromkeys(m["country"] for m in members)), ecosystems=data["ecosystems"],
+               contact_email=data.get("contact_email"), revision=revision)
+
+
 @router.post("/partnerships", status_code=201, tags=["calls"])
 async def form_partnership(body: PartnershipIn, request: Request, who: Who, store: Store) -> dict:
+    """Form a partnership; its consortium must meet the consortium rule (422 naming the rule)."""
     require_role(who, Role.PROGRAMME_MANAGER)
     if not access.programme_wide(who):  # a partnership's manager manages his, he does not found others
         raise Forbidden("forming a partnership needs a programme-wide manager (token claim programme: true)")
-    rules.refuse(rules.partnership_violations(body.model_dump()))
     data = body.model_dump(mode="json")
-    event = PartnershipFormed(partnership_id=new_id("ptn"), partnership_name=data.pop("name"), **data)
+    rules.refuse(rules.partnership_violations(data))
+    event = partnership_event(PartnershipFormed, new_id("ptn"), 1, data)
     doc = documents.partnership(event)
     await store.create(PARTNERSHIPS, doc, emit(request, event, subject=event.partnership_id))
     return out(doc)
+
+
+@router.get("/partnerships", tags=["calls"])
+async def list_partnerships(who: Who, store: Store) -> list[dict]:
+    """A programme-wide manager sees every partnership, staff see their own, anybody else none."""
+    if access.programme_wide(who):
+        return [out(d) for d in await store.list_partnerships(None)]
+    staff = who.has(*access.STAFF)
+    return [out(d) for d in await store.list_partnerships(set(who.partnership_ids) if staff else set())]
 
 
 @router.get("/partnerships/{partnership_id}", tags=["calls"])
@@ -144,10 +166,73 @@ async def get_partnership(partnership_id: IdPath, who: Who, store: Store) -> dic
     return out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
 
 
+@router.patch("/partnerships/{partnership_id}", tags=["calls"])
+async def update_partnership(partnership_id: IdPath, body: PartnershipPatch, request: Request, who: Who,
+                             store: Store) -> dict:
+    """Change a partnership made against `revision` (409 if it changed since), its manager or a
+    programme-wide one; the consortium rule holds after the change. Emits PartnershipUpdated."""
+    require_role(who, Role.PROGRAMME_MANAGER)
+    current = await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership")
+    if not who.in_partnership(partnership_id):
+        raise Forbidden("you do not manage this partnership")
+    if body.revision != current.get("revision", 1):
+        raise Conflict(f"the partnership is at revision {current.get('revision', 1)}, not {body.revision}: reload it")
+    data = body.model_dump(mode="json")
+    merged = {**out(current), **{k: data[k] for k in body.model_fields_set - {"revision"}}}
+    rules.refuse(rules.partnership_violations({"members": [], **merged}))
+    event = partnership_event(PartnershipUpdated, partnership_id, body.revision + 1, {"members": [], **merged})
+    fields = {k: v for k, v in documents.partnership(event).items() if k not in ("_id", "revision")}
+    if not await store.update_revised(PARTNERSHIPS, partnership_id, body.revision, fields,
+                                      emit(request, event, subject=partnership_id)):
+        raise Conflict("the partnership changed meanwhile: reload it")
+    return out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
+
+
 def call_out(doc: dict) -> dict:
     result = out(doc)
-    result["open"] = date.fromisoformat(doc["opens_on"]) <= today() <= date.fromisoformat(doc["closes_on"])
+    result["open"] = (doc.get("status") not in (domain.CALL_CLOSED, domain.CALL_CANCELLED)
+                      and date.fromisoformat(doc["opens_on"]) <= today() <= date.fromisoformat(doc["closes_on"]))
     return result
+
+
+async def call_to_end(store: Storage, who: Principal, call_id: str) -> dict:
+    """The call, if the caller manages its partnership and it is not cancelled."""
+    require_role(who, Role.PROGRAMME_MANAGER)
+    call = await one_or_404(store, CALLS, call_id, "call")
+    if not who.in_partnership(call["partnership_id"]):
+        raise Forbidden("you do not manage this partnership")
+    if call.get("status") == domain.CALL_CANCELLED:
+        raise Conflict("the call was cancelled")
+    return call
+
+
+async def store_call_end(store: Storage, request: Request, call: dict, event: CallClosed | CallCancelled,
+                         fields: dict[str, Any]) -> dict:
+    if not await store.end_call(call["call_id"], fields, emit(request, event, subject=call["call_id"])):
+        raise Conflict("the call was cancelled meanwhile")
+    return call_out(await one_or_404(store, CALLS, call["call_id"], "call"))
+
+
+@router.post("/calls/{call_id}/closure", tags=["calls"])
+async def close_call(call_id: IdPath, request: Request, who: Who, store: Store,
+                     body: Annotated[ReasonIn | None, Body()] = None) -> dict:
+    """Close an open call today, before its closing day: no application is accepted after it."""
+    call = await call_to_end(store, who, call_id)
+    if call.get("status") == domain.CALL_CLOSED or date.fromisoformat(call["closes_on"]) < today():
+        raise Conflict(f"the call is closed already (on {call['closes_on']})")
+    event = CallClosed(call_id=call_id, partnership_id=call["partnership_id"], closed_on=today(),
+                       reason=body.reason if body else "", closed_by=who.subject)
+    return await store_call_end(store, request, call, event, documents.call_closure(event))
+
+
+@router.post("/calls/{call_id}/cancellation", tags=["calls"])
+async def cancel_call(call_id: IdPath, body: ReasonIn, request: Request, who: Who, store: Store) -> dict:
+    """Cancel a call: no application is accepted any more, and every exchange of it not yet granted
+    is cancelled (releasing what assessment holds for it; its parties are told)."""
+    call = await call_to_end(store, who, call_id)
+    event = CallCancelled(call_id=call_id, partnership_id=call["partnership_id"], reason=body.reason,
+                          cancelled_by=who.subject)
+    return await store_call_end(store, request, call, event, documents.call_cancellation(event))
 
 
 @router.post("/calls", status_code=201, tags=["calls"])
@@ -199,6 +284,52 @@ async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store)
 @router.get("/offers/{offer_id}", tags=["offers"])
 async def get_offer(offer_id: IdPath, who: Who, store: Store) -> dict:
     return out(await one_or_404(store, OFFERS, offer_id, "offer"))
+
+
+async def offer_to_change(store: Storage, who: Principal, offer_id: str, revision: int) -> tuple[dict, dict]:
+    """The offer and its host, if the caller acts for the host and the offer is still open at `revision`."""
+    require_role(who, Role.HOST, Role.PROGRAMME_MANAGER)
+    offer = await one_or_404(store, OFFERS, offer_id, "offer")
+    host = await organisation_or_404(store, offer["host_id"])
+    if not access.acts_for(who, host):
+        raise Forbidden("you do not act for this host")
+    if offer.get("status") == OFFER_WITHDRAWN:
+        raise Conflict("the offer was withdrawn: it cannot change any more")
+    if revision != offer.get("revision", 1):
+        raise Conflict(f"the offer is at revision {offer.get('revision', 1)}, not {revision}: reload it")
+    return offer, host
+
+
+async def store_offer_change(store: Storage, request: Request, offer: dict, event: OfferUpdated | OfferWithdrawn,
+                             fields: dict[str, Any]) -> dict:
+    if not await store.update_revised(OFFERS, offer["offer_id"], offer.get("revision", 1), fields,
+                                      emit(request, event, subject=offer["offer_id"])):
+        raise Conflict("the offer changed meanwhile: reload it")
+    return out(await one_or_404(store, OFFERS, offer["offer_id"], "offer"))
+
+
+@router.patch("/offers/{offer_id}", tags=["offers"])
+async def update_offer(offer_id: IdPath, body: OfferPatch, request: Request, who: Who, store: Store) -> dict:
+    """The host changes its offer (window, capacity, description...) made against `revision`
+    (409 if it changed since); emits OfferUpdated. Exchanges already accepted through it stay."""
+    offer, host = await offer_to_change(store, who, offer_id, body.revision)
+    data = body.model_dump(mode="json")
+    merged = {**out(offer), **{k: data[k] for k in body.model_fields_set - {"revision"}}}
+    rules.refuse(rules.offer_violations(OfferIn.model_validate(merged).model_dump(), host, today()))
+    event = OfferUpdated.model_validate({**merged, "revision": body.revision + 1})
+    fields = {k: v for k, v in documents.offer(event).items() if k not in ("_id", "revision")}
+    return await store_offer_change(store, request, offer, event, fields)
+
+
+@router.post("/offers/{offer_id}/withdrawal", tags=["offers"])
+async def withdraw_offer(offer_id: IdPath, request: Request, who: Who, store: Store,
+                         body: Annotated[ReasonIn | None, Body()] = None) -> dict:
+    """The host withdraws its offer: no new application goes through it (those made stay); emits OfferWithdrawn."""
+    current = await one_or_404(store, OFFERS, offer_id, "offer")
+    offer, _ = await offer_to_change(store, who, offer_id, current.get("revision", 1))
+    event = OfferWithdrawn(offer_id=offer_id, host_id=offer["host_id"], reason=body.reason if body else "",
+                           withdrawn_by=who.subject, revision=offer.get("revision", 1) + 1)
+    return await store_offer_change(store, request, offer, event, documents.offer_withdrawal(event))
 
 
 @router.get("/offers", tags=["offers"])

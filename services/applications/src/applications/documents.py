@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OfferPublished,
+from cx_shared.events.applications import (ApplicationSubmitted, CallCancelled, CallClosed, CallPublished,
+                                           OfferPublished, OfferWithdrawn,
                                            OrganisationEnrolled, PartnershipFormed)
 
 from applications import domain
@@ -30,6 +31,22 @@ def call(event: CallPublished) -> dict[str, Any]:
 
 def offer(event: OfferPublished) -> dict[str, Any]:
     return {"_id": event.offer_id, **event.model_dump(mode="json")}
+
+
+def call_closure(event: CallClosed) -> dict[str, Any]:
+    """What closing a call early changes on its document (set over it)."""
+    return {"_id": event.call_id, "status": domain.CALL_CLOSED, "closes_on": event.closed_on.isoformat(),
+            "closed_reason": event.reason}
+
+
+def call_cancellation(event: CallCancelled) -> dict[str, Any]:
+    return {"_id": event.call_id, "status": domain.CALL_CANCELLED, "cancelled_reason": event.reason}
+
+
+def offer_withdrawal(event: OfferWithdrawn) -> dict[str, Any]:
+    """What a withdrawal changes on the offer's document (set over it)."""
+    return {"_id": event.offer_id, "status": domain.OFFER_WITHDRAWN, "withdrawn_reason": event.reason,
+            "revision": event.revision}
 
 
 def entry(envelope: Envelope) -> dict[str, Any]:

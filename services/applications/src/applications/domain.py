@@ -37,12 +37,17 @@ class Status(StrEnum):
 
 
 S = Status
+OFFER_WITHDRAWN = "withdrawn"  # an offer's status once its host withdrew it (no status: open)
+# A call's status once closed early or cancelled (no status: as its dates say).
+CALL_CLOSED, CALL_CANCELLED = "closed", "cancelled"
+# What a call's cancellation cancels: the exchanges no grant was committed for yet.
+NOT_YET_GRANTED = frozenset({S.SUBMITTED, S.UNDER_ASSESSMENT, S.APPROVED, S.WAITLISTED, S.HOST_CONFIRMED})
 # Where an exchange may go from each status. Withdrawal is the visitor's choice until the
 # exchange starts; cancellation is the programme's (or the host's) until it is completed.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.DRAFT: frozenset({S.SUBMITTED, S.WITHDRAWN}),
-    S.SUBMITTED: frozenset({S.UNDER_ASSESSMENT, S.APPROVED, S.REJECTED, S.WAITLISTED, S.WITHDRAWN}),
-    S.UNDER_ASSESSMENT: frozenset({S.APPROVED, S.REJECTED, S.WAITLISTED, S.WITHDRAWN}),
+    S.SUBMITTED: frozenset({S.UNDER_ASSESSMENT, S.APPROVED, S.REJECTED, S.WAITLISTED, S.WITHDRAWN, S.CANCELLED}),
+    S.UNDER_ASSESSMENT: frozenset({S.APPROVED, S.REJECTED, S.WAITLISTED, S.WITHDRAWN, S.CANCELLED}),
     # waitlisted: by assessment (budget/ranking) or after a refused grant, until money is released
     S.WAITLISTED: frozenset({S.APPROVED, S.REJECTED, S.GRANT_COMMITTED, S.WITHDRAWN, S.CANCELLED}),
     S.APPROVED: frozenset({S.HOST_CONFIRMED, S.WITHDRAWN, S.CANCELLED}),

@@ -7,19 +7,25 @@ Every other event that names an application is an entry of that exchange's timel
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from cx_shared.consumer import Delivery, Handler
+from cx_shared.envelope import Envelope
+from cx_shared.errors import Conflict
 from cx_shared.events import Event, all_event_classes
-from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OfferPublished,
-                                           OrganisationEnrolled, OrganisationUpdated, PartnershipFormed)
+from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, CallCancelled, CallClosed,
+                                           CallPublished, OfferPublished, OfferUpdated, OfferWithdrawn,
+                                           OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
+                                           PartnershipUpdated)
 from cx_shared.logging import get_logger
 
 from applications import documents, domain
 from applications.storage import CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, Storage
 
 log = get_logger(__name__)
+CANCELLATIONS = uuid.UUID("0b7e3c52-5d7a-4f0e-9a61-2c4d8e1f3a90")  # a call cancellation's exchanges
 
 
 def recording(collection: str, to_document: Callable[[Any], dict]) -> Handler:
@@ -52,16 +58,47 @@ async def on_lifecycle_event(event: Event, delivery: Delivery, storage: Storage)
         log.warning("event for an unknown application: in its timeline only", application_id=application_id)
 
 
+def cancellable(exchange: dict) -> None:
+    domain.transition(exchange["status"], domain.Status.CANCELLED)  # 409 when it moved on meanwhile
+
+
+async def on_call_cancelled(event: CallCancelled, delivery: Delivery, storage: Storage) -> None:
+    """Cancel every exchange of the call not yet granted, each with its application.cancelled
+    (assessment releases its reservation, grants any commitment made meanwhile, the parties are
+    told). One event id per exchange and cancellation: a redelivery cancels nothing twice."""
+    await storage.record(CALLS, documents.call_cancellation(event), delivery.event_id)
+    for doc in await storage.applications_of_call(event.call_id, domain.NOT_YET_GRANTED):
+        cancelled = ApplicationCancelled(application_id=doc["_id"], call_id=event.call_id,
+                                         reason=f"the call was cancelled: {event.reason}".rstrip(": "),
+                                         cancelled_by=event.cancelled_by)
+        # Its id and time are the cancellation's: a redelivery, or a rebuild, makes the same event.
+        envelope = Envelope.wrap(cancelled, source=delivery.envelope.source, subject=doc["_id"],
+                                 correlation_id=delivery.envelope.correlationid, causation_id=delivery.event_id)
+        one_id = uuid.uuid5(CANCELLATIONS, f"{delivery.event_id}/{doc['_id']}")
+        envelope = envelope.model_copy(update={"id": str(one_id), "time": delivery.envelope.time})
+        try:
+            await storage.fold_event(doc["_id"], documents.entry(envelope), event_id=envelope.id, events=(envelope,),
+                                     check=cancellable)
+        except Conflict:
+            log.info("exchange moved on before the call's cancellation reached it", application_id=doc["_id"])
+
+
 HANDLERS: dict[type[Event], Handler] = {
     OrganisationEnrolled: recording(ORGANISATIONS, documents.organisation),
     OrganisationUpdated: recording(ORGANISATIONS, documents.organisation),
     PartnershipFormed: recording(PARTNERSHIPS, documents.partnership),
+    PartnershipUpdated: recording(PARTNERSHIPS, documents.partnership),
     CallPublished: recording(CALLS, documents.call),
+    CallClosed: recording(CALLS, documents.call_closure),
     OfferPublished: recording(OFFERS, documents.offer),
+    OfferUpdated: recording(OFFERS, documents.offer),
+    OfferWithdrawn: recording(OFFERS, documents.offer_withdrawal),
     ApplicationSubmitted: on_application_submitted,
 }
 # What creates the read model's documents (the rest folds into them).
 CREATIONS = frozenset(HANDLERS)
+# In a rebuild, after the creations and in time order: it cancels what was not granted by then.
+HANDLERS[CallCancelled] = on_call_cancelled
 # The rest of the lifecycle: every contract (of any service) about an application.
 HANDLERS.update({cls: on_lifecycle_event for cls in all_event_classes()
                  if "application_id" in cls.model_fields and cls not in HANDLERS})

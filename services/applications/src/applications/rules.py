@@ -19,7 +19,10 @@ import pycountry
 from cx_shared.duration import MIN_WORKING_DAYS, last_day_within_one_month
 from cx_shared.errors import Invalid
 from cx_shared.geography import UnknownCity, locate
-from cx_shared.vocabulary import LANGUAGES, OrganisationType, SupportOrganisationSubtype
+from cx_shared.vocabulary import (DEFAULT_ELIGIBLE_COUNTRIES, LANGUAGES, OrganisationType, RegionCategory,
+                                  SupportOrganisationSubtype)
+
+from applications.domain import CALL_CANCELLED, CALL_CLOSED, OFFER_WITHDRAWN
 
 KOSOVO = "XK"  # user-assigned ISO 3166 code, not in the standard's list but a COSME participant
 MAX_SPAN_YEARS = 2  # working days are counted over an exchange (a month), never more
@@ -123,10 +126,31 @@ def city_violations(city: str, country: str) -> list[Violation]:
     return []
 
 
+# The consortium rule (domain.md): at least 3 legal entities in at least 3 different eligible
+# countries, one of them in a less developed or in transition region.
+CONSORTIUM_MIN_ENTITIES = CONSORTIUM_MIN_COUNTRIES = 3
+COHESION_REGIONS = frozenset({RegionCategory.LESS_DEVELOPED, RegionCategory.TRANSITION})
+
+
 def partnership_violations(p: Mapping[str, Any]) -> list[Violation]:
-    found = country_violations("countries", p["countries"])
-    if not p["member_clusters"]:
-        found.append(violation("member_clusters", "members", "a partnership has member clusters"))
+    """The consortium rule over the partnership's members (its legal entities)."""
+    members = p["members"]
+    found = [violation(f"members[{i}].country", "eligible_country",
+                       f"'{m['country']}' is not a country eligible for the programme (EU or COSME participant)")
+             for i, m in enumerate(members) if m["country"] not in DEFAULT_ELIGIBLE_COUNTRIES]
+    entities = {" ".join(m["legal_name"].casefold().split()) for m in members}
+    if len(entities) < CONSORTIUM_MIN_ENTITIES:
+        found.append(violation("members", "consortium_legal_entities",
+                               f"a consortium has at least {CONSORTIUM_MIN_ENTITIES} different legal entities, "
+                               f"not {len(entities)}"))
+    countries = {m["country"] for m in members if m["country"] in DEFAULT_ELIGIBLE_COUNTRIES}
+    if len(countries) < CONSORTIUM_MIN_COUNTRIES:
+        found.append(violation("members", "consortium_countries",
+                               f"a consortium's members are in at least {CONSORTIUM_MIN_COUNTRIES} different "
+                               f"eligible countries, not {len(countries)}"))
+    if not any(m["region_category"] in COHESION_REGIONS for m in members):
+        found.append(violation("members", "consortium_cohesion_region",
+                               "a consortium has a member in a less developed or in transition region"))
     return found
 
 
@@ -199,6 +223,8 @@ def _party_violations(p: Proposal, ctx: Context) -> list[Violation]:
     elif not (date.fromisoformat(ctx.call["opens_on"]) <= ctx.today <= date.fromisoformat(ctx.call["closes_on"])):
         found.append(violation("call_id", "call_open", f"the call is open from {ctx.call['opens_on']} to "
                                                         f"{ctx.call['closes_on']}, not on {ctx.today}"))
+    elif ctx.call.get("status") in (CALL_CLOSED, CALL_CANCELLED):
+        found.append(violation("call_id", "call_open", f"the partnership {ctx.call['status']} this call"))
     for field, org, role in (("visitor_id", ctx.visitor, "visitor"), ("host_id", ctx.host, "host")):
         if org is None:
             found.append(violation(field, "enrolled", f"no enrolled organisation {getattr(p, field)}"))
@@ -212,6 +238,8 @@ def _party_violations(p: Proposal, ctx: Context) -> list[Violation]:
             found.append(violation("offer_id", "exists", f"no offer {p.offer_id}"))
         elif ctx.offer["host_id"] != p.host_id:
             found.append(violation("offer_id", "offer_of_host", "the offer is not the host's"))
+        elif ctx.offer.get("status") == OFFER_WITHDRAWN:
+            found.append(violation("offer_id", "offer_withdrawn", "the host withdrew this offer: choose another"))
     return found
 
 

@@ -15,7 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, fie
 from pydantic_core import PydanticCustomError
 
 from cx_shared.http import ID_PATTERN, IdFilter, IdPath  # noqa: F401 (the API imports them from here)
-from cx_shared.vocabulary import DEFAULT_ELIGIBLE_COUNTRIES, Ecosystem, OrganisationType, Purpose, TravelMode
+from cx_shared.vocabulary import (DEFAULT_ELIGIBLE_COUNTRIES, Ecosystem, OrganisationType, Purpose, RegionCategory,
+                                  TravelMode)
 
 # One line of text, or prose (tabs and line breaks allowed): never other control characters
 # (a NUL cannot even be stored by the local database).
@@ -47,6 +48,13 @@ def unique_list(item: type, *, min_length: int = 1, max_length: int = 20):
 
 Ecosystems = unique_list(Ecosystem, max_length=len(Ecosystem))
 Roles = unique_list(Literal["visitor", "host"], max_length=2)
+
+
+def _refuse_null(cls, value):
+    """A patch's field that cannot be cleared: left out it stays, null is refused."""
+    if value is None:
+        raise PydanticCustomError("not_null", "leave the field out to keep it; it cannot be null")
+    return value
 
 
 class Strict(BaseModel):
@@ -87,21 +95,42 @@ class OrganisationPatch(Strict):
     roles: Roles | None = None
     contact: ContactIn | None = None
 
-    @field_validator("legal_name", "country", "city", "organisation_type", "ecosystems", "roles", "contact")
-    @classmethod
-    def _not_null(cls, value):
-        if value is None:
-            raise PydanticCustomError("not_null", "leave the field out to keep it; it cannot be null")
-        return value
+    _not_null = field_validator("legal_name", "country", "city", "organisation_type", "ecosystems", "roles",
+                                "contact")(_refuse_null)
+
+
+class MemberIn(Strict):
+    """A legal entity of the consortium: where it is established, and its region's category."""
+
+    legal_name: Text
+    country: Country
+    region_category: RegionCategory
+
+
+Members = Annotated[list[MemberIn], Field(min_length=1, max_length=100)]
+PartnershipEcosystems = unique_list(Ecosystem, min_length=0, max_length=len(Ecosystem))
 
 
 class PartnershipIn(Strict):
+    """A partnership's consortium: the consortium rule (at least 3 legal entities in at least 3
+    eligible countries, one in a less developed or in transition region) is checked on its members."""
+
     name: Text
-    member_clusters: list[Text] = Field(min_length=1, max_length=100)
-    countries: Annotated[list[Country], Field(min_length=1, max_length=60, json_schema_extra={"uniqueItems": True}),
-                         AfterValidator(_unique)]
-    ecosystems: unique_list(Ecosystem, min_length=0, max_length=len(Ecosystem)) = Field(default_factory=list)
+    members: Members
+    ecosystems: PartnershipEcosystems = Field(default_factory=list)
     contact_email: EmailStr | None = Field(default=None, max_length=254)
+
+
+class PartnershipPatch(Strict):
+    """A change to a partnership made against `revision`; a field left out stays as it is."""
+
+    revision: int = Field(ge=1, le=2**31)
+    name: Text | None = None
+    members: Members | None = None
+    ecosystems: PartnershipEcosystems | None = None
+    contact_email: EmailStr | None = Field(default=None, max_length=254)
+
+    _not_null = field_validator("name", "members", "ecosystems")(_refuse_null)
 
 
 class CallIn(Strict):
@@ -131,6 +160,22 @@ class OfferIn(Strict):
     window_end: Day
     capacity: int = Field(ge=1, le=100)
     language: Language = "en"
+
+
+class OfferPatch(Strict):
+    """A change to an offer made against `revision`; a field left out stays as it is."""
+
+    revision: int = Field(ge=1, le=2**31)
+    title: Text | None = None
+    description: Annotated[str, Field(max_length=5000, pattern=PROSE)] | None = None
+    ecosystem: Ecosystem | None = None
+    window_start: Day | None = None
+    window_end: Day | None = None
+    capacity: int | None = Field(default=None, ge=1, le=100)
+    language: Language | None = None
+
+    _not_null = field_validator("title", "description", "ecosystem", "window_start", "window_end", "capacity",
+                                "language")(_refuse_null)
 
 
 class ApplicationIn(Strict):

@@ -106,15 +106,33 @@ class Storage:
     async def get(self, collection: str, id_: str) -> dict | None:
         return await self.db[collection].find_one({"_id": id_})
 
-    # --- organisations -----------------------------------------------------------------------
-
-    async def update_organisation(self, organisation_id: str, revision: int, fields: Mapping[str, Any],
-                                  envelope: Envelope) -> bool:
-        """Apply a change made against `revision`; False if someone changed it meanwhile."""
-        result = await self.organisations.update_one(
-            {"_id": organisation_id, "revision": revision},
+    async def update_revised(self, collection: str, key: str, revision: int, fields: Mapping[str, Any],
+                             envelope: Envelope) -> bool:
+        """Apply a change made against `revision` (an organisation, a partnership), with its event;
+        False if someone changed it meanwhile."""
+        result = await self.db[collection].update_one(
+            {"_id": key, "revision": revision},
             change({"$set": {**fields, "revision": revision + 1}}, events=[envelope], processed=envelope.id))
         return result.matched_count == 1
+
+    async def end_call(self, call_id: str, fields: Mapping[str, Any], envelope: Envelope) -> bool:
+        """Close or cancel a call still open (not cancelled), with its event; False if it was meanwhile."""
+        result = await self.calls.update_one(
+            {"_id": call_id, "status": {"$ne": domain.CALL_CANCELLED}},
+            change({"$set": {k: v for k, v in fields.items() if k != "_id"}}, events=[envelope],
+                   processed=envelope.id))
+        return result.matched_count == 1
+
+    async def applications_of_call(self, call_id: str, statuses: frozenset[str]) -> list[dict]:
+        return [d async for d in self.applications.find({"call_id": call_id}, {MILESTONES: 0})
+                if d["status"] in statuses]
+
+    async def list_partnerships(self, partnership_ids: set[str] | None, limit: int = 500) -> list[dict]:
+        """Every partnership (None), or those named."""
+        query = {} if partnership_ids is None else {"_id": {"$in": sorted(partnership_ids)}}
+        return [d async for d in self.partnerships.find(query).sort([("name", 1)]).limit(limit)]
+
+    # --- organisations -----------------------------------------------------------------------
 
     async def take_part(self, partnership_id: str, *organisation_ids: str) -> None:
         """Link the parties of an application to its partnership (its staff may then act for
@@ -147,7 +165,7 @@ class Storage:
                             end: date | None, text: str | None, skip: int, limit: int) -> tuple[list[dict], int]:
         """Offers by ecosystem, host country, a window overlapping start..end, and words of the
         title or description; one page of them and how many there are."""
-        query: dict[str, Any] = {}
+        query: dict[str, Any] = {"status": {"$ne": domain.OFFER_WITHDRAWN}}  # a withdrawn offer is found no more
         if ecosystem:
             query["ecosystem"] = str(ecosystem)
         if country:

@@ -8,7 +8,8 @@ from typing import Any
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished, OfferPublished, OrganisationEnrolled, OrganisationUpdated)
+                                           CallPublished, OfferPublished, OfferUpdated, OrganisationEnrolled,
+                                           OrganisationUpdated)
 from cx_shared.events.grants import (BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantRefused,
                                      PaymentOrdered)
 from cx_shared.logging import get_logger
@@ -140,15 +141,17 @@ async def on_organisation(event: OrganisationEnrolled, delivery: Delivery, stora
     await storage.keep_owner(event.organisation_id, event.owner, event.revision)
 
 
-async def on_offer_published(event: OfferPublished, delivery: Delivery, storage: Storage) -> None:
-    await storage.keep_offer(event.offer_id, event.capacity)
+async def on_offer(event: OfferPublished, delivery: Delivery, storage: Storage) -> None:
+    """The places the host publishes on its offer (the host_capacity rule), at its latest revision."""
+    await storage.keep_offer(event.offer_id, event.capacity, event.revision)
 
 
 HANDLERS: dict[type, Any] = {
     OrganisationEnrolled: on_organisation,
     OrganisationUpdated: on_organisation,
     CallPublished: on_call_published,
-    OfferPublished: on_offer_published,
+    OfferPublished: on_offer,
+    OfferUpdated: on_offer,
     ApplicationSubmitted: on_application_submitted,
     ApplicationWithdrawn: on_application_withdrawn,
     ApplicationCancelled: on_application_cancelled,

@@ -335,9 +335,12 @@ class Storage:
 
     # --- host offers' places (the host_capacity rule) ---------------------------------------
 
-    async def keep_offer(self, offer_id: str, capacity: int) -> None:
-        with suppress(DuplicateKeyError):  # published once: a redelivery changes nothing
-            await self.offers.insert_one({"_id": offer_id, "capacity": capacity})
+    async def keep_offer(self, offer_id: str, capacity: int, revision: int) -> None:
+        """The offer's places as of `revision`: an older or repeated revision changes nothing."""
+        with suppress(DuplicateKeyError):  # a newer revision is already kept: it stands
+            await self.offers.update_one({"_id": offer_id, "$or": [{"revision": {"$lt": revision}},
+                                                                   {"revision": {"$exists": False}}]},
+                                         {"$set": {"capacity": capacity, "revision": revision}}, upsert=True)
 
     async def offer_capacity(self, offer_id: str) -> int | None:
         doc = await self.offers.find_one({"_id": offer_id})

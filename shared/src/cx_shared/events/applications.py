@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from cx_shared.events import Event
 from cx_shared.events.common import Contact, Participant
 from cx_shared.topics import APPLICATIONS
-from cx_shared.vocabulary import Ecosystem, OrganisationType, Purpose, TravelMode
+from cx_shared.vocabulary import Ecosystem, OrganisationType, Purpose, RegionCategory, TravelMode
 
 Id = Annotated[str, Field(max_length=100)]
 Line = Annotated[str, Field(max_length=300)]  # a name, a title, a city
@@ -60,6 +60,26 @@ class CallPublished(Event, name="call.published", topic=APPLICATIONS):
     report_due_days: int = Field(default=30, ge=1)  # the visitor reports within this many days of the actual end
 
 
+class CallClosed(Event, name="call.closed", topic=APPLICATIONS):
+    """The partnership closed its call before its closing day: no application is accepted any more."""
+
+    call_id: Id
+    partnership_id: Id
+    closed_on: date
+    reason: Reason = ""
+    closed_by: Subject | None = None
+
+
+class CallCancelled(Event, name="call.cancelled", topic=APPLICATIONS):
+    """The partnership cancelled its call: no application is accepted any more, and every exchange
+    of it not yet granted is cancelled (each an application.cancelled, which releases what it holds)."""
+
+    call_id: Id
+    partnership_id: Id
+    reason: Reason = ""
+    cancelled_by: Subject | None = None
+
+
 class ApplicationSubmitted(Event, name="application.submitted", topic=APPLICATIONS):
     application_id: Id
     call_id: Id
@@ -89,13 +109,27 @@ class ApplicationWithdrawn(Event, name="application.withdrawn", topic=APPLICATIO
 
 # Added by the applications service (additive: optional fields and new contracts only).
 
+class ConsortiumMember(BaseModel):
+    """A legal entity of a partnership's consortium, where it is established."""
+
+    legal_name: Line
+    country: str = Field(max_length=2)
+    region_category: RegionCategory
+
+
 class PartnershipFormed(Event, name="partnership.formed", topic=APPLICATIONS):
     partnership_id: Id
     partnership_name: Line  # not `name`: that is the contract's own class attribute
-    member_clusters: list[Line] = Field(default_factory=list, max_length=100)
-    countries: Countries = Field(default_factory=list)
+    member_clusters: list[Line] = Field(default_factory=list, max_length=100)  # the members' names
+    countries: Countries = Field(default_factory=list)  # the members' countries
     ecosystems: Ecosystems = Field(default_factory=list)
     contact_email: Line | None = None
+    members: list[ConsortiumMember] = Field(default_factory=list, max_length=100)
+    revision: int = 1
+
+
+class PartnershipUpdated(PartnershipFormed, name="partnership.updated", topic=APPLICATIONS):
+    """The partnership as it is after a change (its whole state, one revision later)."""
 
 
 class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
@@ -112,6 +146,22 @@ class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
     language: str = Field(default="en", max_length=10)
     country: str = Field(default="", max_length=2)
     city: Line = ""
+    revision: int = 1
+
+
+class OfferUpdated(OfferPublished, name="offer.updated", topic=APPLICATIONS):
+    """The host changed its offer (window, capacity, description...): its whole state, one revision later.
+    Exchanges already accepted through it stay; the new capacity counts for the next ones."""
+
+
+class OfferWithdrawn(Event, name="offer.withdrawn", topic=APPLICATIONS):
+    """The host withdrew its offer: no new application may go through it (those made stay)."""
+
+    offer_id: Id
+    host_id: Id
+    reason: Reason = ""
+    withdrawn_by: Subject | None = None
+    revision: int = 1
 
 
 class ApplicationCancelled(Event, name="application.cancelled", topic=APPLICATIONS):
