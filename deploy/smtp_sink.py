@@ -67,6 +67,8 @@ def http_handler(folder: Path):
             if url.path.rstrip("/") in ("/messages", ""):
                 to = parse_qs(url.query).get("to", [None])[0]
                 self._send(200, read_messages(folder, to))
+            elif url.path == "/messages/count":  # without parsing: the sink holds a whole test run's mail
+                self._send(200, {"count": sum(1 for _ in folder.glob("*.eml"))})
             elif self.path == "/health":
                 self._send(200, {"status": "ok"})
             else:

@@ -119,7 +119,7 @@ def differences(live: dict, rebuilt: dict) -> list[tuple]:
 
 
 def sink_count(infra) -> int:
-    return len(httpx.get(f"{infra.smtp_sink_url}/messages", timeout=10).json())
+    return httpx.get(f"{infra.smtp_sink_url}/messages/count", timeout=10).json()["count"]
 
 
 async def test_every_rebuild_arrives_at_the_live_state_but_assessments_http_decisions_and_sends_nothing(
