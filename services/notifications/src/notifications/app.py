@@ -1,5 +1,5 @@
 """Assembly of the notifications service: the one place that wires handlers, storage, API and
-the background loops (mailer, webhook dispatcher, reminder scheduler)."""
+the background loops (mailer, webhook dispatcher, reminder scheduler, retention sweeper)."""
 
 from cx_shared.service import Service
 
@@ -7,7 +7,7 @@ from notifications import api
 from notifications.handlers import HANDLERS
 from notifications.settings import Settings
 from notifications.storage import OUTBOX_COLLECTIONS, Storage
-from notifications.workers import mailer, reminder_scheduler, webhook_dispatcher
+from notifications.workers import mailer, reminder_scheduler, retention_sweeper, webhook_dispatcher
 
 settings = Settings()
 service = Service(
@@ -19,6 +19,6 @@ service = Service(
     storage=lambda db: Storage(db, settings),
     outbox_collections=OUTBOX_COLLECTIONS,
     routers=[api.router],
-    background=[mailer, webhook_dispatcher, reminder_scheduler],
+    background=[mailer, webhook_dispatcher, reminder_scheduler, retention_sweeper],
 )
 app = service.app()

@@ -61,6 +61,12 @@ class Settings(ServiceSettings):
     agreement_reminder_days: int = 7
     starting_soon_days: int = 7
     report_due_days: int = 1
+    # Retention of personal data (README, "Record of processing"): an email, a webhook delivery or an
+    # event parked for an application that never came is deleted this many days after it ended.
+    mail_log_retention_days: float = 180.0
+    webhook_delivery_retention_days: float = 30.0
+    parked_event_retention_days: float = 30.0
+    retention_sweep_seconds: float = 3600.0
     # Time travel for tests and demos: the service believes "now" is this far ahead.
     clock_offset_seconds: float = 0.0
 

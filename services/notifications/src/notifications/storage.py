@@ -62,6 +62,12 @@ class Storage:
         # plain values an index serves (our FerretDB build's index misses matches inside arrays).
         self.scopes = db.subscription_scopes
         self.unsubscribe_tokens = db.unsubscribe_tokens
+        # What holds personal data only for a while: an entry gets ``expires_at`` when it ends.
+        self.expiring = (self.notifications, self.deliveries, self.parked)
+        days = timedelta(days=1)
+        self.keep_mail, self.keep_deliveries, self.keep_parked = (
+            days * self.settings.mail_log_retention_days, days * self.settings.webhook_delivery_retention_days,
+            days * self.settings.parked_event_retention_days)
         self.routes = Routes(self._active_subscriptions, self.settings.webhook_routes_refresh_seconds)
         # Stored once, never changed: an application's snapshot, a call's partnership, an address's token.
         self._applications, self._call_partnerships = Recent(4096), Recent(1024)
@@ -100,6 +106,8 @@ class Storage:
         await self.subscriptions.create_index([("programme_wide", ASCENDING), ("status", ASCENDING)])
         await self.subscriptions.create_index([("owner", ASCENDING)])
         await self.unsubscribe_tokens.create_index([("email", ASCENDING)], unique=True)
+        for collection in self.expiring:  # the retention sweep's look-up (see sweep_expired)
+            await collection.create_index([("expires_at", ASCENDING)])
 
     # ---- read models --------------------------------------------------------------------------
 
@@ -177,8 +185,10 @@ class Storage:
     # ---- events that came before their application ---------------------------------------------
 
     async def park(self, envelope: Envelope, application_id: str) -> None:
+        now = self.clock.now()
         await _insert(self.parked, {"_id": envelope.id, "application_id": application_id,
-                                    "envelope": envelope.to_outbox(), "parked_at": self.clock.now()})
+                                    "envelope": envelope.to_outbox(), "parked_at": now,
+                                    "expires_at": now + self.keep_parked})
 
     async def parked_for(self, application_id: str) -> list[Envelope]:
         docs = [d async for d in self.parked.find({"application_id": application_id}).sort("parked_at")]
@@ -211,7 +221,8 @@ class Storage:
         """One queue item per planned email; items already there (a redelivery) are left alone."""
         now, added = self.clock.now(), 0
         for email in planned:
-            claim = {"status": SUPPRESSED, "attempts": 0, **self.mail_lease.released()} if email.suppressed \
+            claim = {"status": SUPPRESSED, "attempts": 0, **self.mail_lease.released(),
+                     "expires_at": now + self.keep_mail} if email.suppressed \
                 else {"status": SENDING, "attempts": 1, **self.mail_lease.fields(now, self.claimant)}
             doc = {"_id": email.notification_id, **claim, "template": email.template, "mandatory": email.mandatory,
                    "recipient": {"role": email.recipient.role, "email": email.recipient.email,
@@ -271,7 +282,7 @@ class Storage:
         """A rebuild: the email ends as its event says (sent or failed), so it is never sent again;
         a reminder's email says its reminder fired (the email itself is not queued again)."""
         data = event.data
-        await self.notifications.update_one({"_id": data["notification_id"]}, {"$set": finished(event)})
+        await self.notifications.update_one({"_id": data["notification_id"]}, {"$set": finished(event, self.keep_mail)})
         if (cause := data["cause_event_id"]).startswith(REMINDER_CAUSE):
             await self.reminders.update_one({"_id": cause.removeprefix(REMINDER_CAUSE)},
                                             {"$set": {"status": "fired", "fired_at": event.time}})
@@ -286,7 +297,7 @@ class Storage:
         """Sent or failed, as its event (EmailSent, EmailFailed) says, and the event, in one update;
         only the holder of the claim may do it."""
         result = await self.notifications.update_one({"_id": doc["_id"], **self.mail_lease.held_by(doc["claim"])},
-                                                     change({"$set": finished(event)}, events=[event]))
+                                                     change({"$set": finished(event, self.keep_mail)}, events=[event]))
         return result.matched_count == 1
 
     async def find_notifications(self, scope: list[str] | None, application_id: str | None = None,
@@ -419,7 +430,8 @@ class Storage:
         for partnership_id in sub.get("partnership_ids") or []:
             await self.scopes.delete_one({"_id": _scope_id(partnership_id, subscription_id)})
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": {"$in": [PENDING, SUSPENDED]}},
-                                          {"$set": {"status": "cancelled"}})
+                                          {"$set": {"status": "cancelled",
+                                                    "expires_at": self.clock.now() + self.keep_deliveries}})
 
     async def enqueue_delivery(self, delivery: dict[str, Any]) -> None:
         now = self.clock.now()
@@ -435,6 +447,8 @@ class Storage:
         fields: dict[str, Any] = {"status": status, **self.webhook_lease.released()}
         if status == PENDING:
             fields["next_attempt_at"] = self.clock.now() + timedelta(seconds=delay_seconds)
+        elif status in (DELIVERED, FAILED):
+            fields["expires_at"] = self.clock.now() + self.keep_deliveries
         await self.deliveries.update_one({"_id": doc["_id"], **self.webhook_lease.held_by(doc["claim"])},
                                          {"$set": fields, "$push": {"log": entry}})
 
@@ -466,6 +480,14 @@ class Storage:
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": SUSPENDED},
                                           {"$set": {"status": PENDING, "next_attempt_at": self.clock.now()}})
 
+    # ---- retention ------------------------------------------------------------------------------
+
+    async def sweep_expired(self) -> dict[str, int]:
+        """Delete what has been kept long enough: one ranged delete per collection, served by its
+        ``expires_at`` index, so a sweep costs what it deletes, not what is stored."""
+        now = self.clock.now()
+        return {c.name: (await c.delete_many({"expires_at": {"$lte": now}})).deleted_count for c in self.expiring}
+
     async def find_deliveries(self, subscription_id: str, limit: int = 200) -> list[dict]:
         return [d async for d in self.deliveries.find({"subscription_id": subscription_id}, {"body": 0})
                 .sort("created_at").limit(limit)]
@@ -481,11 +503,13 @@ async def _scoped(collection, query: dict, scope: list[str] | None, sort: str, l
     return sorted(found, key=lambda d: d[sort])[:limit]
 
 
-def finished(event: Envelope) -> dict[str, Any]:
-    """What an email's EmailSent or EmailFailed event says of it: the same fields live and in a rebuild."""
+def finished(event: Envelope, keep: timedelta) -> dict[str, Any]:
+    """What an email's EmailSent or EmailFailed event says of it: the same fields live and in a
+    rebuild; the entry is kept ``keep`` from then."""
     if "error" in event.data:
-        return {"status": FAILED, "failed_at": event.time, "last_error": event.data["error"]}
-    return {"status": SENT, "sent_at": event.time}
+        return {"status": FAILED, "failed_at": event.time, "last_error": event.data["error"],
+                "expires_at": event.time + keep}
+    return {"status": SENT, "sent_at": event.time, "expires_at": event.time + keep}
 
 
 def _scope_id(partnership_id: str, subscription_id: str) -> str:

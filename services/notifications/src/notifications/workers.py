@@ -187,6 +187,21 @@ async def fire_next_reminder(storage: Storage) -> bool:
     return True
 
 
+# ---- retention -----------------------------------------------------------------------------------
+
+async def retention_sweeper(storage: Storage, doorbells: Doorbells) -> None:
+    """Every RETENTION_SWEEP_SECONDS, delete the mail log entries, webhook deliveries and parked
+    events whose time is up. Replicas may sweep at once: a delete is done once whoever does it."""
+    await _workers("retention", lambda _: sweep_expired(storage), storage.settings.retention_sweep_seconds)
+
+
+async def sweep_expired(storage: Storage) -> bool:
+    deleted = await storage.sweep_expired()
+    if any(deleted.values()):
+        log.info("expired personal data deleted", **deleted)
+    return False  # one delete per collection took all that was due: wait for the next sweep
+
+
 # ---- webhooks ------------------------------------------------------------------------------------
 
 async def webhook_dispatcher(storage: Storage, doorbells: Doorbells) -> None:
