@@ -16,41 +16,29 @@ from typing import Any
 
 
 class Routes:
-    """The active webhook subscriptions, for routing events to them. Reloaded (one indexed
-    query) after a change made through this process, and otherwise at most every
-    ``refresh_seconds``: a change made through another replica is heard within that time."""
+    """The active webhook subscriptions, for routing events to them: a ``Fresh`` memory of one
+    value, reloaded (one indexed query) after a change made through this process, and otherwise
+    at most every ``refresh_seconds``: a change made through another replica is heard within that
+    time. One load at a time: the events that need it meanwhile wait for it instead of each
+    loading the table."""
 
     def __init__(self, load: Callable[[], Awaitable[list[dict]]], refresh_seconds: float,
                  clock: Callable[[], float] = time.monotonic):
-        self._load, self.refresh_seconds, self._clock = load, refresh_seconds, clock
-        self._subscriptions: list[dict] = []
-        self._loaded_at: float | None = None
-        self._generation = 0  # bumped by every change: a load that overlapped one is not trusted
-        self._lock = asyncio.Lock()
+        self._load, self._memory, self._lock = load, Fresh(refresh_seconds, size=1, clock=clock), asyncio.Lock()
 
     def changed(self) -> None:
-        self._generation += 1
-        self._loaded_at = None
+        self._memory.forget(ACTIVE)
 
     async def hearing_of(self, partnership_id: str | None) -> list[dict]:
         """The programme-wide subscriptions, and those of ``partnership_id`` when there is one."""
-        return [s for s in await self._current()
+        async with self._lock:
+            subscriptions = await self._memory.read(ACTIVE, self._load)
+        return [s for s in subscriptions
                 if s.get("programme_wide") or (partnership_id is not None
                                                and partnership_id in (s.get("partnership_ids") or ()))]
 
-    async def _current(self) -> list[dict]:
-        if self._fresh():
-            return self._subscriptions
-        async with self._lock:
-            if not self._fresh():
-                generation, started = self._generation, self._clock()
-                subscriptions = await self._load()
-                self._subscriptions = subscriptions
-                self._loaded_at = started if generation == self._generation else None
-        return self._subscriptions
 
-    def _fresh(self) -> bool:
-        return self._loaded_at is not None and self._clock() - self._loaded_at < self.refresh_seconds
+ACTIVE = "active subscriptions"
 
 
 class Recent:
