@@ -30,12 +30,14 @@ def scram() -> None:
 
 
 async def setup() -> None:
-    topics = ServiceSettings()  # TOPIC_PARTITIONS, TOPIC_REPLICATION, TOPIC_RETENTION_MS as the services read them
+    topics = ServiceSettings()  # TOPIC_PARTITIONS, TOPIC_REPLICATION, *_RETENTION_MS as the services read them
     admin = KafkaSettings()
     await ensure_topics(admin, "", topics.topic_partitions, topics.topic_replication,
-                        retention_ms=topics.topic_retention_ms)
+                        retention_ms=topics.topic_retention_ms,
+                        dead_letter_retention_ms=topics.dead_letter_retention_ms)
     # Topics made before (or by someone else) keep their configuration: say where it differs.
-    await warn_about_retention(admin, [t.name for t in ALL_TOPICS], topics.topic_retention_ms)
+    await warn_about_retention(admin, [t.name for t in ALL_TOPICS], topics.topic_retention_ms,
+                               topics.dead_letter_retention_ms)
     created, deleted = await apply(admin)
     print(f"[broker] topics ready; ACLs: {created} created, {deleted} removed", file=sys.stderr)
 

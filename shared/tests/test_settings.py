@@ -24,8 +24,15 @@ def test_topics_keep_events_without_time_limit_unless_told_otherwise(monkeypatch
     assert ServiceSettings().topic_retention_ms == 2_592_000_000
 
 
+def test_dead_letters_are_kept_thirty_days_unless_told_otherwise(monkeypatch):
+    assert ServiceSettings().dead_letter_retention_ms == 30 * 24 * 3600 * 1000
+    monkeypatch.setenv("DEAD_LETTER_RETENTION_MS", "-1")
+    assert ServiceSettings().dead_letter_retention_ms == -1
+
+
+@pytest.mark.parametrize("setting", ["TOPIC_RETENTION_MS", "DEAD_LETTER_RETENTION_MS"])
 @pytest.mark.parametrize("retention", ["0", "-2", "a week"])
-def test_a_retention_that_is_not_a_duration_is_refused_naming_the_setting(monkeypatch, retention):
-    monkeypatch.setenv("TOPIC_RETENTION_MS", retention)
-    with pytest.raises(ValueError, match="(?i)topic_retention_ms"):
+def test_a_retention_that_is_not_a_duration_is_refused_naming_the_setting(monkeypatch, retention, setting):
+    monkeypatch.setenv(setting, retention)
+    with pytest.raises(ValueError, match=f"(?i){setting}"):
         ServiceSettings()

@@ -12,12 +12,20 @@ from aiokafka.admin import NewTopic
 from cx_shared.broker_access import grants
 from cx_shared.kafka import admin_client, ensure_topics, retention_findings
 from cx_shared.testing.fixtures import create_topics
-from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, SERVICES, SUBSCRIBER, qualified
+from cx_shared.topics import (
+    ALL_TOPICS,
+    DEAD_LETTER_RETENTION_MS,
+    DEAD_LETTERS,
+    PRODUCT_TOPICS,
+    SERVICES,
+    SUBSCRIBER,
+    qualified,
+)
 
 pytestmark = pytest.mark.infra
 THREE_DAYS_MS = 3 * 24 * 3600 * 1000
 A_WEEK_MS = 7 * 24 * 3600 * 1000  # Kafka's own default (log.retention.hours=168)
-WARNING = "topic keeps events otherwise than TOPIC_RETENTION_MS says"
+WARNING = "topic keeps records otherwise than"
 
 
 def names(namespace: str, topics=ALL_TOPICS) -> list[str]:
@@ -34,14 +42,25 @@ async def test_topics_are_created_keeping_events_without_time_limit(infra, names
     create_topics(infra, namespace)
     assert await retention_findings(infra.kafka, names(namespace), -1) == {}
     # The broker's week would show here: the check compares with what the broker really holds.
-    assert set(await retention_findings(infra.kafka, names(namespace), A_WEEK_MS)) == set(names(namespace))
+    assert set(await retention_findings(infra.kafka, names(namespace), A_WEEK_MS, A_WEEK_MS)) == set(names(namespace))
 
 
 async def test_a_configured_retention_is_the_one_topics_are_created_with(infra, namespace):
     await ensure_topics(infra.kafka, namespace, partitions=1, replication=1, retention_ms=THREE_DAYS_MS)
     assert await retention_findings(infra.kafka, names(namespace), THREE_DAYS_MS) == {}
     assert await retention_findings(infra.kafka, names(namespace), -1) == {
-        name: {"retention.ms": str(THREE_DAYS_MS)} for name in names(namespace)}
+        name: {"retention.ms": str(THREE_DAYS_MS)} for name in names(namespace, PRODUCT_TOPICS)}
+    # Dead letters keep their own retention (DEAD_LETTER_RETENTION_MS, 30 days by default), not the events'.
+    dead_letters = qualified(DEAD_LETTERS, namespace)
+    assert await retention_findings(infra.kafka, [dead_letters], THREE_DAYS_MS, dead_letter_retention_ms=-1) == {
+        dead_letters: {"retention.ms": str(DEAD_LETTER_RETENTION_MS)}}
+
+
+async def test_dead_letters_are_created_with_their_configured_retention(infra, namespace):
+    await ensure_topics(infra.kafka, namespace, partitions=1, replication=1, dead_letter_retention_ms=THREE_DAYS_MS)
+    assert await retention_findings(infra.kafka, names(namespace), -1, dead_letter_retention_ms=THREE_DAYS_MS) == {}
+    assert await retention_findings(infra.kafka, names(namespace), -1) == {
+        qualified(DEAD_LETTERS, namespace): {"retention.ms": str(THREE_DAYS_MS)}}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -73,7 +92,11 @@ async def test_a_service_says_at_start_up_which_topics_would_delete_events(infra
     warnings = [r for r in warned.log_records() if r.get("event", "").startswith(WARNING)]
     assert {w["topic"] for w in warnings} == set(names(legacy, described_by("assessment")))
     assert all(w["found"] == {"retention.ms": str(A_WEEK_MS)} for w in warnings)
-    assert all(w["fix"].endswith(f"--entity-name {w['topic']} --add-config retention.ms=-1") for w in warnings)
+    wanted = {w["topic"]: str(DEAD_LETTER_RETENTION_MS) if w["topic"] == qualified(DEAD_LETTERS, legacy) else "-1"
+              for w in warnings}
+    assert all(w["fix"].endswith(f"--entity-name {w['topic']} --add-config retention.ms={wanted[w['topic']]}")
+               for w in warnings)
+    assert {w["setting"] for w in warnings} == {"TOPIC_RETENTION_MS", "DEAD_LETTER_RETENTION_MS"}
 
     quiet = run_service("assessment")  # the fixture's topics, made as a deployment makes them
     assert [r for r in quiet.log_records() if "retention" in r.get("event", "")] == []

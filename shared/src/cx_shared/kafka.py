@@ -20,7 +20,16 @@ from cx_shared.envelope import Envelope
 from cx_shared.logging import get_logger
 from cx_shared.metrics import PUBLISHED
 from cx_shared.settings import KafkaSettings
-from cx_shared.topics import ALL_TOPICS, UNLIMITED, Topic, qualified, retention_configs, retention_differences
+from cx_shared.topics import (
+    ALL_TOPICS,
+    DEAD_LETTER_RETENTION_MS,
+    UNLIMITED,
+    Topic,
+    qualified,
+    retention_configs,
+    retention_differences,
+    retention_of,
+)
 
 log = get_logger(__name__)
 
@@ -104,7 +113,8 @@ class Publisher:
 
 
 async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, replication: int,
-                        topics: Sequence[Topic] = ALL_TOPICS, retention_ms: int = UNLIMITED) -> None:
+                        topics: Sequence[Topic] = ALL_TOPICS, retention_ms: int = UNLIMITED,
+                        dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS) -> None:
     """Create the topics that do not exist yet (idempotent, safe to race), with an explicit retention
     (never the broker's default of a week). A service's principal sees and needs only its own
     topics; it may not create any, so in a secured deployment the admin creates them first
@@ -112,7 +122,7 @@ async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, r
     async with admin_client(kafka) as admin:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(qualified(t, namespace), num_partitions=partitions, replication_factor=replication,
-                           topic_configs=retention_configs(retention_ms))
+                       topic_configs=retention_configs(retention_of(t.name, retention_ms, dead_letter_retention_ms)))
                   for t in topics if qualified(t, namespace) not in existing]
         if not wanted:
             return
@@ -123,16 +133,16 @@ async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, r
                            f"may not create them: create them with the admin principal (deploy/infra.sh up does)")
 
 
-async def retention_findings(kafka: KafkaSettings, names: Sequence[str],
-                             retention_ms: int) -> dict[str, dict[str, str]]:
+async def retention_findings(kafka: KafkaSettings, names: Sequence[str], retention_ms: int,
+                             dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS) -> dict[str, dict[str, str]]:
     """Each topic whose retention differs from what it was meant to have, with what the broker has
     (config -> value), or {"error": ...} when the broker would not tell (this principal lacks
     DESCRIBE_CONFIGS on it). Topics as wanted are left out."""
-    wanted = retention_configs(retention_ms)
     async with admin_client(kafka) as admin:
-        described = await _describe(admin, names, wanted)
+        described = await _describe(admin, names, retention_configs())
     findings = {}
     for code, message, _kind, name, entries in described:
+        wanted = retention_configs(retention_of(name, retention_ms, dead_letter_retention_ms))
         found = {"error": f"{code} {message or ''}".strip()} if code else retention_differences(
             wanted, {entry[0]: entry[1] for entry in entries})
         if found:
@@ -140,24 +150,27 @@ async def retention_findings(kafka: KafkaSettings, names: Sequence[str],
     return findings
 
 
-async def warn_about_retention(kafka: KafkaSettings, names: Sequence[str], retention_ms: int) -> dict[str, dict]:
-    """Say at start-up when a topic would delete events a replay needs. Only says: the topics are the
-    admin's, and a service runs the same whatever their retention."""
+async def warn_about_retention(kafka: KafkaSettings, names: Sequence[str], retention_ms: int,
+                               dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS) -> dict[str, dict]:
+    """Say at start-up when a topic would delete events a replay needs, or keep dead letters longer
+    than configured. Only says: the topics are the admin's, and a service runs the same whatever
+    their retention."""
     try:
-        findings = await retention_findings(kafka, names, retention_ms)
+        findings = await retention_findings(kafka, names, retention_ms, dead_letter_retention_ms)
     except Exception as exc:  # a check, not a condition of starting
         log.warning("topic retention not checked", topics=list(names), error=str(exc))
         return {}
-    wanted = retention_configs(retention_ms)
     for topic, found in findings.items():
         if "error" in found:
             log.warning("topic retention not checked: the broker refused to describe the topic's configuration "
                         "(grant DESCRIBE_CONFIGS on it)", topic=topic, error=found["error"])
-        else:
-            log.warning("topic keeps events otherwise than TOPIC_RETENTION_MS says: events it deletes cannot be "
-                        "replayed", topic=topic, found=found, topic_retention_ms=retention_ms,
-                        fix=f"kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config "
-                            + ",".join(f"{name}={wanted[name]}" for name in found))
+            continue
+        wanted = retention_configs(retention_of(topic, retention_ms, dead_letter_retention_ms))
+        setting = "DEAD_LETTER_RETENTION_MS" if retention_of(topic, 0, 1) else "TOPIC_RETENTION_MS"
+        log.warning(f"topic keeps records otherwise than {setting} says", topic=topic, found=found,
+                    setting=setting, wanted=wanted["retention.ms"],
+                    fix=f"kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config "
+                        + ",".join(f"{name}={wanted[name]}" for name in found))
     return findings
 
 

@@ -100,9 +100,9 @@ class Service:
         if hasattr(self.storage, "init"):
             await self.storage.init()
         await ensure_topics(s, s.topic_namespace, s.topic_partitions, s.topic_replication, self.topics_used(),
-                            s.topic_retention_ms)
+                            s.topic_retention_ms, s.dead_letter_retention_ms)
         await warn_about_retention(s, [qualified(t, s.topic_namespace) for t in self.topics_used()],
-                                   s.topic_retention_ms)
+                                   s.topic_retention_ms, s.dead_letter_retention_ms)
         await self.publisher.start()
         self.consumer = Consumer(self.handlers, self.storage, self.publisher, source=s.source,
                                  group=s.consumer_group, namespace=s.topic_namespace,

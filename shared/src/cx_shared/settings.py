@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cx_shared.topics import UNLIMITED, consumer_group, service_source
+from cx_shared.topics import DEAD_LETTER_RETENTION_MS, UNLIMITED, consumer_group, service_source
 
 
 # Published here, so it protects nothing: accepted only for local development (see refusals()).
@@ -63,6 +63,8 @@ class ServiceSettings(KafkaSettings):
     topic_replication: int = 1
     # How long topics created at deployment keep events (-1: without time limit, for replays).
     topic_retention_ms: int = UNLIMITED
+    # How long the dead-letter topic keeps poison messages (copies of events, personal data included).
+    dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
@@ -87,11 +89,11 @@ class ServiceSettings(KafkaSettings):
     consumer_backoff_seconds: float = 0.2
     consumer_backoff_max_seconds: float = 30.0
 
-    @field_validator("topic_retention_ms")
+    @field_validator("topic_retention_ms", "dead_letter_retention_ms")
     @classmethod
-    def _retention(cls, value: int) -> int:
+    def _retention(cls, value: int, info) -> int:
         if value != UNLIMITED and value < 1:
-            raise ValueError("TOPIC_RETENTION_MS must be -1 (keep events without time limit) "
+            raise ValueError(f"{info.field_name.upper()} must be -1 (keep records without time limit) "
                              "or a positive number of milliseconds")
         return value
 

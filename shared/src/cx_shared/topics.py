@@ -54,6 +54,14 @@ PRODUCT_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t is not DEAD
 # Retention: every topic keeps its events without time limit by default (TOPIC_RETENTION_MS=-1),
 # so that a service's read model can be rebuilt, or a new subscriber catch up, from the first event.
 UNLIMITED = -1
+# Dead letters are copies of events (personal data included) kept to be looked at and replayed by
+# hand, not for ever: DEAD_LETTER_RETENTION_MS, 30 days unless configured otherwise.
+DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+
+def retention_of(name: str, retention_ms: int, dead_letter_retention_ms: int) -> int:
+    """How long the topic ``name`` (namespaced or not) keeps its records."""
+    return dead_letter_retention_ms if name.startswith(DEAD_LETTERS.name) else retention_ms
 
 
 def retention_configs(retention_ms: int = UNLIMITED) -> dict[str, str]:

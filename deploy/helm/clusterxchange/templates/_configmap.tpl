@@ -25,6 +25,7 @@ data:
   TOPIC_PARTITIONS: {{ $root.Values.config.topicPartitions | quote }}
   TOPIC_REPLICATION: {{ $root.Values.config.topicReplication | quote }}
   TOPIC_RETENTION_MS: {{ $root.Values.config.topicRetentionMs | int64 | toString | quote }}
+  DEAD_LETTER_RETENTION_MS: {{ $root.Values.config.deadLetterRetentionMs | int64 | toString | quote }}
   MAX_BODY_BYTES: {{ $root.Values.config.maxBodyBytes | quote }}
   LOG_LEVEL: {{ $root.Values.config.logLevel | quote }}
   LOG_JSON: "true"
