@@ -77,11 +77,52 @@ async def drive(journey: Journey, system: dict, accept: bool) -> str:
     return app_id
 
 
-async def assert_made_over_http(live_db: dict, committed: str, declined: str) -> None:
+async def drive_panel(journey: Journey, system: dict) -> str:
+    """One exchange of a panel call, decided by people over HTTP: a manager's new rule-set version
+    (its threshold), an assessor's claim and score, the manager's round (approved), his override to
+    waitlisted (the money it frees promotes the application again, in the same request), his
+    override to rejected and the visitor's appeal."""
+    call = journey.open_call(assessment_mode="panel")
+    journey.enrol_pair()
+    assessment = system["assessment"].url
+
+    async def known():
+        url = f"{assessment}/calls/{call['call_id']}"
+        return httpx.get(url, headers=journey.manager, timeout=10).status_code == 200
+    await eventually(known, what="the call opened in assessment")
+    ok("PUT", f"{assessment}/calls/{call['call_id']}/rule-set", journey.manager, {"threshold": 55})
+    app_id = journey.submit()["application_id"]
+    assessor = journey.token("assessor", subject=f"assessor-{journey.suffix}",
+                             partnership_ids=(call["partnership_id"],))
+
+    async def queued():
+        return httpx.get(f"{assessment}/applications/{app_id}", headers=assessor, timeout=10).status_code == 200
+    await eventually(queued, what="the application in assessment's queue")
+    ok("POST", f"{assessment}/applications/{app_id}/claim", assessor)
+    scores = {"relevance_to_purposes": 8, "expected_impact": 7, "quality_of_plan": 6, "interregional_value": 9}
+    ok("POST", f"{assessment}/applications/{app_id}/scores", assessor, {"scores": scores, "comment": "solid plan"})
+    ok("POST", f"{assessment}/calls/{call['call_id']}/rounds", journey.manager)
+    await journey.wait_status(app_id, "approved")
+    promoted = ok("POST", f"{assessment}/applications/{app_id}/override", journey.manager,
+                  {"decision": "waitlisted", "justification": "the host's capacity is uncertain this season"})
+    assert promoted["status"] == "approved" and promoted["reasons"][0].startswith("promoted"), promoted
+    rejected = ok("POST", f"{assessment}/applications/{app_id}/override", journey.manager,
+                  {"decision": "rejected", "justification": "the host withdrew the pilot line"})
+    assert rejected["status"] == "rejected", rejected
+    ok("POST", f"{assessment}/applications/{app_id}/appeal", journey.visitor_headers,
+       {"reason": "the pilot line is back in service"})
+    return app_id
+
+
+async def assert_made_over_http(live_db: dict, committed: str, declined: str, panel: str) -> None:
     """The live state holds what the HTTP requests made, so a rebuild missing any of it differs."""
     entries = live_db["assessment"].entries
     assert (await entries.find_one({"_id": committed}))["status"] == "host_accepted"
     assert (await entries.find_one({"_id": declined}))["status"] == "host_declined"
+    decided = await entries.find_one({"_id": panel})
+    assert decided["status"] == "appealed" and decided["appealed"] and decided["score"] is not None
+    assert len(decided["assessments"]) == 1 and decided["rule_set_version"].endswith("@2")
+    assert "overridden" in decided["reasons"][0]
     grant = await live_db["grants"].commitments.find_one({"_id": committed})
     record = grant["record"]
     assert record["agreement"]["status"] == "accepted" and record["report"]["actual_working_days"] == 4
@@ -157,17 +198,19 @@ async def test_every_rebuild_arrives_at_the_live_state_with_what_http_requests_m
         subscribe(system, first, f"{receiver.url}/hook")
         committed = await drive(first, system, accept=True)
         declined = await drive(second, system, accept=False)
+        third = Journey(system["applications"].url, token)
+        panel = await drive_panel(third, system)
         topics = topic_names(namespace, APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, FINANCE)
         groups = [consumer_group(name, namespace) for name in SERVICES]
         # At rest: every event handled, every email sent and its EmailSent handled, every delivery made.
         await wait_consumed(infra.kafka, groups, topics)
-        for journey, app_id in ((first, committed), (second, declined)):
+        for journey, app_id in ((first, committed), (second, declined), (third, panel)):
             await wait_mail_settled(system["notifications"].url, app_id, journey.manager)
         await wait_consumed(infra.kafka, groups, topics)
         client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
         live_db = {name: client[service_env(name)["MONGODB_DATABASE"]] for name in SERVICES}
         await wait_deliveries_made(live_db["notifications"])
-        await assert_made_over_http(live_db, committed, declined)
+        await assert_made_over_http(live_db, committed, declined, panel)
         assert receiver.requests, "the live service posted the subscriber nothing: the check below would be empty"
         mails, posts = sink_count(infra), len(receiver.requests)
 
