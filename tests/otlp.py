@@ -20,6 +20,7 @@ class Span:
     name: str
     trace_id: str
     attributes: dict
+    links: tuple[str, ...] = ()  # the trace ids its span links point to
 
 
 class OtlpReceiver:
@@ -58,7 +59,8 @@ class OtlpReceiver:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     attributes = {a.key: a.value.string_value or a.value.int_value for a in span.attributes}
-                    spans.append(Span(service, span.name, span.trace_id.hex(), attributes))
+                    spans.append(Span(service, span.name, span.trace_id.hex(), attributes,
+                                      tuple(link.trace_id.hex() for link in span.links)))
         with self._lock:
             self.spans.extend(spans)
 

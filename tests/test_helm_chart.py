@@ -88,7 +88,8 @@ def test_helm_lint_passes(helm, tmp_path):
     {"defaults": {"autoscaling": {"enabled": True}}, "kafka": {"caConfigMap": "kafka-ca"}},
     {"networkPolicy": {"enabled": False}, "kafka": {"setup": {"enabled": False}},
      "services": {"grants": {"existingSecret": "grants-credentials"}}},
-], ids=["defaults", "autoscaling-and-tls-ca", "no-policies-no-setup-existing-secret"])
+    {"tracing": {"otlpEndpoint": "http://otel-collector.observability:4318"}},
+], ids=["defaults", "autoscaling-and-tls-ca", "no-policies-no-setup-existing-secret", "traces-exported"])
 def test_every_rendered_manifest_validates_against_the_kubernetes_schemas(helm, tmp_path, extra):
     docs = render(helm, merged(operator_values(), extra), tmp_path)
     for kind in ("Deployment", "Service", "PodDisruptionBudget", "ConfigMap"):
@@ -139,7 +140,8 @@ def test_settings_are_in_configmaps_that_the_services_read_and_credentials_only_
     configs, credentials = of_kind(docs, "ConfigMap"), of_kind(docs, "Secret")
     for name, settings in SERVICES.items():
         data = configs[name]["data"]
-        unknown = [key for key in data if key.lower() not in settings.model_fields]
+        # OTEL_* are read by the OpenTelemetry SDK itself (cx_shared.tracing)
+        unknown = [key for key in data if key.lower() not in settings.model_fields and not key.startswith("OTEL_")]
         assert unknown == [], f"{name}'s ConfigMap sets what it does not read: {unknown}"
         assert data["DEV_TOKENS"] == "false" and data["KAFKA_USERNAME"] == name
         assert data["TOPIC_RETENTION_MS"] == "-1" and data["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
@@ -186,6 +188,27 @@ def test_each_service_reaches_only_the_broker_its_database_and_for_notifications
     assert "ingress" not in setup  # nothing may connect to the job
 
 
+def test_traces_go_to_the_otlp_endpoint_set_and_only_then_through_the_network_policies(helm, tmp_path):
+    """No endpoint: no OTEL_ setting and no egress beyond the broker, database (mail, webhooks). An
+    endpoint: every service's ConfigMap names it and its policy lets it reach the collector, nowhere else."""
+    plain = render(helm, operator_values(), tmp_path)
+    assert not [k for c in of_kind(plain, "ConfigMap").values() for k in c["data"] if k.startswith("OTEL_")]
+    collector = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}],
+                 "ports": [4317, 4318]}
+    endpoint = "http://otel-collector.observability:4318"
+    docs = render(helm, merged(operator_values(), {"tracing": {"otlpEndpoint": endpoint, "egress": collector}}),
+                  tmp_path)
+    configs, policies = of_kind(docs, "ConfigMap"), of_kind(docs, "NetworkPolicy")
+    for name in SERVICES:
+        assert configs[name]["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint
+        plain_egress = of_kind(plain, "NetworkPolicy")[name]["spec"]["egress"]
+        egress = policies[name]["spec"]["egress"]
+        added = [rule for rule in egress if rule not in plain_egress]
+        assert added == [{"ports": [{"protocol": "TCP", "port": 4317}, {"protocol": "TCP", "port": 4318}],
+                          "to": collector["to"]}], name
+    assert policies["kafka-setup"]["spec"]["egress"] == of_kind(plain, "NetworkPolicy")["kafka-setup"]["spec"]["egress"]
+
+
 def test_the_autoscaler_is_optional(helm, tmp_path):
     docs = render(helm, merged(operator_values(), {"services": {"grants": {"autoscaling": {"enabled": True}}}}),
                   tmp_path)
@@ -223,6 +246,7 @@ def test_the_admins_job_creates_the_topics_with_their_retention_before_the_servi
     ({"services": {"grants": {"replicas": "two"}}}, "/services/grants/replicas': got string, want integer"),
     ({"kafka": {"saslMechanism": "GSSAPI"}}, "/kafka/saslMechanism"),
     ({"servics": {"grants": {"replicas": 3}}}, "additional properties 'servics' not allowed"),  # a typo is not ignored
+    ({"tracing": {"otlpEndpoint": "otel-collector:4318"}}, "/tracing/otlpEndpoint"),  # a URL, with its scheme
 ])
 def test_it_refuses_to_render_without_what_makes_it_safe_naming_the_value_and_the_rule(helm, tmp_path, change, named):
     result = run(helm, "template", merged(operator_values(), change), tmp_path)

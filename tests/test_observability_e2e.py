@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cx_shared.events.applications import ApplicationSubmitted
-from cx_shared.events.assessment import EligibilityChecked, HostAccepted
+from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
 from cx_shared.events.grants import GrantCommitted
 from cx_shared.testing.kafka import publish_raw
 from cx_shared.testing.waiting import eventually
@@ -79,14 +79,18 @@ async def test_metrics_move_through_a_lifecycle(run_service, infra, namespace, t
                                    event_type=ApplicationSubmitted.ce_type()) == 1, what="the dead letter counted")
 
 
-async def test_one_exchange_is_one_trace_across_the_services(run_service, token):
+async def test_one_exchange_is_one_trace_across_the_four_services_and_a_later_request_links_to_it(run_service, token):
+    """The submission's trace runs through every service (grants records the exchange's facts and
+    its approval in it). The host's answer, days later in real life, is a request of its own and so a
+    trace of its own, as OpenTelemetry has it; its span links to the exchange's trace, and grants'
+    commitment continues the answer's trace."""
     with OtlpReceiver() as otlp:
         tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
         system = {name: run_service(name, **tracing) for name in SERVICES}
         journey = Journey(system["applications"].url, token)
         journey.open_call()
         journey.enrol_pair()
-        journey.submit()
+        app_id = journey.submit()["application_id"]
 
         def submission():
             return next((s for s in otlp.spans if s.service == "applications" and s.name == "POST /applications"
@@ -96,9 +100,29 @@ async def test_one_exchange_is_one_trace_across_the_services(run_service, token)
         def whole_trace():
             spans = otlp.trace(request.trace_id)
             names = {(s.service, s.name) for s in spans}
-            return ({s.service for s in spans} >= {"applications", "assessment", "notifications"}
-                    # the consumer continued the stored event's trace, and its database work is in it (PyMongo)
+            return ({s.service for s in spans} == set(SERVICES)
+                    # the consumers continued the stored events' trace, and their database work is in it (PyMongo)
                     and ("assessment", f"handle {ApplicationSubmitted.ce_type()}") in names
+                    and ("grants", f"handle {ApplicationSubmitted.ce_type()}") in names
+                    and ("grants", f"handle {ApplicationApproved.ce_type()}") in names
                     and any(s.service == "assessment" and s.attributes.get("db.system") for s in spans))
-        await eventually(whole_trace, timeout=60, what="the exchange's spans from three services, the consumer's "
-                                                       "span of the submission and its database spans among them")
+        await eventually(whole_trace, timeout=60, what="the exchange's spans from the four services, the consumers' "
+                                                       "spans of the submission and approval and database spans")
+
+        await journey.wait_status(app_id, "approved")
+        answer = httpx.post(f"{system['assessment'].url}/applications/{app_id}/host-decision", json={"accept": True},
+                            headers=journey.host_headers, timeout=20)
+        assert answer.status_code == 200, answer.text
+
+        def linked_answer():
+            return next((s for s in otlp.spans if s.service == "assessment" and s.name == "act on application"
+                         and s.attributes.get("cx.application_id") == app_id), None)
+        acting = await eventually(linked_answer, what="the span of the host's answer")
+        assert acting.trace_id != request.trace_id and acting.links == (request.trace_id,)
+
+        def commitment_follows_the_answer():
+            names = {(s.service, s.name) for s in otlp.trace(acting.trace_id)}
+            return {("assessment", "POST /applications/{application_id}/host-decision"),
+                    ("grants", f"handle {HostAccepted.ce_type()}")} <= names
+        await eventually(commitment_follows_the_answer, timeout=60,
+                         what="the answer's request span and grants' handling of host.accepted in one trace")

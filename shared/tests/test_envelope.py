@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cx_shared.envelope import Envelope, MalformedMessage
+from cx_shared.envelope import Envelope, MalformedMessage, as_request
 from cx_shared.events.applications import ApplicationWithdrawn
 from cx_shared.events.assessment import ApplicationRejected
 
@@ -74,3 +74,16 @@ def test_unknown_types_are_not_errors():
     env = Envelope(source="/x", type="eu.clusterxchange.something.new.v9", subject="s", correlationid="c",
                    topic="t", data={}, time=datetime(2026, 1, 1, tzinfo=UTC))
     assert env.event() is None
+
+
+def test_a_requests_first_event_records_it_and_the_others_name_it_as_their_cause():
+    """as_request: the first carries the request's id (the cause a rebuild makes it again under)
+    and no causation, at the change's time; the rest are caused by it and keep their own, later time."""
+    at = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    first, second = withdrawn(), withdrawn()
+    recorded, following = as_request([first, second], "request-1", at)
+    assert (recorded.id, recorded.causationid, recorded.time) == ("request-1", None, at)
+    assert (following.id, following.causationid, following.time) == (second.id, "request-1", second.time)
+    back = Envelope.from_kafka("cx.applications.v1", recorded.kafka_headers(), recorded.kafka_value())
+    assert (back.id, back.causationid, back.time) == ("request-1", None, at)
+    assert as_request([], "request-2") == []

@@ -8,6 +8,7 @@ import importlib
 import pytest
 from pydantic import SecretStr
 
+from cx_shared.broker_access import grants
 from cx_shared.consumer import forgery
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import ApplicationWithdrawn
@@ -52,6 +53,15 @@ def test_the_readers_of_each_topic_are_the_services_whose_handlers_consume_it(se
     let its service read would be refused by the broker, a reader without a handler is a right too many."""
     handlers = importlib.import_module(f"{service}.handlers").HANDLERS
     assert {cls.topic.name for cls in handlers} == {t.name for t in ALL_TOPICS if service in t.readers}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_rebuild_reads_only_what_the_broker_lets_its_service_read(service):
+    """A rebuild replays the topics its service consumes and its own (what its HTTP requests made)."""
+    replay = importlib.import_module(f"{service}.rebuild").REPLAY
+    readable = {g.name for g in grants() if (g.principal, g.operation, g.resource) == (service, "READ", "topic")}
+    assert {cls.topic.name for cls in replay.handlers} <= readable
+    assert qualified(next(t for t in ALL_TOPICS if t.producer == service)) in replay.topics("")
 
 
 def test_a_namespace_is_a_suffix_of_topics_and_groups():

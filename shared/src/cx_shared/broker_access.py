@@ -35,13 +35,14 @@ class Grant:
 
 def grants() -> list[Grant]:
     """The whole table: each service writes its own topic and the dead letters, reads what it
-    consumes, in its own group, and reads the configuration of those topics (it checks their
-    retention at start-up); the finance system writes confirmations and reads payment orders;
-    a subscriber reads every product topic."""
+    consumes and its own topic (its rebuild replays what its HTTP requests made from it), in its
+    own group, and reads the configuration of those topics (it checks their retention at
+    start-up); the finance system writes confirmations and reads payment orders; a subscriber
+    reads every product topic."""
     table = []
     for service in SERVICES:
         writes = [t for t in ALL_TOPICS if t.producer == service or t is DEAD_LETTERS]
-        reads = [t for t in ALL_TOPICS if service in t.readers]
+        reads = [t for t in ALL_TOPICS if service in t.readers or t.producer == service]
         table += [Grant(service, "WRITE", "topic", t.name) for t in writes]
         table += [Grant(service, "READ", "topic", t.name) for t in reads]
         table += [Grant(service, "DESCRIBE_CONFIGS", "topic", t.name) for t in {*writes, *reads}]

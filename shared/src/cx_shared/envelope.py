@@ -107,6 +107,20 @@ class Envelope(BaseModel):
             raise MalformedMessage(f"CloudEvents attributes: {describe_validation_error(exc)}") from exc
 
 
+def as_request(envelopes: list[Envelope], request_id: str, at: datetime | None = None) -> list[Envelope]:
+    """The events of one HTTP request: the first records the request (its id is `request_id`, the
+    cause the service remembers the change by; no causation), the others follow from it and name
+    it as their cause; `at`, when given, is the time the change was stamped with, which the first
+    carries (the others keep their own, later: a replay in time order meets the first first). A
+    rebuild makes the request again from its first event, under the same cause, and skips the others."""
+    if not envelopes:
+        return envelopes
+    stamp = {"time": at} if at is not None else {}
+    first, *rest = envelopes
+    return [first.model_copy(update={"id": request_id, "causationid": None, **stamp}),
+            *(e.model_copy(update={"causationid": request_id}) for e in rest)]
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """'field.path: rule' for every failure, the form used in problem details and dead letters."""
     parts = []

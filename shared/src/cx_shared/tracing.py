@@ -6,8 +6,9 @@ One exchange is one trace across the services: an event carries the W3C trace co
 span that stored it (the HTTP request's, or the consumer span of the event that caused it) as the
 CloudEvents distributed-tracing extension (`traceparent`, `tracestate`; in Kafka binary mode the
 `ce_traceparent`, `ce_tracestate` headers). It is taken when the event is wrapped, so it survives
-the outbox and a relay in another process; the consumer continues it. With tracing off, each step
-below costs one test of ENABLED and nothing is added to events.
+the outbox and a relay in another process; the consumer continues it. A later HTTP request about
+the same exchange (the host's answer) is a trace of its own, linked to the exchange's (`linked`).
+With tracing off, each step below costs one test of ENABLED and nothing is added to events.
 """
 
 from __future__ import annotations
@@ -93,6 +94,17 @@ def _attached(ctx):
         yield
     finally:
         context.detach(token)
+
+
+def linked(name: str, traceparent: str | None, tracestate: str | None = None, **attributes: str):
+    """A span of the current trace linked to another one: a request that acts on what an earlier
+    trace made (a host answering an application submitted days before) stays its own trace, as
+    a new request is, and points to that one (OpenTelemetry's span links) rather than joining it."""
+    if not ENABLED:
+        return _OFF
+    target = trace.get_current_span(_context(traceparent, tracestate)).get_span_context() if traceparent else None
+    links = [trace.Link(target)] if target is not None and target.is_valid else []
+    return trace.get_tracer("cx_shared.tracing").start_as_current_span(name, links=links, attributes=attributes)
 
 
 def consuming(event_type: str, traceparent: str | None, tracestate: str | None = None):

@@ -29,6 +29,9 @@ data:
   MAX_BODY_BYTES: {{ $root.Values.config.maxBodyBytes | quote }}
   LOG_LEVEL: {{ $root.Values.config.logLevel | quote }}
   LOG_JSON: "true"
+  {{- with $root.Values.tracing.otlpEndpoint }}
+  OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+  {{- end }}
   {{- if eq $name "notifications" }}
   PUBLIC_BASE_URL: {{ $root.Values.notifications.publicBaseUrl | quote }}
   MAIL_FROM: {{ $root.Values.notifications.mailFrom | quote }}

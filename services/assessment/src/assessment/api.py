@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from cx_shared import tracing
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Forbidden, NotFound
 from cx_shared.events.assessment import CRITERIA_MAX, RULES_MAX
@@ -113,11 +114,15 @@ def in_request(request: Request):
     return lambda event, subject: emit(request, event, subject)
 
 
-async def call_of_application(storage: Storage, application_id: str) -> str:
+async def submission_of(storage: Storage, application_id: str) -> dict[str, Any]:
     doc = await storage.submission(application_id)
     if doc is None:
         raise NotFound(f"application {application_id} is not known to assessment")
-    return doc["call_id"]
+    return doc
+
+
+async def call_of_application(storage: Storage, application_id: str) -> str:
+    return (await submission_of(storage, application_id))["call_id"]
 
 
 async def load_book(storage: Storage, call_id: str, entries: list[Entry] = ()) -> CallBook:
@@ -158,10 +163,13 @@ async def act(request: Request, call_id: str, check, action: Action, needs: Need
 
 async def act_on_application(request: Request, application_id: str, check, action: Action,
                              may_free_money: bool = False) -> dict[str, Any]:
-    """An action on one entry; one that may free money also reads the waiting list to promote."""
-    call_id = await call_of_application(storage_of(request), application_id)
+    """An action on one entry; one that may free money also reads the waiting list to promote.
+    Its span links to the exchange's trace (that of its submission): this request is a trace of its own."""
+    submission = await submission_of(storage_of(request), application_id)
     needs = Needs(application_id, statuses=(WAITLISTED,) if may_free_money else ())
-    book = await act(request, call_id, check, action, needs)
+    with tracing.linked("act on application", submission.get("traceparent"), submission.get("tracestate"),
+                        **{"cx.application_id": application_id}):
+        book = await act(request, submission["call_id"], check, action, needs)
     return entry_view(book, book.entry(application_id))
 
 

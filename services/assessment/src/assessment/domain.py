@@ -207,7 +207,8 @@ class CallBook:
                      float(settings.get("score_gap", current.score_gap)),
                      float(settings.get("threshold", current.threshold)))
         self.policies.append(new)
-        return [RuleSetPublished(new.label, new.rules, by)]
+        return [RuleSetPublished(new.label, new.rules, by, dict(new.criteria), new.second_assessor, new.score_gap,
+                                 new.threshold)]
 
     # --- eligibility and the first decision --------------------------------------------
 

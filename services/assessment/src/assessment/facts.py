@@ -99,3 +99,8 @@ class RuleSetPublished:
     rule_set_version: str
     rules: list[dict[str, Any]]
     changed_by: str
+    # the panel settings of the version, so the event alone says what it is (a rebuild makes it again)
+    criteria: dict[str, int] | None = None
+    second_assessor: bool | None = None
+    score_gap: float | None = None
+    threshold: float | None = None

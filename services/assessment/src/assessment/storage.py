@@ -314,6 +314,9 @@ class Storage:
         with suppress(DuplicateKeyError):  # redelivered: the first copy stands
             await self.submissions.insert_one({"_id": application_id, "call_id": call_id, "data": data,
                                                "event_id": envelope.id, "correlation_id": envelope.correlationid,
+                                               # the exchange's trace, which later requests about it link to
+                                               "traceparent": envelope.traceparent,
+                                               "tracestate": envelope.tracestate,
                                                "received_at": datetime.now(UTC)})
 
     async def submission(self, application_id: str) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from cx_shared import tally
-from cx_shared.envelope import Envelope
+from cx_shared.envelope import Envelope, as_request
 from cx_shared.errors import NotFound
 from cx_shared.events import Event
 from cx_shared.lump_sums import LumpSumError
@@ -66,11 +66,14 @@ class Loaded(NamedTuple):
 
 
 async def act_on_call(storage: Storage, call_id: str, action: Action, wrap: Wrap, processed: str | None = None,
-                      needs: Needs = Needs()) -> tuple[CallBook, list[Any]] | None:
+                      needs: Needs = Needs(), recorded: str | None = None) -> tuple[CallBook, list[Any]] | None:
     """Apply ``action`` to the call's book holding the entries ``needs`` names, and store it.
 
-    Returns the book and the facts, or None when ``processed`` was already applied."""
-    return await _decide(storage, call_id, lambda book, _: action(book), wrap, processed, needs)
+    ``processed``: the event that asks for it; none for an HTTP request, whose decision is
+    remembered by the id of the first event it emits (``recorded``: that id, when a rebuild
+    makes the request's decision again from its event).
+    Returns the book and the facts, or None when the cause was already applied."""
+    return await _decide(storage, call_id, lambda book, _: action(book), wrap, processed, needs, recorded)
 
 
 async def admit(storage: Storage, call_id: str, candidate: Candidate, lump_sum: int | Price, wrap: Wrap,
@@ -87,8 +90,12 @@ async def admit(storage: Storage, call_id: str, candidate: Candidate, lump_sum: 
 
 
 async def _decide(storage: Storage, call_id: str, decide: Callable[[CallBook, Loaded], list[Any]], wrap: Wrap,
-                  processed: str | None, needs: Needs) -> tuple[CallBook, list[Any]] | None:
-    cause = processed or f"request-{uuid.uuid4().hex}"  # a request is a cause too, never redelivered
+                  processed: str | None, needs: Needs,
+                  recorded: str | None = None) -> tuple[CallBook, list[Any]] | None:
+    # A request is a cause too, never redelivered: its first event will carry this id (store), so
+    # a rebuild that replays that event makes the same decision under the same cause.
+    cause = processed or recorded or str(uuid.uuid4())
+    request = processed is None
 
     async def step() -> tuple[CallBook, list[Any]] | None:
         envelope = await storage.envelope(call_id)
@@ -106,7 +113,7 @@ async def _decide(storage: Storage, call_id: str, decide: Callable[[CallBook, Lo
         before = ({e.application_id: entry_state(e) for e in loaded.entries}, envelope_state(book))
         facts = decide(book, loaded)
         await store(storage, envelope, book, before, facts, wrap, cause, loaded,
-                    needs.application_id if processed else None)
+                    None if request else needs.application_id, request)
         return book, facts
 
     async with _turn(call_id):
@@ -114,12 +121,15 @@ async def _decide(storage: Storage, call_id: str, decide: Callable[[CallBook, Lo
 
 
 async def store(storage: Storage, envelope: dict[str, Any], book: CallBook, before: tuple[dict, dict],
-                facts: list[Any], wrap: Wrap, cause: str, loaded: Loaded, subject: str | None) -> None:
+                facts: list[Any], wrap: Wrap, cause: str, loaded: Loaded, subject: str | None,
+                request: bool = False) -> None:
     entries_before, envelope_before = before
+    wrapped = [wrap(event_of(book.call_id, fact), subject_of(book.call_id, fact)) for fact in facts]
+    if request:
+        wrapped = as_request(wrapped, cause)
     events: dict[str, list[Envelope]] = {}
-    for fact in facts:
-        events.setdefault(subject_of(book.call_id, fact), []).append(
-            wrap(event_of(book.call_id, fact), subject_of(book.call_id, fact)))
+    for envelope_ in wrapped:
+        events.setdefault(envelope_.subject, []).append(envelope_)
     call_events = events.pop(book.call_id, [])
     context = {e.application_id for e in loaded.context}
     changed = [e for app_id, e in book.entries.items() if app_id not in context

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from cx_shared.events.grants import BudgetOpened
+from cx_shared.envelope import as_request
 from cx_shared.http import emit
 from cx_shared.vocabulary import Role, TravelMode
 
@@ -97,13 +98,17 @@ def cause_of(request: Request, who: Principal) -> Cause:
     return Cause(actor=who.subject, at=datetime.now(UTC), request_id=getattr(request.state, "correlation_id", None))
 
 
-def wrap_for(request: Request):
-    return lambda change: [emit(request, ev, subject_of(ev)) for ev in change.events]
+def wrap_for(request: Request, cause: Cause, request_id: str):
+    """The request's events, at the time its change is stamped with: the first records the request
+    under `request_id` (as_request), so a rebuild makes it again, at the same time, under that cause."""
+    return lambda change: as_request([emit(request, ev, subject_of(ev)) for ev in change.events], request_id,
+                                     cause.at)
 
 
 def request_cause() -> str:
-    """What a change made by one HTTP request is remembered by (a retry is a new request)."""
-    return f"request:{uuid.uuid4().hex}"
+    """What a change made by one HTTP request is remembered by (a retry is a new request): the
+    id its first event will carry."""
+    return str(uuid.uuid4())
 
 
 async def budget_for_officer(request: Request, who: Principal, call_id: str, *extra_roles: Role) -> dict[str, Any]:
@@ -201,8 +206,8 @@ async def top_up(call_id: CallId, body: TopUp, request: Request, who: Who,
     cause = cause_of(request, who)
     storage = storage_of(request)
     key = idempotency_key or uuid.uuid4().hex
-    await act_on_budget(storage, call_id, key, lambda b: domain.top_up(b, body.amount_cents, cause, body.reason),
-                        wrap_for(request), cause=f"top-up:{key}")
+    await act_on_budget(storage, call_id, key, lambda b: domain.top_up(b, body.amount_cents, cause, body.reason, key),
+                        wrap_for(request, cause, request_cause()), cause=f"top-up:{key}")
     return budget_view(await storage.view(call_id))
 
 
@@ -253,8 +258,9 @@ async def cancel_commitment(application_id: ApplicationId, body: Cancellation, r
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
     cause = cause_of(request, who)
     storage = storage_of(request)
+    request_id = request_cause()
     if not await release(storage, doc["call_id"], application_id, f"cancelled: {body.reason}", cause,
-                         wrap_for(request), event_id=request_cause()):
+                         wrap_for(request, cause, request_id), event_id=request_id, by_hand=True):
         raise Conflict(f"the commitment of {application_id} is not open (already released?)")
     return (await commitment_for(request, who, application_id, visitor_allowed=False))[1]
 
@@ -266,11 +272,11 @@ async def accept_report(application_id: ApplicationId, body: ReportAcceptance, r
     The applications service's ReportAccepted event does the same; whichever comes first wins."""
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
     rules = rule_set(doc["rule_set_version"])
-    cause = cause_of(request, who)
+    cause, request_id = cause_of(request, who), request_cause()
     await act_on_exchange(
         storage_of(request), doc["call_id"], application_id,
         lambda b: domain.accept_report(b, application_id, body.actual_working_days, rules, cause),
-        wrap_for(request), cause=request_cause())
+        wrap_for(request, cause, request_id), cause=request_id)
     return (await commitment_for(request, who, application_id, visitor_allowed=False))[1]
 
 
@@ -297,11 +303,11 @@ async def accept_agreement(application_id: ApplicationId, request: Request, who:
     """The visitor accepts its grant agreement; the pre-financing is ordered."""
     require_role(who, Role.VISITOR)
     doc, _ = await commitment_for(request, who, application_id, visitor_allowed=True)
-    cause = cause_of(request, who)
+    cause, request_id = cause_of(request, who), request_cause()
     await act_on_exchange(
         storage_of(request), doc["call_id"], application_id,
         lambda b: domain.accept_agreement(b, application_id, who.organisation_id, cause),
-        wrap_for(request), cause=request_cause())
+        wrap_for(request, cause, request_id), cause=request_id)
     return await get_agreement(application_id, request, who)
 
 

@@ -140,7 +140,7 @@ def opening(call_id: str, partnership_id: str, budget_cents: int, rule_set_versi
     return budget, change
 
 
-def top_up(budget: Budget, amount_cents: int, cause: Cause, reason: str) -> BudgetChange:
+def top_up(budget: Budget, amount_cents: int, cause: Cause, reason: str, key: str | None = None) -> BudgetChange:
     if amount_cents <= 0:
         raise Invalid("a top-up must be a positive amount", field="amount_cents", rule="gt=0")
     change = BudgetChange()
@@ -148,7 +148,8 @@ def top_up(budget: Budget, amount_cents: int, cause: Cause, reason: str) -> Budg
     book.post("budget_topped_up", amount_cents, cause, reason or "top-up")
     change.events.append(BudgetToppedUp(call_id=budget.call_id, amount_cents=amount_cents,
                                         budget_after_cents=book.balances["budget_cents"],
-                                        available_after_cents=book.balances["available_cents"], reason=reason))
+                                        available_after_cents=book.balances["available_cents"], reason=reason,
+                                        topped_up_by=cause.actor, idempotency_key=key))
     return change
 
 
@@ -237,8 +238,10 @@ def commit(budget: Budget, application_id: str, parties: Parties, lump_sum: Lump
     return change
 
 
-def release(budget: Budget, application_id: str, cause: Cause, reason: str) -> BudgetChange | None:
-    """Return the unspent commitment to the budget (withdrawal, host decline, cancellation).
+def release(budget: Budget, application_id: str, cause: Cause, reason: str,
+            by_hand: bool = False) -> BudgetChange | None:
+    """Return the unspent commitment to the budget (withdrawal, host decline, cancellation; an
+    officer's cancellation, `by_hand`, names him).
 
     None when there is nothing to release: no commitment, or already released (exactly once).
     Money already ordered for payment stays committed until the finance system confirms it."""
@@ -254,7 +257,8 @@ def release(budget: Budget, application_id: str, cause: Cause, reason: str) -> B
         **record, "state": "released", "released_cents": record["released_cents"] + releasable,
         "released_at": cause.at.isoformat(), "release_reason": reason}
     change.events.append(CommitmentReleased(application_id=application_id, call_id=budget.call_id,
-                                            released_cents=releasable, reason=reason))
+                                            released_cents=releasable, reason=reason,
+                                            released_by=cause.actor if by_hand else None))
     return change
 
 
@@ -289,6 +293,7 @@ def accept_report(budget: Budget, application_id: str, actual_working_days: int,
     if actual_working_days < 0:
         raise Invalid("working days cannot be negative", field="actual_working_days", rule="ge=0")
     final = final_lump_sum(rules, record["lump_sum"], actual_working_days)
+    report = {"accepted_by": cause.actor, "actual_working_days": actual_working_days}  # on its events
     earned = min(final.total_cents, record["amount_cents"] - record["released_cents"])
     balance = max(0, earned - record["ordered_cents"])
     unearned = _releasable(record) - balance
@@ -304,9 +309,10 @@ def accept_report(budget: Budget, application_id: str, actual_working_days: int,
         record["released_cents"] += unearned
         change.events.append(CommitmentReduced(application_id=application_id, call_id=budget.call_id,
                                                released_cents=unearned, reason=reason,
-                                               total_after_cents=record["amount_cents"] - record["released_cents"]))
+                                               total_after_cents=record["amount_cents"] - record["released_cents"],
+                                               **report))
     if balance > 0:
-        record = _order_payment(budget, change, record, "balance", balance, cause)
+        record = _order_payment(budget, change, record, "balance", balance, cause, **report)
     change.commitments[commitment_key(application_id)] = record
     return change
 
@@ -335,7 +341,7 @@ def confirm_payment(budget: Budget, application_id: str, payment_id: str, financ
 
 
 def _order_payment(budget: Budget, change: BudgetChange, record: dict[str, Any], kind: str, amount: int,
-                   cause: Cause) -> dict[str, Any]:
+                   cause: Cause, **report: Any) -> dict[str, Any]:
     payment_id = f"{record['application_id']}:{kind}"
     parties = record["parties"]
     _Book(budget, change).post("payment_ordered", amount, cause, f"{kind} of the lump sum",
@@ -346,7 +352,7 @@ def _order_payment(budget: Budget, change: BudgetChange, record: dict[str, Any],
                                         call_id=budget.call_id, kind=kind, amount_cents=amount,
                                         payee_organisation_id=parties["visitor_organisation_id"],
                                         payee_legal_name=parties["visitor_legal_name"],
-                                        payee_country=parties["visitor_country"]))
+                                        payee_country=parties["visitor_country"], **report))
     return {**record, "ordered_cents": record["ordered_cents"] + amount,
             "payments": {**record["payments"], payment_key(payment_id): payment}}
 

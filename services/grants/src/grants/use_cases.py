@@ -111,10 +111,11 @@ def cause_of_acceptance(accepted: dict[str, Any]) -> Cause:
 
 
 async def release(storage: Storage, call_id: str, application_id: str, reason: str, cause: Cause, wrap: Wrap, *,
-                  event_id: str) -> bool:
+                  event_id: str, by_hand: bool = False) -> bool:
     """Return the unspent commitment to the budget, once: False when there was nothing to release."""
     outcome = await act_on_exchange(storage, call_id, application_id,
-                                    lambda b: domain.release(b, application_id, cause, reason), wrap, cause=event_id)
+                                    lambda b: domain.release(b, application_id, cause, reason, by_hand), wrap,
+                                    cause=event_id)
     return outcome is not None
 
 

@@ -113,7 +113,7 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
     await storage.reschedule(rescheduled_reminders(name, application_id, envelope.data, reminder_policy(storage)),
                              cause, partnership_id)
     if name in CANCELLED_BY:
-        await storage.cancel_reminders(application_id, CANCELLED_BY[name])
+        await storage.cancel_reminders(application_id, CANCELLED_BY[name], at=envelope.time)
 
 
 async def replay_parked(application_id: str, storage: Storage, offer: bool = True) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cx_shared.envelope import Envelope
@@ -327,10 +327,11 @@ class Storage:
             if moved.matched_count == 0:
                 await self.schedule([r], cause, partnership_id)
 
-    async def cancel_reminders(self, application_id: str, kinds: tuple[str, ...]) -> None:
+    async def cancel_reminders(self, application_id: str, kinds: tuple[str, ...], at: datetime) -> None:
+        """Cancelled at the time of the event that cancels them (a rebuild stamps the same)."""
         await self.reminders.update_many(
             {"application_id": application_id, "kind": {"$in": list(kinds)}, "status": "scheduled"},
-            {"$set": {"status": "cancelled", "cancelled_at": self.clock.now()}})
+            {"$set": {"status": "cancelled", "cancelled_at": at}})
 
     async def claim_reminder(self) -> dict | None:
         """Take a due reminder under a lease: if we crash it comes back when the lease lapses."""

@@ -31,7 +31,9 @@ INFO = """Every event of ClusterXchange on Apache Kafka, generated from the code
 `ce_type`, `ce_time`, `ce_subject`, `ce_specversion`, `ce_correlationid`, `ce_causationid` when the
 event was caused by another), `content-type: application/json`; the value is the event's JSON.
 `ce_type` is `eu.clusterxchange.<name>.v<version>`; `ce_correlationid` is shared by every event of
-one request's consequences, `ce_causationid` is the `ce_id` of the event that caused this one.
+one request's consequences, `ce_causationid` is the `ce_id` of the event that caused this one. Of
+the events one HTTP request makes, the first has no `ce_causationid` (it records the request) and the
+others name it.
 
 **Key and order.** The key is the event's subject (`ce_subject`): the application (exchange) id for
 everything about an exchange, so one exchange's events stay in order on one partition; otherwise

@@ -22,7 +22,8 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
     "ce_subject": {"type": "string", "description": "what it is about; also the record's key"},
     "ce_specversion": {"type": "string", "const": SPEC_VERSION},
     "ce_correlationid": {**_TEXT, "description": "shared by every consequence of one request"},
-    "ce_causationid": {**_TEXT, "description": "the ce_id of the event that caused it; absent for a request's"},
+    "ce_causationid": {**_TEXT, "description": "the ce_id of the event that caused it; absent on the "
+                       "first event of an HTTP request, which its request's other events name"},
     "ce_traceparent": {"type": "string", "description": "W3C Trace Context of the span that made the event (the "
                        "CloudEvents distributed-tracing extension); only while the producer exports traces"},
     "ce_tracestate": {"type": "string", "description": "W3C tracestate going with ce_traceparent, when there is one"},

@@ -78,6 +78,11 @@ class RuleSetChanged(Event, name="rule_set.changed", topic=ASSESSMENT):
     rule_set_version: str
     rules: list[dict[str, Any]] = Field(default_factory=list, max_length=RULES_MAX)
     changed_by: str = ""
+    # The version's panel settings (added later; absent on older events, which left them unchanged):
+    criteria: dict[str, int] | None = Field(None, max_length=CRITERIA_MAX, description="criterion -> weight")
+    second_assessor: bool | None = None
+    score_gap: float | None = None
+    threshold: float | None = None
 
 
 class ApplicationQueued(Event, name="application.queued", topic=ASSESSMENT):

@@ -48,6 +48,14 @@ class CommitmentReleased(Event, name="commitment.released", topic=GRANTS):
     call_id: str
     released_cents: int = Field(ge=0)
     reason: Reason
+    # Added later (absent on older events): the officer who cancelled the grant by hand.
+    released_by: str | None = None
+
+
+# Added later to the events a report's acceptance orders (absent on older events): who accepted
+# it (an officer, or the service whose event it followed) and the working days it reported.
+AcceptedBy = Annotated[str | None, Field(None, description="who accepted the report this follows from")]
+ActualWorkingDays = Annotated[int | None, Field(None, ge=0, description="the working days the accepted report gave")]
 
 
 class CommitmentReduced(Event, name="commitment.reduced", topic=GRANTS):
@@ -59,6 +67,8 @@ class CommitmentReduced(Event, name="commitment.reduced", topic=GRANTS):
     released_cents: int = Field(ge=0)
     total_after_cents: int = Field(ge=0)
     reason: Reason
+    accepted_by: AcceptedBy = None
+    actual_working_days: ActualWorkingDays = None
 
 
 class BudgetOpened(Event, name="budget.opened", topic=GRANTS):
@@ -74,6 +84,10 @@ class BudgetToppedUp(Event, name="budget.topped_up", topic=GRANTS):
     budget_after_cents: int = Field(ge=0)
     available_after_cents: int = Field(ge=0)
     reason: Reason = ""
+    # Added later (absent on older events): who topped it up, and the request's Idempotency-Key
+    # (a retry with it adds nothing; a rebuild keeps the top-up under it).
+    topped_up_by: str | None = None
+    idempotency_key: str | None = Field(None, max_length=100)
 
 
 class GrantAgreementIssued(Event, name="grant_agreement.issued", topic=GRANTS):
@@ -105,6 +119,8 @@ class PaymentOrdered(Event, name="payment.ordered", topic=GRANTS):
     payee_organisation_id: str
     payee_legal_name: str
     payee_country: str
+    accepted_by: AcceptedBy = None  # a balance: the report's acceptance
+    actual_working_days: ActualWorkingDays = None
 
 
 class PaymentSettled(Event, name="payment.settled", topic=GRANTS):
