@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -11,7 +11,7 @@ from cx_shared.errors import Conflict, Forbidden, Invalid
 from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 
 from assessment import domain
-from assessment.domain import Assessor, CallBook
+from assessment.domain import Assessor, CallBook, submission_mark
 from assessment import rules
 from assessment.rules import RULES, Candidate, Context, Party
 
@@ -167,6 +167,27 @@ def test_released_commitment_promotes_the_first_waitlisted():
     assert [(type(f).__name__, f.application_id) for f in promoted] == [("Approved", "a2")]
     assert b.entry("a3").status == "waitlisted" and b.entry("a1").status == "released"
     assert b.commitment_released("a1", "again") == []  # nothing more to release
+
+
+def test_the_waitlist_moves_in_the_order_applications_were_submitted_not_consumed():
+    """Kafka keeps no order across applications: the one submitted first may be consumed last
+    (the race that made a top-up promote the wrong two in the budget-truth e2e test)."""
+    b = book(budget=1)
+    at = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+    for app_id, second in (("third", 3), ("second", 2), ("first", 1)):  # consumed in reverse
+        b.admit(candidate(app_id, submitted_at=at + timedelta(seconds=second)), FIVE_DAYS)
+    assert [b.entry(a).arrival for a in ("first", "second", "third")] == [3, 2, 1]
+    promoted = b.topped_up(2 * FIVE_DAYS)
+    assert [(type(f).__name__, f.application_id) for f in promoted] == [("Approved", "first"), ("Approved", "second")]
+    assert b.entry("third").status == "waitlisted"
+
+
+def test_a_submission_moment_orders_as_text_whatever_its_zone():
+    paris = timezone(timedelta(hours=1))
+    marks = [submission_mark(datetime(2026, 2, 1, 9, 0, 0, 5, tzinfo=UTC)),
+             submission_mark(datetime(2026, 2, 1, 10, 0, 1, tzinfo=paris)),  # 09:00:01 UTC
+             submission_mark(datetime(2026, 2, 1, 9, 0, 2))]  # naive: UTC
+    assert marks == sorted(marks) and len(set(map(len, marks))) == 1 and submission_mark(None) == ""
 
 
 def test_grant_refused_waitlists_and_keeps_the_host_acceptance():

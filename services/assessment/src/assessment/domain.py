@@ -13,7 +13,7 @@ integration events. Refusals of a person's request raise cx_shared.errors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -116,6 +116,11 @@ class Entry:
     appealed: bool = False
     host_accepted: bool = False
     spent_cents: int = 0  # ordered for payment by grants: stays reserved whatever happens next
+    # When the applicant submitted it (UTC, fixed width, so it orders as text): its place in the
+    # queue. ``arrival`` counts the order assessment consumed submissions in, which Kafka does
+    # not keep across applications (partitions, a batch's keys at once, submissions kept until
+    # their call arrives). "" for entries stored before it was kept: they came first anyway.
+    submitted_at: str = ""
 
     def regular_assessments(self) -> list[dict[str, Any]]:
         return [a for a in self.assessments if not a["appeal"]]
@@ -123,14 +128,25 @@ class Entry:
     def assessors(self) -> set[str]:
         return {a["assessor"] for a in self.assessments}
 
-    def rank_key(self) -> tuple[float, int]:
-        return (-(self.score or 0.0), self.arrival)
+    def queue_key(self) -> tuple[str, int]:
+        """First come, first served: by submission, then by arrival (a tie, or none kept)."""
+        return self.submitted_at, self.arrival
+
+    def rank_key(self) -> tuple[float, str, int]:
+        return (-(self.score or 0.0), *self.queue_key())
 
     def live_exchange(self) -> tuple[str, date, date] | None:
         """The dates of an application still heading for an exchange, else None."""
         if self.status in CLOSED:
             return None
         return self.application_id, self.planned_start, self.planned_end
+
+
+def submission_mark(at: datetime | None) -> str:
+    """A submission's moment as fixed-width UTC text, ordered as it reads (Entry.submitted_at)."""
+    if at is None:
+        return ""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def more_binding(first: Entry, second: Entry) -> Entry:
@@ -228,7 +244,8 @@ class CallBook:
         eligible = not failures
         entry = Entry(candidate.application_id, candidate.visitor.organisation_id, candidate.host.organisation_id,
                       candidate.offer_id, candidate.planned_start, candidate.planned_end, self.next_arrival,
-                      0 if isinstance(lump_sum, LumpSumError) else lump_sum, policy.label, eligible, outcomes, QUEUED)
+                      0 if isinstance(lump_sum, LumpSumError) else lump_sum, policy.label, eligible, outcomes, QUEUED,
+                      submitted_at=submission_mark(candidate.submitted_at))
         self.next_arrival += 1
         self.entries[entry.application_id] = entry
         facts: list[Any] = [Checked(entry.application_id, eligible, policy.label, outcomes)]
@@ -254,7 +271,7 @@ class CallBook:
     def queue_for(self, assessor: Assessor) -> list[Entry]:
         """What this assessor may claim, first come first served."""
         open_ = [e for e in self.entries.values() if e.status in (QUEUED, APPEALED) and self._open_places(e) > 0]
-        return sorted((e for e in open_ if self._obstacle(e, assessor) is None), key=lambda e: e.arrival)
+        return sorted((e for e in open_ if self._obstacle(e, assessor) is None), key=Entry.queue_key)
 
     def claim(self, application_id: str, assessor: Assessor) -> list[Any]:
         entry = self.entry(application_id)

@@ -27,7 +27,8 @@ def candidate_of(event: ApplicationSubmitted) -> Candidate:
     def party(p) -> Party:
         return Party(p.organisation_id, p.country, str(p.organisation_type), p.cluster_name)
     return Candidate(event.application_id, party(event.visitor), party(event.host), event.planned_start,
-                     event.planned_end, event.working_days, event.submitted_at.date(), event.offer_id)
+                     event.planned_end, event.working_days, event.submitted_at.date(), event.offer_id,
+                     submitted_at=event.submitted_at)
 
 
 def price_of(event: ApplicationSubmitted):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from cx_shared.duration import MIN_WORKING_DAYS, last_day_within_one_month
@@ -38,6 +38,7 @@ class Candidate:
     submitted_on: date
     offer_id: str | None = None
     offer_capacity: int | None = None  # the places the host published on its offer, when known
+    submitted_at: datetime | None = None  # when applications took it: its place in the call's queue
 
 
 @dataclass(frozen=True)
