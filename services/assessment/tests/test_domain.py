@@ -444,6 +444,30 @@ def test_g_the_capacity_the_host_published_limits_its_offer():
     assert checked.eligible
 
 
+def test_g_an_offer_capacity_counts_the_places_held_at_once_not_in_total():
+    """An offer of N places receives N visitors at the same time (offer.published), over its window:
+    an exchange on other dates takes a place again; one overlapping the places held is refused;
+    a place held on the offer in another call counts too (the places are the host's)."""
+    b = book()
+    on_offer = dict(offer_id="offer-7", offer_capacity=1)
+    b.admit(candidate("a1", **on_offer), FIVE_DAYS)  # 2026-03-02..06
+
+    def capacity(app_id: str, start: date, end: date, **kw) -> dict:
+        checked = b.admit(candidate(app_id, planned_start=start, planned_end=end, **on_offer), FIVE_DAYS, **kw)[0]
+        return next(o for o in checked.outcomes if o["rule"] == "host_capacity")
+
+    week_after = capacity("a2", date(2026, 3, 9), date(2026, 3, 13))
+    assert week_after["passed"] and "0 of 1 places taken at once" in week_after["reason"]
+    assert b.entry("a2").status == "approved"
+    overlapping = capacity("a3", date(2026, 3, 5), date(2026, 3, 9))  # a day with a1, a day with a2
+    assert not overlapping["passed"] and "2 of 1 places taken at once (a1, a2)" in overlapping["reason"]
+    assert not capacity("a4", date(2026, 2, 26), date(2026, 3, 2))["passed"]  # a1's first day is in common
+    elsewhere = (("other-call-app", date(2026, 3, 16), date(2026, 3, 20)),)
+    in_another_call = capacity("a5", date(2026, 3, 18), date(2026, 3, 24), offer_elsewhere=elsewhere)
+    assert not in_another_call["passed"] and "other-call-app" in in_another_call["reason"]
+    assert capacity("a6", date(2026, 3, 23), date(2026, 3, 27), offer_elsewhere=elsewhere)["passed"]
+
+
 def test_money_ordered_for_payment_stays_spent_when_the_exchange_is_withdrawn():
     b = book(budget=FIVE_DAYS)
     b.admit(candidate("a1"), FIVE_DAYS)

@@ -158,7 +158,7 @@ class OfferIn(Strict):
     ecosystem: Ecosystem
     window_start: Day
     window_end: Day
-    capacity: int = Field(ge=1, le=100)
+    capacity: int = Field(ge=1, le=100, description="visitors received at the same time (overlapping exchanges)")
     language: Language = "en"
 
 
@@ -171,7 +171,8 @@ class OfferPatch(Strict):
     ecosystem: Ecosystem | None = None
     window_start: Day | None = None
     window_end: Day | None = None
-    capacity: int | None = Field(default=None, ge=1, le=100)
+    capacity: int | None = Field(default=None, ge=1, le=100,
+                                 description="visitors received at the same time (overlapping exchanges)")
     language: Language | None = None
 
     _not_null = field_validator("title", "description", "ecosystem", "window_start", "window_end", "capacity",

@@ -35,6 +35,7 @@ HOST_ACCEPTED, HOST_DECLINED = "host_accepted", "host_declined"
 WITHDRAWN, RELEASED, CANCELLED = "withdrawn", "released", "cancelled"
 CLOSED = {REJECTED, HOST_DECLINED, WITHDRAWN, RELEASED, CANCELLED}
 HOLDS_PLACE = {APPROVED, HOST_ACCEPTED}
+Exchange = tuple[str, date, date]  # (application id, planned start, planned end)
 
 # Every version stays in the call's envelope (decisions keep the version they were taken
 # under), so their number is bounded.
@@ -135,11 +136,16 @@ class Entry:
     def rank_key(self) -> tuple[float, str, int]:
         return (-(self.score or 0.0), *self.queue_key())
 
-    def live_exchange(self) -> tuple[str, date, date] | None:
-        """The dates of an application still heading for an exchange, else None."""
-        if self.status in CLOSED:
-            return None
+    def exchange(self) -> Exchange:
         return self.application_id, self.planned_start, self.planned_end
+
+    def live_exchange(self) -> Exchange | None:
+        """The dates of an application still heading for an exchange, else None."""
+        return None if self.status in CLOSED else self.exchange()
+
+    def place(self) -> Exchange | None:
+        """The dates of the place it holds on its host offer (approved or accepted), else None."""
+        return self.exchange() if self.status in HOLDS_PLACE else None
 
 
 def submission_mark(at: datetime | None) -> str:
@@ -227,15 +233,16 @@ class CallBook:
 
     # --- eligibility and the first decision --------------------------------------------
 
-    def admit(self, candidate: Candidate, lump_sum: int | LumpSumError,
-              elsewhere: tuple[tuple[str, date, date], ...] = ()) -> list[Any]:
+    def admit(self, candidate: Candidate, lump_sum: int | LumpSumError, elsewhere: tuple[Exchange, ...] = (),
+              offer_elsewhere: tuple[Exchange, ...] = ()) -> list[Any]:
         """Check eligibility and take the first decision. ``lump_sum``: the exchange's lump sum
         by the call's rules (cents), or why none can be computed (grants could not fund it).
-        ``elsewhere``: the visitor's live exchanges in other calls (id, start, end), for the overlap rule."""
+        ``elsewhere``: the visitor's live exchanges in other calls (id, start, end), for the overlap rule;
+        ``offer_elsewhere``: the places held on the candidate's offer in other calls, for host_capacity."""
         if candidate.application_id in self.entries:
             return []  # already assessed: a duplicate submission changes nothing
         policy = self.policy
-        verdict = Verdict(evaluate(policy.rules, candidate, self._context(candidate, elsewhere)))
+        verdict = Verdict(evaluate(policy.rules, candidate, self._context(candidate, elsewhere, offer_elsewhere)))
         outcomes = [{"rule": o.rule, "passed": o.passed, "reason": o.reason} for o in verdict.outcomes]
         failures = list(verdict.failures)
         if verdict.eligible and isinstance(lump_sum, LumpSumError):  # no amount to reserve or commit: unfundable
@@ -259,12 +266,13 @@ class CallBook:
             facts.append(self._put_on_waitlist(entry, [self._no_room(entry)]))
         return facts
 
-    def _context(self, c: Candidate, elsewhere: tuple[tuple[str, date, date], ...]) -> Context:
-        live = tuple((e.application_id, e.planned_start, e.planned_end) for e in self.entries.values()
+    def _context(self, c: Candidate, elsewhere: tuple[Exchange, ...],
+                 offer_elsewhere: tuple[Exchange, ...]) -> Context:
+        live = tuple(e.exchange() for e in self.entries.values()
                      if e.visitor_id == c.visitor.organisation_id and e.status not in CLOSED)
-        taken = sum(1 for e in self.entries.values()
-                    if c.offer_id and e.offer_id == c.offer_id and e.status in HOLDS_PLACE)
-        return Context(self.opens_on, self.closes_on, live + tuple(elsewhere), taken)
+        places = tuple(e.exchange() for e in self.entries.values()
+                       if c.offer_id and e.offer_id == c.offer_id and e.status in HOLDS_PLACE)
+        return Context(self.opens_on, self.closes_on, live + elsewhere, places + offer_elsewhere)
 
     # --- panel: claim, conflicts, scores -----------------------------------------------
 

@@ -133,7 +133,12 @@ class PartnershipUpdated(PartnershipFormed, name="partnership.updated", topic=AP
 
 
 class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
-    """A host's exchange opportunity: the window in which it can receive visitors, and how many at once."""
+    """A host's exchange opportunity: the window in which it can receive visitors, and how many at once.
+
+    ``capacity`` is how many visitors the host receives at the same time through this offer: exchanges
+    whose dates overlap share its places, exchanges on other dates of the window take them again.
+    Applications refuses a submission overlapping that many live ones; assessment's host_capacity rule
+    refuses an approval overlapping that many places held (approved or host-accepted), in any call."""
 
     offer_id: Id
     host_id: Id
@@ -142,7 +147,7 @@ class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
     ecosystem: Ecosystem
     window_start: date
     window_end: date
-    capacity: int = Field(ge=1)
+    capacity: int = Field(ge=1, description="visitors received at the same time (overlapping exchanges)")
     language: str = Field(default="en", max_length=10)
     country: str = Field(default="", max_length=2)
     city: Line = ""
