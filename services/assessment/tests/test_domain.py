@@ -504,3 +504,28 @@ def test_overlap_with_an_exchange_in_another_call_fails_alone():
     assert [o["rule"] for o in failed] == ["no_overlapping_exchange"] and "other-call-app" in failed[0]["reason"]
     checked, _ = book().admit(candidate("a2"), FIVE_DAYS, (("x", date(2026, 4, 1), date(2026, 4, 3)),))
     assert checked.eligible
+
+
+def test_g_a_call_changed_before_it_opened_moves_dates_budget_and_its_rules_once():
+    b = book(budget=1_000_000)
+    b.topped_up(200_000)
+    custom = [r if r["rule"] != "duration" else {"rule": "duration", "params": {"min_working_days": 4}}
+              for r in b.policy.rules]
+    b.change_rule_set("pm", custom)  # a manager's own rule stays through the call's change
+    facts = b.call_changed(2, date(2026, 2, 1), date(2026, 11, 30), -300_000, ["FR", "DE"], date(2026, 12, 15), "mp")
+    assert kinds(facts) == ["RuleSetPublished"] and b.policy.label == "default-v1@3"
+    params = {r["rule"]: r["params"] for r in b.policy.rules}
+    assert params["eligible_countries"] == {"countries": ["FR", "DE"]}
+    assert params["dates_inside_call"] == {"exchanges_end_by": "2026-12-15"}
+    assert params["duration"] == {"min_working_days": 4}
+    assert (b.opens_on, b.closes_on, b.revision) == (date(2026, 2, 1), date(2026, 11, 30), 2)
+    assert (b.budget_cents, b.envelope_left_cents) == (900_000, 900_000)  # the top-up stays
+    # redelivered, or older than what is folded: nothing
+    assert b.call_changed(2, OPENS, CLOSES, 500_000, ["IT"], None, "mp") == []
+    assert (b.budget_cents, b.policy.label) == (900_000, "default-v1@3")
+    # a change of the budget alone publishes no rule set; the end day cleared goes back to closes_on
+    assert b.call_changed(3, date(2026, 2, 1), date(2026, 11, 30), 100_000, ["FR", "DE"], None, "mp") == \
+        [domain.RuleSetPublished("default-v1@4", b.policy.rules, "mp")]
+    assert "exchanges_end_by" not in {r["rule"]: r["params"] for r in b.policy.rules}["dates_inside_call"]
+    assert b.call_changed(4, date(2026, 2, 1), date(2026, 11, 30), 100_000, ["FR", "DE"], None, "mp") == []
+    assert b.budget_cents == 1_100_000

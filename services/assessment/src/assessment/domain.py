@@ -21,7 +21,8 @@ from cx_shared.lump_sums import LumpSumError
 
 from assessment.facts import (Appealed, Approved, Checked, Claimed, ConflictNoted, HostAcceptance, HostRefusal,
                               Queued, Rejected, RuleSetPublished, Scored, Waitlisted)
-from assessment.rules import Candidate, Context, Verdict, default_rules, evaluate, parameter_errors, unknown_rules
+from assessment.rules import (Candidate, Context, Verdict, default_rules, evaluate, parameter_errors, unknown_rules,
+                              with_call_facts)
 
 __all__ = ["Appealed", "Approved", "Checked", "Claimed", "ConflictNoted", "HostAcceptance", "HostRefusal", "Queued",
            "Rejected", "RuleSetPublished", "Scored", "Waitlisted"]  # the facts, for the domain's readers
@@ -186,15 +187,17 @@ class CallBook:
     next_arrival: int = 1
     waiting: int = 0  # waitlisted applications in the whole call, loaded or not
     lump_sum_rule_set: str = "default-v1"  # the call's lump-sum rules, the same grants commits by
+    revision: int = 1  # the call's revision folded here (call.updated before the call opened)
 
     @classmethod
     def open(cls, call_id: str, partnership_id: str, opens_on: date, closes_on: date, budget_cents: int,
              mode: str, eligible_countries: list[str], rule_set_name: str,
-             lump_sum_rule_set: str = "default-v1", exchanges_end_on: date | None = None) -> CallBook:
+             lump_sum_rule_set: str = "default-v1", exchanges_end_on: date | None = None,
+             revision: int = 1) -> CallBook:
         mode = PANEL if mode == PANEL else AUTOMATIC
         first = Policy(1, rule_set_name, default_rules(eligible_countries, exchanges_end_on))
         return cls(call_id, partnership_id, opens_on, closes_on, budget_cents, mode, budget_cents, [first],
-                   lump_sum_rule_set=lump_sum_rule_set)
+                   lump_sum_rule_set=lump_sum_rule_set, revision=revision)
 
     @property
     def policy(self) -> Policy:
@@ -230,6 +233,22 @@ class CallBook:
                      float(settings.get("threshold", current.threshold)))
         self.policies.append(new)
         return [RuleSetPublished(new.label, new.rules, by)]
+
+    # --- the call changed before it opened ----------------------------------------------
+
+    def call_changed(self, revision: int, opens_on: date, closes_on: date, budget_change_cents: int,
+                     eligible_countries: list[str], exchanges_end_on: date | None, by: str) -> list[Any]:
+        """The call's new dates and budget; its countries and last exchange day in a new rule-set
+        version (the rules a manager set otherwise stay). Once per revision, in order. Nobody
+        could apply before the call opened, so no reservation stands against the old budget."""
+        if revision <= self.revision:
+            return []  # redelivered, or older than what is folded
+        self.revision, self.opens_on, self.closes_on = revision, opens_on, closes_on
+        self.budget_cents += budget_change_cents
+        self.envelope_left_cents += budget_change_cents
+        rules = with_call_facts(self.policy.rules, eligible_countries, exchanges_end_on)
+        facts = self.change_rule_set(by, rules) if rules != self.policy.rules else []
+        return facts + self._promote()
 
     # --- eligibility and the first decision --------------------------------------------
 

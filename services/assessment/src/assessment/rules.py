@@ -183,6 +183,22 @@ def default_rules(eligible_countries: list[str], exchanges_end_by: date | None =
     return [{"rule": name, "params": params.get(name, {})} for name in RULES]
 
 
+def with_call_facts(rules: list[dict[str, Any]], eligible_countries: list[str],
+                    exchanges_end_by: date | None) -> list[dict[str, Any]]:
+    """The rules with the call's own facts as the call states them now (a change before it
+    opened): its eligible countries, its last exchange day; every other parameter stays."""
+    changed = []
+    for r in rules:
+        params = dict(r.get("params") or {})
+        if r["rule"] == "eligible_countries":
+            params["countries"] = list(eligible_countries)
+        elif r["rule"] == "dates_inside_call":
+            params.pop("exchanges_end_by", None)
+            params.update({"exchanges_end_by": exchanges_end_by.isoformat()} if exchanges_end_by else {})
+        changed.append({**r, "params": params})
+    return changed
+
+
 def unknown_rules(rules: list[dict[str, Any]]) -> list[str]:
     return [str(r.get("rule")) for r in rules if r.get("rule") not in RULES]
 

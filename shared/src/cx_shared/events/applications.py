@@ -58,6 +58,18 @@ class CallPublished(Event, name="call.published", topic=APPLICATIONS):
     contact_email: Line | None = None
     exchanges_end_on: date | None = None  # last day an exchange may end; default: closes_on
     report_due_days: int = Field(default=30, ge=1)  # the visitor reports within this many days of the actual end
+    revision: int = 1  # one more with each change made before the call opens (call.updated)
+
+
+class CallUpdated(CallPublished, name="call.updated", topic=APPLICATIONS):
+    """The partnership changed its call before it opened (title, dates, eligible countries, budget,
+    contact, report days): its whole state, one revision later. Nobody could apply before the call
+    opened, so nothing was reserved or committed against the old budget. ``budget_change_cents``
+    is the change of the call's own budget from the previous revision: a service whose budget also
+    holds top-ups applies this difference, once per revision."""
+
+    budget_change_cents: int = Field(default=0, ge=-(10**13), le=10**13)
+    updated_by: Subject | None = None
 
 
 class CallClosed(Event, name="call.closed", topic=APPLICATIONS):
