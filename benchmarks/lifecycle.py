@@ -49,9 +49,7 @@ from processes import ROOT, Processes, tail, wait_ready
 
 SERVICES = ("applications", "assessment", "grants", "notifications")
 WEEKS = 20  # date windows the exchanges are spread over: one (offer, week) never holds two
-# Assessment's host_capacity rule counts every place an offer holds, whatever its dates, while
-# applications counts places held at once: every host's share of the exchanges must fit.
-OFFER_CAPACITY = WEEKS
+OFFER_CAPACITY = 3  # visitors at once: both services count only exchanges overlapping in time
 REST_AFTER_S, CPU_WINDOW_S = 30, 10
 HOST_PLACES = [("DE", "Munich"), ("FR", "Lyon"), ("IT", "Prato"), ("PT", "Porto"), ("BE", "Ghent"),
                ("FI", "Tampere"), ("CZ", "Brno"), ("AT", "Graz"), ("DK", "Aarhus"), ("NL", "Eindhoven")]

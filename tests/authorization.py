@@ -94,6 +94,8 @@ TABLE: list[Route] = [
                           "opens_on": str(date.today()), "closes_on": weekday(100), "budget_cents": 100_000}),
     Route(APPLICATIONS, "GET", "/calls", SIGNED_IN),
     Route(APPLICATIONS, "GET", "/calls/{call_id}", SIGNED_IN),
+    Route(APPLICATIONS, "PATCH", "/calls/{call_id}", frozenset({MANAGER, PROGRAMME}),
+          body=lambda s: {"revision": 1, "title": "Matrix call, renamed"}, why="opened already: a pass is a 409"),
     Route(APPLICATIONS, "POST", "/calls/{call_id}/closure", frozenset({MANAGER, PROGRAMME}), body=lambda s: REASON,
           fresh="call_id", why="on a call of its own: the route ends it"),
     Route(APPLICATIONS, "POST", "/calls/{call_id}/cancellation", frozenset({MANAGER, PROGRAMME}),

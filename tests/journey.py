@@ -35,13 +35,15 @@ class Journey:
         assert response.status_code == 201, f"POST {path}: {response.status_code} {response.text}"
         return response.json()
 
-    def open_call(self, budget_cents: int = 1_000_000, assessment_mode: str = "automatic") -> dict:
+    def open_call(self, budget_cents: int = 1_000_000, assessment_mode: str = "automatic",
+                  opens_on: date | None = None) -> dict:
         partnership = self.post("/partnerships", {
             "name": f"Photonics4Industry {self.suffix}", "members": consortium(), "ecosystems": ["electronics"],
             "contact_email": f"partnership-{self.suffix}@example.eu"}, self.manager)
         self.call = self.post("/calls", {
             "partnership_id": partnership["partnership_id"], "title": "Call 2027",
-            "opens_on": str(date.today() - timedelta(days=1)), "closes_on": str(date.today() + timedelta(days=200)),
+            "opens_on": str(opens_on or date.today() - timedelta(days=1)),
+            "closes_on": str(date.today() + timedelta(days=200)),
             "budget_cents": budget_cents, "assessment_mode": assessment_mode}, self.manager)
         return self.call
 

@@ -1,7 +1,9 @@
 """Issue 13 (g), offers: the host edits its offer (window, capacity, description) and withdraws
-it, over applications and assessment as running processes on the real broker and database:
-assessment's host_capacity rule counts the places the host set last; a withdrawn offer takes
-no new application, is found no more, and cannot change, while the exchange made through it stays."""
+it, over applications and assessment as running processes on the real broker and database.
+An offer's capacity is how many visitors the host receives at once: both services count the
+places of exchanges overlapping in time (applications at submission, assessment's host_capacity
+rule at approval), with the capacity the host set last; a withdrawn offer takes no new application,
+is found no more, and cannot change, while the exchange made through it stays."""
 
 from __future__ import annotations
 
@@ -26,13 +28,25 @@ def call(method: str, url: str, headers: dict, body: dict | None = None) -> http
     return httpx.request(method, url, json=body, headers=headers, timeout=30)
 
 
+def capacity_outcome(assessment: str, journey: Journey, application_id: str) -> dict:
+    """Assessment's host_capacity outcome of an application: passed or not, and why."""
+    book = call("GET", f"{assessment}/calls/{journey.call['call_id']}", journey.manager).json()
+    entry = next(e for e in book["entries"] if e["application_id"] == application_id)
+    return next(o for o in entry["outcomes"] if o["rule"] == "host_capacity")
+
+
+def refused_rules(response: httpx.Response) -> set[tuple[str, str]]:
+    assert response.status_code == 422, response.text
+    return {(e["field"], e["rule"]) for e in response.json()["errors"]}
+
+
 async def test_issue_13g_offers_are_edited_and_withdrawn(system, infra, namespace, token):
-    apps = system["applications"].url
+    apps, assessment = system["applications"].url, system["assessment"].url
     journey = Journey(apps, token)
     journey.open_call()
     journey.enrol_pair()
     visitors = [(journey.visitor, journey.visitor_headers)]
-    for n, (country, city) in enumerate((("PT", "Lisbon"), ("IT", "Rome"), ("LT", "Vilnius"))):
+    for n, (country, city) in enumerate((("PT", "Lisbon"), ("IT", "Rome"), ("LT", "Vilnius"), ("FR", "Lyon"))):
         subject = f"visitor-{n}-{journey.suffix}"
         org = journey.enrol("visitor", subject, country, city, f"v{n}-{journey.suffix}@example.eu", "en")
         visitors.append((org, token("visitor", subject=subject, organisation_id=org["organisation_id"])))
@@ -42,11 +56,17 @@ async def test_issue_13g_offers_are_edited_and_withdrawn(system, infra, namespac
         journey.host_headers)
     url = f"{apps}/offers/{offer['offer_id']}"
 
-    # One place: the first visitor takes it; a second, on other dates, is refused by assessment's rule.
+    # One place, one visitor at a time: the first takes it for its dates; a second on the same
+    # dates is refused at once, naming the rule; on other dates it gets the place again, and
+    # assessment's rule says it knows the one place and counts those held at once.
     first = journey.try_submit(*visitors[0], 0, offer_id=offer["offer_id"]).json()["application_id"]
     await journey.wait_status(first, "approved", headers=journey.manager)
+    assert ("offer_id", "host_capacity") in refused_rules(
+        journey.try_submit(*visitors[1], 0, offer_id=offer["offer_id"]))
     second = journey.try_submit(*visitors[1], 2, offer_id=offer["offer_id"]).json()["application_id"]
-    await journey.wait_status(second, "rejected", headers=journey.manager)
+    await journey.wait_status(second, "approved", headers=journey.manager)
+    outcome = capacity_outcome(assessment, journey, second)
+    assert outcome["passed"] and "0 of 1 places taken at once" in outcome["reason"], outcome
 
     async with TopicWatcher(infra.kafka, topic_names(namespace, APPLICATIONS)) as watch:
         # Edited by its host against its revision: three places, a later window, a description.
@@ -65,9 +85,24 @@ async def test_issue_13g_offers_are_edited_and_withdrawn(system, infra, namespac
         await wait_consumed(infra.kafka, [consumer_group("assessment", namespace)],
                             topic_names(namespace, APPLICATIONS))
 
-        # Assessment counts the new capacity: a third visitor gets a place.
-        third = journey.try_submit(*visitors[2], 4, offer_id=offer["offer_id"]).json()["application_id"]
+        # Both count the new capacity: a third visitor gets a place beside the first, at once.
+        third = journey.try_submit(*visitors[2], 0, offer_id=offer["offer_id"]).json()["application_id"]
         await journey.wait_status(third, "approved", headers=journey.manager)
+        outcome = capacity_outcome(assessment, journey, third)
+        assert outcome["passed"] and "1 of 3 places taken at once" in outcome["reason"], outcome
+
+        # Assessment's rule refuses by the same count: the call's rule set gives the offer two places
+        # (applications still allows three), and a fourth on the same dates finds both taken.
+        rules = call("GET", f"{assessment}/calls/{journey.call['call_id']}", journey.manager).json()
+        rules = [r if r["rule"] != "host_capacity" else {**r, "params": {"offer_capacities": {offer["offer_id"]: 2}}}
+                 for r in rules["policies"][-1]["rules"]]
+        changed = call("PUT", f"{assessment}/calls/{journey.call['call_id']}/rule-set", journey.manager,
+                       {"rules": rules})
+        assert changed.status_code == 200, changed.text
+        fourth = journey.try_submit(*visitors[4], 0, offer_id=offer["offer_id"]).json()["application_id"]
+        await journey.wait_status(fourth, "rejected", headers=journey.manager)
+        outcome = capacity_outcome(assessment, journey, fourth)
+        assert not outcome["passed"] and "2 of 2 places taken at once" in outcome["reason"], outcome
 
         # Withdrawn: found no more, no new application, no change; the exchanges made stay.
         withdrawn = call("POST", f"{url}/withdrawal", journey.host_headers, {"reason": "the pilot line moves"})
@@ -80,4 +115,4 @@ async def test_issue_13g_offers_are_edited_and_withdrawn(system, infra, namespac
     late = journey.try_submit(*visitors[3], 6, offer_id=offer["offer_id"])
     assert late.status_code == 422 and ("offer_id", "offer_withdrawn") in {
         (e["field"], e["rule"]) for e in late.json()["errors"]}
-    assert {journey.status(a, journey.manager)["status"] for a in (first, third)} == {"approved"}
+    assert {journey.status(a, journey.manager)["status"] for a in (first, second, third)} == {"approved"}

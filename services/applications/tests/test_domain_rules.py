@@ -203,3 +203,14 @@ def test_a_consortium_of_three_entities_in_three_countries_with_a_cohesion_regio
 def test_the_consortium_rule_names_what_is_missing(members, expected):
     found = {(v["field"], v["rule"]) for v in rules.partnership_violations({"members": members})}
     assert expected in found
+
+
+def test_issue_13g_a_call_changed_before_it_opens_keeps_its_rules_and_opens_no_earlier_than_today():
+    today = date(2026, 11, 23)
+    call = {"eligible_countries": ["FR", "DE"], "opens_on": date(2026, 12, 1), "closes_on": date(2027, 3, 1),
+            "exchanges_end_on": None}
+    assert rules.call_change_violations(call, today) == []
+    assert rules.call_change_violations({**call, "opens_on": today}, today) == []  # opens today: still allowed
+    broken = {**call, "opens_on": date(2026, 11, 22), "closes_on": date(2026, 11, 1), "eligible_countries": ["XX"]}
+    assert {(v["field"], v["rule"]) for v in rules.call_change_violations(broken, today)} == {
+        ("opens_on", "not_before_today"), ("closes_on", "closes_after_opens"), ("eligible_countries", "iso_3166")}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -11,7 +11,7 @@ from cx_shared.errors import Conflict, Forbidden, Invalid
 from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
 
 from assessment import domain
-from assessment.domain import Assessor, CallBook
+from assessment.domain import Assessor, CallBook, submission_mark
 from assessment import rules
 from assessment.rules import RULES, Candidate, Context, Party
 
@@ -167,6 +167,27 @@ def test_released_commitment_promotes_the_first_waitlisted():
     assert [(type(f).__name__, f.application_id) for f in promoted] == [("Approved", "a2")]
     assert b.entry("a3").status == "waitlisted" and b.entry("a1").status == "released"
     assert b.commitment_released("a1", "again") == []  # nothing more to release
+
+
+def test_the_waitlist_moves_in_the_order_applications_were_submitted_not_consumed():
+    """Kafka keeps no order across applications: the one submitted first may be consumed last
+    (the race that made a top-up promote the wrong two in the budget-truth e2e test)."""
+    b = book(budget=1)
+    at = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+    for app_id, second in (("third", 3), ("second", 2), ("first", 1)):  # consumed in reverse
+        b.admit(candidate(app_id, submitted_at=at + timedelta(seconds=second)), FIVE_DAYS)
+    assert [b.entry(a).arrival for a in ("first", "second", "third")] == [3, 2, 1]
+    promoted = b.topped_up(2 * FIVE_DAYS)
+    assert [(type(f).__name__, f.application_id) for f in promoted] == [("Approved", "first"), ("Approved", "second")]
+    assert b.entry("third").status == "waitlisted"
+
+
+def test_a_submission_moment_orders_as_text_whatever_its_zone():
+    paris = timezone(timedelta(hours=1))
+    marks = [submission_mark(datetime(2026, 2, 1, 9, 0, 0, 5, tzinfo=UTC)),
+             submission_mark(datetime(2026, 2, 1, 10, 0, 1, tzinfo=paris)),  # 09:00:01 UTC
+             submission_mark(datetime(2026, 2, 1, 9, 0, 2))]  # naive: UTC
+    assert marks == sorted(marks) and len(set(map(len, marks))) == 1 and submission_mark(None) == ""
 
 
 def test_grant_refused_waitlists_and_keeps_the_host_acceptance():
@@ -423,6 +444,30 @@ def test_g_the_capacity_the_host_published_limits_its_offer():
     assert checked.eligible
 
 
+def test_g_an_offer_capacity_counts_the_places_held_at_once_not_in_total():
+    """An offer of N places receives N visitors at the same time (offer.published), over its window:
+    an exchange on other dates takes a place again; one overlapping the places held is refused;
+    a place held on the offer in another call counts too (the places are the host's)."""
+    b = book()
+    on_offer = dict(offer_id="offer-7", offer_capacity=1)
+    b.admit(candidate("a1", **on_offer), FIVE_DAYS)  # 2026-03-02..06
+
+    def capacity(app_id: str, start: date, end: date, **kw) -> dict:
+        checked = b.admit(candidate(app_id, planned_start=start, planned_end=end, **on_offer), FIVE_DAYS, **kw)[0]
+        return next(o for o in checked.outcomes if o["rule"] == "host_capacity")
+
+    week_after = capacity("a2", date(2026, 3, 9), date(2026, 3, 13))
+    assert week_after["passed"] and "0 of 1 places taken at once" in week_after["reason"]
+    assert b.entry("a2").status == "approved"
+    overlapping = capacity("a3", date(2026, 3, 5), date(2026, 3, 9))  # a day with a1, a day with a2
+    assert not overlapping["passed"] and "2 of 1 places taken at once (a1, a2)" in overlapping["reason"]
+    assert not capacity("a4", date(2026, 2, 26), date(2026, 3, 2))["passed"]  # a1's first day is in common
+    elsewhere = (("other-call-app", date(2026, 3, 16), date(2026, 3, 20)),)
+    in_another_call = capacity("a5", date(2026, 3, 18), date(2026, 3, 24), offer_elsewhere=elsewhere)
+    assert not in_another_call["passed"] and "other-call-app" in in_another_call["reason"]
+    assert capacity("a6", date(2026, 3, 23), date(2026, 3, 27), offer_elsewhere=elsewhere)["passed"]
+
+
 def test_money_ordered_for_payment_stays_spent_when_the_exchange_is_withdrawn():
     b = book(budget=FIVE_DAYS)
     b.admit(candidate("a1"), FIVE_DAYS)
@@ -459,3 +504,28 @@ def test_overlap_with_an_exchange_in_another_call_fails_alone():
     assert [o["rule"] for o in failed] == ["no_overlapping_exchange"] and "other-call-app" in failed[0]["reason"]
     checked, _ = book().admit(candidate("a2"), FIVE_DAYS, (("x", date(2026, 4, 1), date(2026, 4, 3)),))
     assert checked.eligible
+
+
+def test_g_a_call_changed_before_it_opened_moves_dates_budget_and_its_rules_once():
+    b = book(budget=1_000_000)
+    b.topped_up(200_000)
+    custom = [r if r["rule"] != "duration" else {"rule": "duration", "params": {"min_working_days": 4}}
+              for r in b.policy.rules]
+    b.change_rule_set("pm", custom)  # a manager's own rule stays through the call's change
+    facts = b.call_changed(2, date(2026, 2, 1), date(2026, 11, 30), -300_000, ["FR", "DE"], date(2026, 12, 15), "mp")
+    assert kinds(facts) == ["RuleSetPublished"] and b.policy.label == "default-v1@3"
+    params = {r["rule"]: r["params"] for r in b.policy.rules}
+    assert params["eligible_countries"] == {"countries": ["FR", "DE"]}
+    assert params["dates_inside_call"] == {"exchanges_end_by": "2026-12-15"}
+    assert params["duration"] == {"min_working_days": 4}
+    assert (b.opens_on, b.closes_on, b.revision) == (date(2026, 2, 1), date(2026, 11, 30), 2)
+    assert (b.budget_cents, b.envelope_left_cents) == (900_000, 900_000)  # the top-up stays
+    # redelivered, or older than what is folded: nothing
+    assert b.call_changed(2, OPENS, CLOSES, 500_000, ["IT"], None, "mp") == []
+    assert (b.budget_cents, b.policy.label) == (900_000, "default-v1@3")
+    # a change of the budget alone publishes no rule set; the end day cleared goes back to closes_on
+    assert b.call_changed(3, date(2026, 2, 1), date(2026, 11, 30), 100_000, ["FR", "DE"], None, "mp") == \
+        [domain.RuleSetPublished("default-v1@4", b.policy.rules, "mp")]
+    assert "exchanges_end_by" not in {r["rule"]: r["params"] for r in b.policy.rules}["dates_inside_call"]
+    assert b.call_changed(4, date(2026, 2, 1), date(2026, 11, 30), 100_000, ["FR", "DE"], None, "mp") == []
+    assert b.budget_cents == 1_100_000

@@ -184,3 +184,15 @@ def test_agreement_pdf_names_the_parties_and_amounts_and_renders_identically():
     assert domain.euros(total) in text and domain.euros(record["prefinancing_cents"]) in text
     assert "Visitor Cluster asbl" in text and "Siauliu Klasteris" in text
     assert "Brussels" in text and "Vilnius" in text and "default-v1" in text
+
+
+def test_issue_13g_a_call_changed_before_opening_moves_its_budget_by_the_change_and_keeps_top_ups():
+    budget = new_budget(1_000_000)
+    applied(budget, domain.top_up(budget, 200_000, cause(), "early"))
+    applied(budget, domain.call_budget_changed(budget, 500_000, 2, cause("applications")))
+    applied(budget, domain.call_budget_changed(budget, -300_000, 3, cause("applications")))
+    assert (budget.balances["budget_cents"], budget.balances["available_cents"]) == (1_400_000, 1_400_000)
+    assert [(e["kind"], e["amount_cents"]) for e in budget.ledger[-2:]] == [("budget_raised", 500_000),
+                                                                           ("budget_lowered", 300_000)]
+    assert domain.reconcile("call-1", budget.ledger, budget.balances)["balanced"]
+    assert domain.call_budget_changed(budget, 0, 4, cause("applications")) is None  # the budget did not change

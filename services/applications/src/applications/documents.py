@@ -26,7 +26,8 @@ def partnership(event: PartnershipFormed) -> dict[str, Any]:
 
 
 def call(event: CallPublished) -> dict[str, Any]:
-    return {"_id": event.call_id, **event.model_dump(mode="json")}
+    """A call as published, or as changed before it opened (CallUpdated: its whole state)."""
+    return {"_id": event.call_id, **event.model_dump(mode="json", exclude={"budget_change_cents", "updated_by"})}
 
 
 def offer(event: OfferPublished) -> dict[str, Any]:

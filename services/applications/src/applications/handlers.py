@@ -16,7 +16,7 @@ from cx_shared.envelope import Envelope
 from cx_shared.errors import Conflict
 from cx_shared.events import Event, all_event_classes
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, CallCancelled, CallClosed,
-                                           CallPublished, OfferPublished, OfferUpdated, OfferWithdrawn,
+                                           CallPublished, CallUpdated, OfferPublished, OfferUpdated, OfferWithdrawn,
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
                                            PartnershipUpdated)
 from cx_shared.logging import get_logger
@@ -89,6 +89,7 @@ HANDLERS: dict[type[Event], Handler] = {
     PartnershipFormed: recording(PARTNERSHIPS, documents.partnership),
     PartnershipUpdated: recording(PARTNERSHIPS, documents.partnership),
     CallPublished: recording(CALLS, documents.call),
+    CallUpdated: recording(CALLS, documents.call),
     CallClosed: recording(CALLS, documents.call_closure),
     OfferPublished: recording(OFFERS, documents.offer),
     OfferUpdated: recording(OFFERS, documents.offer),

@@ -164,6 +164,15 @@ def call_violations(call: Mapping[str, Any]) -> list[Violation]:
     return found
 
 
+def call_change_violations(call: Mapping[str, Any], today: date) -> list[Violation]:
+    """A call after a change made before it opened: its own rules, and it does not open in the past."""
+    found = call_violations(call)
+    if call["opens_on"] < today:
+        found.append(violation("opens_on", "not_before_today",
+                               f"a call changed before it opens cannot open in the past (before {today})"))
+    return found
+
+
 def offer_violations(offer: Mapping[str, Any], host: Mapping[str, Any] | None, today: date) -> list[Violation]:
     found = []
     if host is None:

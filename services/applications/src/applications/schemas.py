@@ -151,6 +151,28 @@ class CallIn(Strict):
     report_due_days: int = Field(default=30, ge=1, le=365)
 
 
+class CallPatch(Strict):
+    """A change to a call before it opens, made against `revision`; a field left out stays as it is
+    (`exchanges_end_on`: null clears it, exchanges then end by the closing day). Any other field
+    (its partnership, assessment mode, rule sets) is refused, not ignored: it cannot change."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    revision: int = Field(ge=1, le=2**31)
+    title: Text | None = None
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+    exchanges_end_on: Day | None = None
+    eligible_countries: Annotated[list[Country], Field(min_length=1, max_length=60,
+                                                       json_schema_extra={"uniqueItems": True}),
+                                  AfterValidator(_unique)] | None = None
+    budget_cents: int | None = Field(default=None, ge=0, le=10**13)
+    contact_email: EmailStr | None = Field(default=None, max_length=254)
+    report_due_days: int | None = Field(default=None, ge=1, le=365)
+
+    _not_null = field_validator("title", "opens_on", "closes_on", "eligible_countries", "budget_cents",
+                                "report_due_days")(_refuse_null)
+
+
 class OfferIn(Strict):
     host_id: Id
     title: Text
@@ -158,7 +180,7 @@ class OfferIn(Strict):
     ecosystem: Ecosystem
     window_start: Day
     window_end: Day
-    capacity: int = Field(ge=1, le=100)
+    capacity: int = Field(ge=1, le=100, description="visitors received at the same time (overlapping exchanges)")
     language: Language = "en"
 
 
@@ -171,7 +193,8 @@ class OfferPatch(Strict):
     ecosystem: Ecosystem | None = None
     window_start: Day | None = None
     window_end: Day | None = None
-    capacity: int | None = Field(default=None, ge=1, le=100)
+    capacity: int | None = Field(default=None, ge=1, le=100,
+                                 description="visitors received at the same time (overlapping exchanges)")
     language: Language | None = None
 
     _not_null = field_validator("title", "description", "ecosystem", "window_start", "window_end", "capacity",

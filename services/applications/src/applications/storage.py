@@ -115,6 +115,16 @@ class Storage:
             change({"$set": {**fields, "revision": revision + 1}}, events=[envelope], processed=envelope.id))
         return result.matched_count == 1
 
+    async def change_call(self, call_id: str, revision: int, opens_after: str, fields: Mapping[str, Any],
+                          envelope: Envelope) -> bool:
+        """Apply a change made against `revision` to a call not opened (opening after `opens_after`,
+        not closed or cancelled), with its event; False if it changed, opened or ended meanwhile."""
+        at = {"revision": revision} if revision > 1 else {"revision": {"$in": [1, None]}}  # older calls have none
+        result = await self.calls.update_one(
+            {"_id": call_id, **at, "opens_on": {"$gt": opens_after}, "status": {"$exists": False}},
+            change({"$set": {**fields, "revision": revision + 1}}, events=[envelope], processed=envelope.id))
+        return result.matched_count == 1
+
     async def end_call(self, call_id: str, fields: Mapping[str, Any], envelope: Envelope) -> bool:
         """Close or cancel a call still open (not cancelled), with its event; False if it was meanwhile."""
         result = await self.calls.update_one(

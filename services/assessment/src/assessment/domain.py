@@ -13,7 +13,7 @@ integration events. Refusals of a person's request raise cx_shared.errors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -21,7 +21,8 @@ from cx_shared.lump_sums import LumpSumError
 
 from assessment.facts import (Appealed, Approved, Checked, Claimed, ConflictNoted, HostAcceptance, HostRefusal,
                               Queued, Rejected, RuleSetPublished, Scored, Waitlisted)
-from assessment.rules import Candidate, Context, Verdict, default_rules, evaluate, parameter_errors, unknown_rules
+from assessment.rules import (Candidate, Context, Verdict, default_rules, evaluate, parameter_errors, unknown_rules,
+                              with_call_facts)
 
 __all__ = ["Appealed", "Approved", "Checked", "Claimed", "ConflictNoted", "HostAcceptance", "HostRefusal", "Queued",
            "Rejected", "RuleSetPublished", "Scored", "Waitlisted"]  # the facts, for the domain's readers
@@ -35,6 +36,7 @@ HOST_ACCEPTED, HOST_DECLINED = "host_accepted", "host_declined"
 WITHDRAWN, RELEASED, CANCELLED = "withdrawn", "released", "cancelled"
 CLOSED = {REJECTED, HOST_DECLINED, WITHDRAWN, RELEASED, CANCELLED}
 HOLDS_PLACE = {APPROVED, HOST_ACCEPTED}
+Exchange = tuple[str, date, date]  # (application id, planned start, planned end)
 
 # Every version stays in the call's envelope (decisions keep the version they were taken
 # under), so their number is bounded.
@@ -116,6 +118,11 @@ class Entry:
     appealed: bool = False
     host_accepted: bool = False
     spent_cents: int = 0  # ordered for payment by grants: stays reserved whatever happens next
+    # When the applicant submitted it (UTC, fixed width, so it orders as text): its place in the
+    # queue. ``arrival`` counts the order assessment consumed submissions in, which Kafka does
+    # not keep across applications (partitions, a batch's keys at once, submissions kept until
+    # their call arrives). "" for entries stored before it was kept: they came first anyway.
+    submitted_at: str = ""
 
     def regular_assessments(self) -> list[dict[str, Any]]:
         return [a for a in self.assessments if not a["appeal"]]
@@ -123,14 +130,30 @@ class Entry:
     def assessors(self) -> set[str]:
         return {a["assessor"] for a in self.assessments}
 
-    def rank_key(self) -> tuple[float, int]:
-        return (-(self.score or 0.0), self.arrival)
+    def queue_key(self) -> tuple[str, int]:
+        """First come, first served: by submission, then by arrival (a tie, or none kept)."""
+        return self.submitted_at, self.arrival
 
-    def live_exchange(self) -> tuple[str, date, date] | None:
-        """The dates of an application still heading for an exchange, else None."""
-        if self.status in CLOSED:
-            return None
+    def rank_key(self) -> tuple[float, str, int]:
+        return (-(self.score or 0.0), *self.queue_key())
+
+    def exchange(self) -> Exchange:
         return self.application_id, self.planned_start, self.planned_end
+
+    def live_exchange(self) -> Exchange | None:
+        """The dates of an application still heading for an exchange, else None."""
+        return None if self.status in CLOSED else self.exchange()
+
+    def place(self) -> Exchange | None:
+        """The dates of the place it holds on its host offer (approved or accepted), else None."""
+        return self.exchange() if self.status in HOLDS_PLACE else None
+
+
+def submission_mark(at: datetime | None) -> str:
+    """A submission's moment as fixed-width UTC text, ordered as it reads (Entry.submitted_at)."""
+    if at is None:
+        return ""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def more_binding(first: Entry, second: Entry) -> Entry:
@@ -164,15 +187,17 @@ class CallBook:
     next_arrival: int = 1
     waiting: int = 0  # waitlisted applications in the whole call, loaded or not
     lump_sum_rule_set: str = "default-v1"  # the call's lump-sum rules, the same grants commits by
+    revision: int = 1  # the call's revision folded here (call.updated before the call opened)
 
     @classmethod
     def open(cls, call_id: str, partnership_id: str, opens_on: date, closes_on: date, budget_cents: int,
              mode: str, eligible_countries: list[str], rule_set_name: str,
-             lump_sum_rule_set: str = "default-v1", exchanges_end_on: date | None = None) -> CallBook:
+             lump_sum_rule_set: str = "default-v1", exchanges_end_on: date | None = None,
+             revision: int = 1) -> CallBook:
         mode = PANEL if mode == PANEL else AUTOMATIC
         first = Policy(1, rule_set_name, default_rules(eligible_countries, exchanges_end_on))
         return cls(call_id, partnership_id, opens_on, closes_on, budget_cents, mode, budget_cents, [first],
-                   lump_sum_rule_set=lump_sum_rule_set)
+                   lump_sum_rule_set=lump_sum_rule_set, revision=revision)
 
     @property
     def policy(self) -> Policy:
@@ -210,17 +235,34 @@ class CallBook:
         return [RuleSetPublished(new.label, new.rules, by, dict(new.criteria), new.second_assessor, new.score_gap,
                                  new.threshold)]
 
+    # --- the call changed before it opened ----------------------------------------------
+
+    def call_changed(self, revision: int, opens_on: date, closes_on: date, budget_change_cents: int,
+                     eligible_countries: list[str], exchanges_end_on: date | None, by: str) -> list[Any]:
+        """The call's new dates and budget; its countries and last exchange day in a new rule-set
+        version (the rules a manager set otherwise stay). Once per revision, in order. Nobody
+        could apply before the call opened, so no reservation stands against the old budget."""
+        if revision <= self.revision:
+            return []  # redelivered, or older than what is folded
+        self.revision, self.opens_on, self.closes_on = revision, opens_on, closes_on
+        self.budget_cents += budget_change_cents
+        self.envelope_left_cents += budget_change_cents
+        rules = with_call_facts(self.policy.rules, eligible_countries, exchanges_end_on)
+        facts = self.change_rule_set(by, rules) if rules != self.policy.rules else []
+        return facts + self._promote()
+
     # --- eligibility and the first decision --------------------------------------------
 
-    def admit(self, candidate: Candidate, lump_sum: int | LumpSumError,
-              elsewhere: tuple[tuple[str, date, date], ...] = ()) -> list[Any]:
+    def admit(self, candidate: Candidate, lump_sum: int | LumpSumError, elsewhere: tuple[Exchange, ...] = (),
+              offer_elsewhere: tuple[Exchange, ...] = ()) -> list[Any]:
         """Check eligibility and take the first decision. ``lump_sum``: the exchange's lump sum
         by the call's rules (cents), or why none can be computed (grants could not fund it).
-        ``elsewhere``: the visitor's live exchanges in other calls (id, start, end), for the overlap rule."""
+        ``elsewhere``: the visitor's live exchanges in other calls (id, start, end), for the overlap rule;
+        ``offer_elsewhere``: the places held on the candidate's offer in other calls, for host_capacity."""
         if candidate.application_id in self.entries:
             return []  # already assessed: a duplicate submission changes nothing
         policy = self.policy
-        verdict = Verdict(evaluate(policy.rules, candidate, self._context(candidate, elsewhere)))
+        verdict = Verdict(evaluate(policy.rules, candidate, self._context(candidate, elsewhere, offer_elsewhere)))
         outcomes = [{"rule": o.rule, "passed": o.passed, "reason": o.reason} for o in verdict.outcomes]
         failures = list(verdict.failures)
         if verdict.eligible and isinstance(lump_sum, LumpSumError):  # no amount to reserve or commit: unfundable
@@ -229,7 +271,8 @@ class CallBook:
         eligible = not failures
         entry = Entry(candidate.application_id, candidate.visitor.organisation_id, candidate.host.organisation_id,
                       candidate.offer_id, candidate.planned_start, candidate.planned_end, self.next_arrival,
-                      0 if isinstance(lump_sum, LumpSumError) else lump_sum, policy.label, eligible, outcomes, QUEUED)
+                      0 if isinstance(lump_sum, LumpSumError) else lump_sum, policy.label, eligible, outcomes, QUEUED,
+                      submitted_at=submission_mark(candidate.submitted_at))
         self.next_arrival += 1
         self.entries[entry.application_id] = entry
         facts: list[Any] = [Checked(entry.application_id, eligible, policy.label, outcomes)]
@@ -243,19 +286,20 @@ class CallBook:
             facts.append(self._put_on_waitlist(entry, [self._no_room(entry)]))
         return facts
 
-    def _context(self, c: Candidate, elsewhere: tuple[tuple[str, date, date], ...]) -> Context:
-        live = tuple((e.application_id, e.planned_start, e.planned_end) for e in self.entries.values()
+    def _context(self, c: Candidate, elsewhere: tuple[Exchange, ...],
+                 offer_elsewhere: tuple[Exchange, ...]) -> Context:
+        live = tuple(e.exchange() for e in self.entries.values()
                      if e.visitor_id == c.visitor.organisation_id and e.status not in CLOSED)
-        taken = sum(1 for e in self.entries.values()
-                    if c.offer_id and e.offer_id == c.offer_id and e.status in HOLDS_PLACE)
-        return Context(self.opens_on, self.closes_on, live + tuple(elsewhere), taken)
+        places = tuple(e.exchange() for e in self.entries.values()
+                       if c.offer_id and e.offer_id == c.offer_id and e.status in HOLDS_PLACE)
+        return Context(self.opens_on, self.closes_on, live + elsewhere, places + offer_elsewhere)
 
     # --- panel: claim, conflicts, scores -----------------------------------------------
 
     def queue_for(self, assessor: Assessor) -> list[Entry]:
         """What this assessor may claim, first come first served."""
         open_ = [e for e in self.entries.values() if e.status in (QUEUED, APPEALED) and self._open_places(e) > 0]
-        return sorted((e for e in open_ if self._obstacle(e, assessor) is None), key=lambda e: e.arrival)
+        return sorted((e for e in open_ if self._obstacle(e, assessor) is None), key=Entry.queue_key)
 
     def claim(self, application_id: str, assessor: Assessor) -> list[Any]:
         entry = self.entry(application_id)

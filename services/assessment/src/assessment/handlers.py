@@ -8,8 +8,8 @@ from typing import Any
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished, OfferPublished, OfferUpdated, OrganisationEnrolled,
-                                           OrganisationUpdated)
+                                           CallPublished, CallUpdated, OfferPublished, OfferUpdated,
+                                           OrganisationEnrolled, OrganisationUpdated)
 from cx_shared.events.grants import (BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantRefused,
                                      PaymentOrdered)
 from cx_shared.logging import get_logger
@@ -27,7 +27,8 @@ def candidate_of(event: ApplicationSubmitted) -> Candidate:
     def party(p) -> Party:
         return Party(p.organisation_id, p.country, str(p.organisation_type), p.cluster_name)
     return Candidate(event.application_id, party(event.visitor), party(event.host), event.planned_start,
-                     event.planned_end, event.working_days, event.submitted_at.date(), event.offer_id)
+                     event.planned_end, event.working_days, event.submitted_at.date(), event.offer_id,
+                     submitted_at=event.submitted_at)
 
 
 def price_of(event: ApplicationSubmitted):
@@ -56,7 +57,7 @@ def caused_by(delivery: Delivery):
 async def on_call_published(event: CallPublished, delivery: Delivery, storage: Storage) -> None:
     book = CallBook.open(event.call_id, event.partnership_id, event.opens_on, event.closes_on, event.budget_cents,
                          event.assessment_mode, event.eligible_countries, event.eligibility_rule_set,
-                         event.lump_sum_rule_set, event.exchanges_end_on)
+                         event.lump_sum_rule_set, event.exchanges_end_on, event.revision)
     await storage.open_call(book)
     # Applications (and top-ups) that arrived before their call (another partition or topic)
     # are taken now, in the order they arrived, each caused by its own event (so once).
@@ -65,6 +66,14 @@ async def on_call_published(event: CallPublished, delivery: Delivery, storage: S
         await admission(submitted, storage, in_its_correlation(delivery, doc), doc["event_id"])
     for doc in await storage.top_ups_of_call(event.call_id):
         await top_up(storage, event.call_id, doc["amount_cents"], in_its_correlation(delivery, doc), doc["event_id"])
+
+
+async def on_call_updated(event: CallUpdated, delivery: Delivery, storage: Storage) -> None:
+    """A change before the call opened: its dates, budget, countries and last exchange day."""
+    def change(book: CallBook) -> list:
+        return book.call_changed(event.revision, event.opens_on, event.closes_on, event.budget_change_cents,
+                                 event.eligible_countries, event.exchanges_end_on, event.updated_by or "applications")
+    await _on_call(event.call_id, change, delivery, storage, Needs(statuses=(WAITLISTED,)))
 
 
 def in_its_correlation(delivery: Delivery, doc: dict):
@@ -150,6 +159,7 @@ HANDLERS: dict[type, Any] = {
     OrganisationEnrolled: on_organisation,
     OrganisationUpdated: on_organisation,
     CallPublished: on_call_published,
+    CallUpdated: on_call_updated,
     OfferPublished: on_offer,
     OfferUpdated: on_offer,
     ApplicationSubmitted: on_application_submitted,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from cx_shared.duration import MIN_WORKING_DAYS, last_day_within_one_month
@@ -38,6 +38,7 @@ class Candidate:
     submitted_on: date
     offer_id: str | None = None
     offer_capacity: int | None = None  # the places the host published on its offer, when known
+    submitted_at: datetime | None = None  # when applications took it: its place in the call's queue
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class Context:
     closes_on: date
     # (application id, start, end) of the visitor's other live applications in this call
     visitor_exchanges: tuple[tuple[str, date, date], ...] = ()
-    # exchanges already approved or accepted on the candidate's host offer
-    offer_taken: int = 0
+    # places held (approved or host-accepted) on the candidate's host offer, in any call:
+    # (application id, start, end); those overlapping the candidate's dates count against it
+    offer_places: tuple[tuple[str, date, date], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,24 +141,32 @@ def _dates(params, c: Candidate, ctx: Context):
     return True, f"submitted on {c.submitted_on} while the call was open; the exchange starts after it opened"
 
 
+def _during(c: Candidate, exchanges: tuple[tuple[str, date, date], ...]) -> list[str]:
+    """The other exchanges whose dates overlap the candidate's (a day in common)."""
+    return sorted(app_id for app_id, start, end in exchanges
+                  if app_id != c.application_id and start <= c.planned_end and c.planned_start <= end)
+
+
 @rule("host_capacity")
 def _capacity(params, c: Candidate, ctx: Context):
-    # The rule set may set an offer's places (it overrides); else the capacity the host published
-    # on its offer (OfferPublished); unknown capacity passes.
+    # An offer's capacity is how many visitors its host receives at once (offer.published):
+    # places held on exchanges overlapping the candidate's dates count, others do not, as in
+    # applications' check at submission. The rule set may set an offer's places (it overrides);
+    # else the capacity the host published on its offer; unknown capacity passes.
     capacity = (params.get("offer_capacities") or {}).get(c.offer_id, c.offer_capacity) if c.offer_id else None
     if capacity is None:
         return True, "no host offer capacity limits this application"
-    if ctx.offer_taken >= int(capacity):
-        return False, f"host offer {c.offer_id} is full: {ctx.offer_taken} of {capacity} places taken"
-    return True, f"host offer {c.offer_id}: {ctx.offer_taken} of {capacity} places taken"
+    taken = _during(c, ctx.offer_places)
+    if len(taken) >= int(capacity):
+        return False, (f"host offer {c.offer_id} is full on those dates: {len(taken)} of {capacity} places "
+                       f"taken at once ({', '.join(taken)})")
+    return True, f"host offer {c.offer_id}: {len(taken)} of {capacity} places taken at once on those dates"
 
 
 @rule("no_overlapping_exchange")
 def _overlap(params, c: Candidate, ctx: Context):
-    clashes = [app_id for app_id, start, end in ctx.visitor_exchanges
-               if app_id != c.application_id and start <= c.planned_end and c.planned_start <= end]
-    if clashes:
-        return False, f"the visitor already has an overlapping exchange: {', '.join(sorted(clashes))}"
+    if clashes := _during(c, ctx.visitor_exchanges):
+        return False, f"the visitor already has an overlapping exchange: {', '.join(clashes)}"
     return True, "the visitor has no overlapping exchange"
 
 
@@ -171,6 +181,22 @@ def default_rules(eligible_countries: list[str], exchanges_end_by: date | None =
         "host_capacity": {"offer_capacities": {}},
     }
     return [{"rule": name, "params": params.get(name, {})} for name in RULES]
+
+
+def with_call_facts(rules: list[dict[str, Any]], eligible_countries: list[str],
+                    exchanges_end_by: date | None) -> list[dict[str, Any]]:
+    """The rules with the call's own facts as the call states them now (a change before it
+    opened): its eligible countries, its last exchange day; every other parameter stays."""
+    changed = []
+    for r in rules:
+        params = dict(r.get("params") or {})
+        if r["rule"] == "eligible_countries":
+            params["countries"] = list(eligible_countries)
+        elif r["rule"] == "dates_inside_call":
+            params.pop("exchanges_end_by", None)
+            params.update({"exchanges_end_by": exchanges_end_by.isoformat()} if exchanges_end_by else {})
+        changed.append({**r, "params": params})
+    return changed
 
 
 def unknown_rules(rules: list[dict[str, Any]]) -> list[str]:

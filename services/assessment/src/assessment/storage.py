@@ -239,7 +239,8 @@ class Storage:
     @staticmethod
     def _envelope_update(book: CallBook) -> dict[str, Any]:
         state = envelope_state(book)
-        return {k: state[k] for k in ("budget_cents", "envelope_left_cents", "next_arrival", "waiting", "policies")}
+        return {k: state[k] for k in ("budget_cents", "envelope_left_cents", "next_arrival", "waiting", "policies",
+                                      "opens_on", "closes_on", "revision")}
 
     async def _prepare(self, call_id: str, entry: Entry, events: list[Envelope], pending: Pending,
                        replaces: Pending | None, processed: str | None) -> None:

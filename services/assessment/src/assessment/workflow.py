@@ -12,7 +12,6 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, NamedTuple
 
 from cx_shared import tally
@@ -23,7 +22,7 @@ from cx_shared.lump_sums import LumpSumError
 from cx_shared.races import Turns, until_stored
 
 from assessment.contracts import event_of, subject_of
-from assessment.domain import CallBook, Entry, more_binding
+from assessment.domain import CallBook, Entry, Exchange, more_binding
 from assessment.rules import Candidate
 from assessment.storage import (SWEEP_EVERY, Change, Pending, Storage, book_of, committed, committed_at,
                                 entry_state, envelope_state, pending_entry, pending_of)
@@ -31,7 +30,6 @@ from assessment.storage import (SWEEP_EVERY, Change, Pending, Storage, book_of, 
 Action = Callable[[CallBook], list[Any]]
 Price = Callable[[str], int | LumpSumError]  # lump-sum rule set version -> cents, or why none
 Wrap = Callable[[Event, str], Envelope]  # (event, subject) -> envelope in the right correlation
-Exchange = tuple[str, date, date]
 
 
 class CallMissing(NotFound):
@@ -61,6 +59,7 @@ class Loaded(NamedTuple):
     entries: list[Entry]  # settled: the decision may change them
     context: list[Entry]  # others of this call an admission is judged by (not changed)
     elsewhere: tuple[Exchange, ...]  # the visitor's live exchanges in other calls
+    offer_elsewhere: tuple[Exchange, ...]  # the places held on the admission's offer in other calls
     replaces: dict[str, Pending]  # abandoned pending changes a new prepare replaces
     processed: tuple[str, ...]  # the ids of the events the subject entry has applied
 
@@ -85,7 +84,7 @@ async def admit(storage: Storage, call_id: str, candidate: Candidate, lump_sum: 
 
     def decide(book: CallBook, loaded: Loaded) -> list[Any]:
         cents = lump_sum(book.lump_sum_rule_set) if callable(lump_sum) else lump_sum
-        return book.admit(candidate, cents, loaded.elsewhere)
+        return book.admit(candidate, cents, loaded.elsewhere, loaded.offer_elsewhere)
     return await _decide(storage, call_id, decide, wrap, processed, needs)
 
 
@@ -165,29 +164,32 @@ async def load(storage: Storage, envelope: dict[str, Any], needs: Needs) -> Load
         for doc in await storage.pending_of_call(call_id):
             if committed_at(envelope, pending_of(doc)) and pending_entry(doc).status in needs.statuses:
                 await take(doc)
-    context, elsewhere = await _seen_by_admission(storage, envelope, needs)
-    return Loaded(list(entries.values()), context, elsewhere, replaces, processed)
+    context, elsewhere, offer_elsewhere = await _seen_by_admission(storage, envelope, needs)
+    return Loaded(list(entries.values()), context, elsewhere, offer_elsewhere, replaces, processed)
 
 
 async def _seen_by_admission(storage: Storage, envelope: dict[str, Any],
-                             needs: Needs) -> tuple[list[Entry], tuple[Exchange, ...]]:
+                             needs: Needs) -> tuple[list[Entry], tuple[Exchange, ...], tuple[Exchange, ...]]:
     """The visitor's other applications and, when the offer's places are limited, those on
-    the same host offer; each in its more binding state (its decision may be in flight)."""
+    the same host offer in any call (its places are the host's, whichever call fills them);
+    each in its more binding state (its decision may be in flight)."""
     call_id = envelope["_id"]
-    docs = {}
+    visitor, offer = {}, {}
     if needs.visitor_id:
-        docs.update((d["_id"], d) for d in await storage.entries_of_visitor(needs.visitor_id))
+        visitor = {d["_id"]: d for d in await storage.entries_of_visitor(needs.visitor_id)}
     if needs.offer_id and (needs.offer_limited or book_of(envelope).policy.offer_capacity(needs.offer_id) is not None):
-        docs.update((d["_id"], d) for d in await storage.entries_on_offer(needs.offer_id) if d["call_id"] == call_id)
-    docs.pop(needs.application_id, None)
-    context, elsewhere = [], []
-    for doc in docs.values():
+        offer = {d["_id"]: d for d in await storage.entries_on_offer(needs.offer_id)}
+    context, elsewhere, offer_elsewhere = [], [], []
+    for app_id, doc in {**visitor, **offer}.items():
         states = [e for e in (committed(doc), pending_entry(doc)) if e is not None]
-        if not states:
+        if app_id == needs.application_id or not states:
             continue
         entry = more_binding(*states) if len(states) == 2 else states[0]
         if doc["call_id"] == call_id:
             context.append(entry)
-        elif exchange := entry.live_exchange():
+            continue
+        if app_id in visitor and (exchange := entry.live_exchange()):
             elsewhere.append(exchange)
-    return context, tuple(elsewhere)
+        if app_id in offer and (place := entry.place()):
+            offer_elsewhere.append(place)
+    return context, tuple(elsewhere), tuple(offer_elsewhere)

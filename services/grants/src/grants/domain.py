@@ -35,6 +35,8 @@ BALANCES = ("budget_cents", "available_cents", "committed_cents", "paid_cents")
 EFFECTS: dict[str, tuple[int, int, int, int]] = {
     "budget_opened": (1, 1, 0, 0),
     "budget_topped_up": (1, 1, 0, 0),
+    "budget_raised": (1, 1, 0, 0),  # the call's own budget changed before it opened (call.updated)
+    "budget_lowered": (-1, -1, 0, 0),
     "commitment": (0, -1, 1, 0),
     "release": (0, 1, -1, 0),
     "payment_ordered": (0, 0, 0, 0),  # still committed until the finance system confirms it
@@ -150,6 +152,17 @@ def top_up(budget: Budget, amount_cents: int, cause: Cause, reason: str, key: st
                                         budget_after_cents=book.balances["budget_cents"],
                                         available_after_cents=book.balances["available_cents"], reason=reason,
                                         topped_up_by=cause.actor, idempotency_key=key))
+    return change
+
+
+def call_budget_changed(budget: Budget, change_cents: int, revision: int, cause: Cause) -> BudgetChange | None:
+    """The call's own budget changed before it opened, by ``change_cents`` (top-ups stay). Nothing
+    can be committed before a call opens, so a lower budget never overdraws what is available."""
+    if change_cents == 0:
+        return None
+    change = BudgetChange()
+    kind = "budget_raised" if change_cents > 0 else "budget_lowered"
+    _Book(budget, change).post(kind, abs(change_cents), cause, f"call changed before opening (revision {revision})")
     return change
 
 

@@ -12,14 +12,14 @@ from typing import Any
 from cx_shared.consumer import Delivery
 from cx_shared.errors import Conflict, Invalid, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished, ExchangeNoShow, ReportAccepted)
+                                           CallPublished, CallUpdated, ExchangeNoShow, ReportAccepted)
 from cx_shared.events.assessment import ApplicationApproved, HostAccepted, HostDeclined
 from cx_shared.events.grants import BudgetOpened, PaymentConfirmed
 from cx_shared.geography import UnknownCity, locate
 from cx_shared.logging import get_logger
 
 from grants import domain
-from grants.budgeting import act_on_exchange
+from grants.budgeting import act_on_budget, act_on_exchange
 from grants.domain import Cause, Parties
 from cx_shared.lump_sum_rules import rule_set
 from grants.storage import REFUSED, Storage
@@ -51,6 +51,15 @@ async def on_call_published(event: CallPublished, delivery: Delivery, storage: S
         log.info("call already has a budget", call_id=event.call_id)
     for application_id in await storage.accepted_exchanges(event.call_id):
         await settle_exchange(storage, application_id, delivery.source)
+
+
+async def on_call_updated(event: CallUpdated, delivery: Delivery, storage: Storage) -> None:
+    """The call changed before it opened: its title, and its budget by the change (once per revision)."""
+    await storage.retitle_call(event.call_id, event.title, event.revision)
+    cause = cause_of(delivery)
+    await act_on_budget(storage, event.call_id, f"call-revision-{event.revision}",
+                        lambda b: domain.call_budget_changed(b, event.budget_change_cents, event.revision, cause),
+                        delivery_wrap(delivery), cause=delivery.event_id)
 
 
 async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
@@ -158,6 +167,7 @@ async def on_payment_confirmed(event: PaymentConfirmed, delivery: Delivery, stor
 
 HANDLERS = {
     CallPublished: on_call_published,
+    CallUpdated: on_call_updated,
     ApplicationSubmitted: on_application_submitted,
     ApplicationApproved: on_application_approved,
     HostAccepted: on_host_accepted,

@@ -243,6 +243,13 @@ class Storage:
     async def call(self, call_id: str) -> dict[str, Any] | None:
         return await self.calls.find_one({"_id": call_id})
 
+    async def retitle_call(self, call_id: str, title: str, revision: int) -> None:
+        """The call's title as of `revision` (a change before it opened); an older one changes nothing."""
+        newer = {"$or": [{"call_revision": {"$lt": revision}}, {"call_revision": {"$exists": False}}]}
+        update = {"$set": {"title": title, "call_revision": revision}}
+        await self.calls.update_one({"_id": call_id, **newer}, update)
+        await self.budgets.update_one({"_id": call_id, **newer}, update)
+
     # --- exchanges: insert-only facts --------------------------------------------------------
 
     async def _insert_once(self, collection, doc: Mapping[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -121,7 +122,10 @@ class Storage:
         self._fresh.forget(("organisation", org["organisation_id"]))
 
     async def save_call(self, call: dict[str, Any]) -> None:
-        await self.calls.update_one({"_id": call["call_id"]}, {"$set": call}, upsert=True)
+        """The call as published or changed before it opened: an older revision arriving late changes nothing."""
+        newer = {"$or": [{"revision": {"$lt": call.get("revision", 1)}}, {"revision": {"$exists": False}}]}
+        with suppress(DuplicateKeyError):  # a newer revision is stored
+            await self.calls.update_one({"_id": call["call_id"], **newer}, {"$set": call}, upsert=True)
         self._fresh.forget(("call", call["call_id"]))
 
     async def save_application(self, application: dict[str, Any]) -> None:

@@ -58,6 +58,18 @@ class CallPublished(Event, name="call.published", topic=APPLICATIONS):
     contact_email: Line | None = None
     exchanges_end_on: date | None = None  # last day an exchange may end; default: closes_on
     report_due_days: int = Field(default=30, ge=1)  # the visitor reports within this many days of the actual end
+    revision: int = 1  # one more with each change made before the call opens (call.updated)
+
+
+class CallUpdated(CallPublished, name="call.updated", topic=APPLICATIONS):
+    """The partnership changed its call before it opened (title, dates, eligible countries, budget,
+    contact, report days): its whole state, one revision later. Nobody could apply before the call
+    opened, so nothing was reserved or committed against the old budget. ``budget_change_cents``
+    is the change of the call's own budget from the previous revision: a service whose budget also
+    holds top-ups applies this difference, once per revision."""
+
+    budget_change_cents: int = Field(default=0, ge=-(10**13), le=10**13)
+    updated_by: Subject | None = None
 
 
 class CallClosed(Event, name="call.closed", topic=APPLICATIONS):
@@ -133,7 +145,12 @@ class PartnershipUpdated(PartnershipFormed, name="partnership.updated", topic=AP
 
 
 class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
-    """A host's exchange opportunity: the window in which it can receive visitors, and how many at once."""
+    """A host's exchange opportunity: the window in which it can receive visitors, and how many at once.
+
+    ``capacity`` is how many visitors the host receives at the same time through this offer: exchanges
+    whose dates overlap share its places, exchanges on other dates of the window take them again.
+    Applications refuses a submission overlapping that many live ones; assessment's host_capacity rule
+    refuses an approval overlapping that many places held (approved or host-accepted), in any call."""
 
     offer_id: Id
     host_id: Id
@@ -142,7 +159,7 @@ class OfferPublished(Event, name="offer.published", topic=APPLICATIONS):
     ecosystem: Ecosystem
     window_start: date
     window_end: date
-    capacity: int = Field(ge=1)
+    capacity: int = Field(ge=1, description="visitors received at the same time (overlapping exchanges)")
     language: str = Field(default="en", max_length=10)
     country: str = Field(default="", max_length=2)
     city: Line = ""
