@@ -71,6 +71,14 @@ class Scenario:
         assert response.status_code == 201, response.text
         return response.json()["call_id"]
 
+    def new_erasure(self) -> str:
+        """An erasure of the visitor's contact person, asked by the programme-wide manager."""
+        response = httpx.post(f"{self.urls['applications']}/personal-data/erasures",
+                              json={"subject_id": self.visitor_id}, headers=self.headers["programme_manager"],
+                              timeout=20)
+        assert response.status_code == 202, response.text
+        return response.json()["erasure_id"]
+
     def new_subscription(self) -> str:
         response = httpx.post(f"{self.urls['notifications']}/webhooks/subscriptions", json=self.subscription_body(),
                               headers=self.headers["programme_manager"], timeout=20)
@@ -125,7 +133,8 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
 def request(s: Scenario, route: Route, principal: str) -> int:
     params = {name: getattr(s, name) for name in re.findall(r"{(\w+)}", route.path)}
     if route.fresh:
-        params[route.fresh] = s.new_call() if route.fresh == "call_id" else s.new_subscription()
+        made = {"call_id": s.new_call, "subscription_id": s.new_subscription, "erasure_id": s.new_erasure}
+        params[route.fresh] = made[route.fresh]()
     url = s.urls[route.service] + route.path.format(**params)
     response = httpx.request(route.method, url, headers=s.headers[principal], timeout=30,
                              json=route.body(s) if route.body else None,

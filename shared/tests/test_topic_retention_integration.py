@@ -12,7 +12,7 @@ from aiokafka.admin import NewTopic
 from cx_shared.broker_access import grants
 from cx_shared.kafka import admin_client, ensure_topics, retention_findings
 from cx_shared.testing.fixtures import create_topics
-from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, SERVICES, SUBSCRIBER, qualified
+from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, EVENT_TOPICS, KEYS, SERVICES, SUBSCRIBER, qualified
 
 pytestmark = pytest.mark.infra
 THREE_DAYS_MS = 3 * 24 * 3600 * 1000
@@ -33,15 +33,17 @@ def described_by(service: str) -> list:
 async def test_topics_are_created_keeping_events_without_time_limit(infra, namespace):
     create_topics(infra, namespace)
     assert await retention_findings(infra.kafka, names(namespace), -1) == {}
-    # The broker's week would show here: the check compares with what the broker really holds.
-    assert set(await retention_findings(infra.kafka, names(namespace), A_WEEK_MS)) == set(names(namespace))
+    # The broker's week would show here: the check compares with what the broker really holds. The keys
+    # topic is compacted whatever TOPIC_RETENTION_MS says (see topics.KEYS_CONFIGS).
+    found = await retention_findings(infra.kafka, names(namespace), A_WEEK_MS)
+    assert set(found) == set(names(namespace, EVENT_TOPICS))
 
 
 async def test_a_configured_retention_is_the_one_topics_are_created_with(infra, namespace):
     await ensure_topics(infra.kafka, namespace, partitions=1, replication=1, retention_ms=THREE_DAYS_MS)
     assert await retention_findings(infra.kafka, names(namespace), THREE_DAYS_MS) == {}
     assert await retention_findings(infra.kafka, names(namespace), -1) == {
-        name: {"retention.ms": str(THREE_DAYS_MS)} for name in names(namespace)}
+        name: {"retention.ms": str(THREE_DAYS_MS)} for name in names(namespace, EVENT_TOPICS)}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -70,8 +72,12 @@ async def test_a_service_says_at_start_up_which_topics_would_delete_events(infra
         await admin.create_topics([NewTopic(name, 1, 1) for name in names(legacy)])
 
     warned = run_service("assessment", TOPIC_NAMESPACE=legacy)
-    warnings = [r for r in warned.log_records() if r.get("event", "").startswith(WARNING)]
-    assert {w["topic"] for w in warnings} == set(names(legacy, described_by("assessment")))
+    found = [r for r in warned.log_records() if r.get("event", "").startswith(WARNING)]
+    assert {w["topic"] for w in found} == set(names(legacy, described_by("assessment")))
+    # the keys topic is to be compacted, not kept by time: its warning says so
+    keys = [w for w in found if w["topic"] == qualified(KEYS, legacy)]
+    assert len(keys) == 1 and keys[0]["found"]["cleanup.policy"] == "delete"
+    warnings = [w for w in found if w not in keys]
     assert all(w["found"] == {"retention.ms": str(A_WEEK_MS)} for w in warnings)
     assert all(w["fix"].endswith(f"--entity-name {w['topic']} --add-config retention.ms=-1") for w in warnings)
 

@@ -20,7 +20,7 @@ from cx_shared.envelope import Envelope
 from cx_shared.logging import get_logger
 from cx_shared.metrics import PUBLISHED
 from cx_shared.settings import KafkaSettings
-from cx_shared.topics import ALL_TOPICS, UNLIMITED, Topic, qualified, retention_configs, retention_differences
+from cx_shared.topics import ALL_TOPICS, UNLIMITED, Topic, qualified, retention_differences, topic_configs
 
 log = get_logger(__name__)
 
@@ -112,7 +112,7 @@ async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, r
     async with admin_client(kafka) as admin:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(qualified(t, namespace), num_partitions=partitions, replication_factor=replication,
-                           topic_configs=retention_configs(retention_ms))
+                           topic_configs=topic_configs(t, retention_ms))
                   for t in topics if qualified(t, namespace) not in existing]
         if not wanted:
             return
@@ -128,13 +128,13 @@ async def retention_findings(kafka: KafkaSettings, names: Sequence[str],
     """Each topic whose retention differs from what it was meant to have, with what the broker has
     (config -> value), or {"error": ...} when the broker would not tell (this principal lacks
     DESCRIBE_CONFIGS on it). Topics as wanted are left out."""
-    wanted = retention_configs(retention_ms)
     async with admin_client(kafka) as admin:
-        described = await _describe(admin, names, wanted)
+        asked = {k: v for name in names for k, v in topic_configs(name, retention_ms).items()}
+        described = await _describe(admin, names, asked)
     findings = {}
     for code, message, _kind, name, entries in described:
         found = {"error": f"{code} {message or ''}".strip()} if code else retention_differences(
-            wanted, {entry[0]: entry[1] for entry in entries})
+            topic_configs(name, retention_ms), {entry[0]: entry[1] for entry in entries})
         if found:
             findings[name] = found
     return findings
@@ -148,8 +148,8 @@ async def warn_about_retention(kafka: KafkaSettings, names: Sequence[str], reten
     except Exception as exc:  # a check, not a condition of starting
         log.warning("topic retention not checked", topics=list(names), error=str(exc))
         return {}
-    wanted = retention_configs(retention_ms)
     for topic, found in findings.items():
+        wanted = topic_configs(topic, retention_ms)
         if "error" in found:
             log.warning("topic retention not checked: the broker refused to describe the topic's configuration "
                         "(grant DESCRIBE_CONFIGS on it)", topic=topic, error=found["error"])

@@ -13,8 +13,13 @@ from datetime import date
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events import Event, all_event_classes
-from cx_shared.events.applications import ApplicationSubmitted, CallPublished, OrganisationEnrolled
+from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OrganisationEnrolled,
+                                           PersonalDataErased, PersonalDataExportRequested)
+from cx_shared.events.notifications import NotificationsErasureReported, NotificationsExported
 from cx_shared.logging import get_logger
+from cx_shared.personal_data.erasure import erase, without_erased
+from cx_shared.personal_data.export import answer
+from cx_shared.personal_data.sealed import in_clear
 
 from notifications.domain import (
     CANCELLED_BY,
@@ -38,9 +43,15 @@ log = get_logger(__name__)
 
 
 async def on_event(event: Event, delivery: Delivery, storage: Storage, offer: bool = True) -> None:
+    event, delivery = await in_clear(event, delivery, storage.keys)  # a sealed contact opened with its key
+    event, delivery = await without_erased(event, delivery, storage.tombstones)  # what was erased stays so
     await remember(event, storage)
-    if offer:
+    if offer:  # an erasure too: a subscriber holding the subject's data learns to erase it
         await offer_to_subscribers(event, delivery.envelope, storage)
+    if isinstance(event, PersonalDataErased):
+        await erase(event, delivery, storage.tombstones, storage.forget, NotificationsErasureReported)
+    elif isinstance(event, PersonalDataExportRequested):
+        await answer(event, delivery, storage.db, storage.keys, storage.export, NotificationsExported)
     await notify(event, delivery.envelope, storage)
     if isinstance(event, ApplicationSubmitted):
         await replay_parked(event.application_id, storage, offer)

@@ -15,6 +15,11 @@ from typing import Any
 
 from cx_shared.envelope import Envelope
 from cx_shared.lease import Lease, new_token
+from cx_shared.events.common import Kept
+from cx_shared.personal_data import ERASED_CONTACT
+from cx_shared.personal_data.keys import KeyRing
+from cx_shared.personal_data.erasure import TOMBSTONES, Forgotten, Place, Tombstones, forget_in, stored_contacts
+from cx_shared.personal_data.export import ANSWERS, documents_in
 from cx_shared.store import change
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -38,7 +43,8 @@ from notifications.memory import Fresh, Recent, Routes
 from notifications.settings import Settings
 
 NOTIFICATIONS, DELIVERIES = "notifications", "webhook_deliveries"
-OUTBOX_COLLECTIONS = [NOTIFICATIONS]
+OUTBOX_COLLECTIONS = [NOTIFICATIONS, TOMBSTONES, ANSWERS]
+PARTIES = ("visitor.organisation_id", "host.organisation_id")  # an application's snapshots of its parties
 
 # Email states: pending -> sending (claimed, leased) -> sent | pending (retry) | failed; suppressed never goes.
 PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "failed", "suppressed"
@@ -62,6 +68,8 @@ class Storage:
         # plain values an index serves (our FerretDB build's index misses matches inside arrays).
         self.scopes = db.subscription_scopes
         self.unsubscribe_tokens = db.unsubscribe_tokens
+        self.tombstones = Tombstones(db)
+        self.keys: KeyRing | None = None  # the subjects' keys: the service gives them at start
         self.routes = Routes(self._active_subscriptions, self.settings.webhook_routes_refresh_seconds)
         # Stored once, never changed: an application's snapshot, a call's partnership, an address's token.
         self._applications, self._call_partnerships = Recent(4096), Recent(1024)
@@ -100,6 +108,10 @@ class Storage:
         await self.subscriptions.create_index([("programme_wide", ASCENDING), ("status", ASCENDING)])
         await self.subscriptions.create_index([("owner", ASCENDING)])
         await self.unsubscribe_tokens.create_index([("email", ASCENDING)], unique=True)
+        # an erasure finds a subject's snapshots and the deliveries of its events
+        for party in PARTIES:
+            await self.applications.create_index([(party, ASCENDING)])
+        await self.deliveries.create_index([("subject", ASCENDING)])
 
     # ---- read models --------------------------------------------------------------------------
 
@@ -160,7 +172,9 @@ class Storage:
         organisation_id = snapshot["organisation_id"]
         enrolled = await self._fresh.read(("organisation", organisation_id),
                                           lambda: self.organisations.find_one({"_id": organisation_id}))
-        contact = (enrolled or snapshot)["contact"]
+        # The enrolment's contact; a submission of old (v1) carried one too. Neither: nobody to mail
+        # (the placeholder is never mailed).
+        contact = (enrolled or {}).get("contact") or snapshot.get("contact") or ERASED_CONTACT
         return Recipient(role, contact["email"], contact["name"], language(contact.get("language")))
 
     async def add_staff(self, member: dict[str, Any]) -> dict:
@@ -173,6 +187,50 @@ class Storage:
 
     async def list_staff(self, partnership_id: str) -> list[dict]:
         return [s async for s in self.staff.find({"partnership_id": partnership_id}).sort("email")]
+
+    # ---- personal data --------------------------------------------------------------------------
+
+    async def places(self, subject_id: str) -> tuple[list[Place], list[str]]:
+        """Where the subject's data is: its read models, and the mail log, webhook deliveries and
+        parked events of its exchanges (which it also returns)."""
+        exchanges = [d["_id"] for p in PARTIES async for d in self.applications.find({p: subject_id}, {"_id": 1})]
+        places = [(self.organisations, {"_id": subject_id}), *[(self.applications, {p: subject_id}) for p in PARTIES],
+                  (self.deliveries, {"subject": subject_id})]
+        for a in exchanges:
+            places += [(self.notifications, {"application_id": a}), (self.deliveries, {"subject": a}),
+                       (self.parked, {"application_id": a})]
+        return places, exchanges
+
+    async def contacts(self, subject_id: str) -> list[dict]:
+        """The subject's contact persons: as enrolled now, and as its submissions of old carried them."""
+        places = [(self.organisations, {"_id": subject_id}), *[(self.applications, {p: subject_id}) for p in PARTIES]]
+        return [c for collection, query in places for c in await stored_contacts(collection, query, subject_id)]
+
+    async def export(self, subject_id: str) -> list[dict]:
+        places, _ = await self.places(subject_id)
+        emails = sorted({c["email"].lower() for c in await self.contacts(subject_id)})
+        return await documents_in([*places, *[(self.opt_outs, {"_id": e}) for e in emails],
+                                   *[(self.unsubscribe_tokens, {"email": e}) for e in emails]])
+
+    async def forget(self, subject_id: str) -> Forgotten:
+        """The subject's contact person out of the read models, the mail log, webhook deliveries and
+        parked events of its exchanges, and its opt-out and unsubscribe link."""
+        places, exchanges = await self.places(subject_id)
+        contacts = await self.contacts(subject_id)
+        emails = {c["email"].lower() for c in contacts}
+        changed = await forget_in(places, subject_id, contacts)
+        for email in emails:
+            await self.opt_outs.delete_one({"_id": email})
+            await self.unsubscribe_tokens.delete_one({"email": email})
+            self._fresh.forget(("opt-out", email))
+        for a in exchanges:
+            self._applications.pop(a)
+        self._fresh.forget(("organisation", subject_id))
+        return Forgotten(removed=[f"the contact person in {changed} documents of the read models, mail log, webhook "
+                                  f"deliveries and parked events ({len(exchanges)} exchanges)",
+                                  "opt-outs and unsubscribe links of the contact's addresses"],
+                         kept=[Kept(what="the mail log's entries and deliveries, without the contact person",
+                                    why="what was sent when, for the partnership's record")])
 
     # ---- events that came before their application ---------------------------------------------
 
