@@ -73,11 +73,17 @@ class Scenario:
 
     def new_erasure(self) -> str:
         """An erasure of the visitor's contact person, asked by the programme-wide manager."""
-        response = httpx.post(f"{self.urls['applications']}/personal-data/erasures",
+        return self.personal_data_request("erasures")["erasure_id"]
+
+    def new_export(self) -> str:
+        return self.personal_data_request("exports")["export_id"]
+
+    def personal_data_request(self, kind: str) -> dict:
+        response = httpx.post(f"{self.urls['applications']}/personal-data/{kind}",
                               json={"subject_id": self.visitor_id}, headers=self.headers["programme_manager"],
                               timeout=20)
         assert response.status_code == 202, response.text
-        return response.json()["erasure_id"]
+        return response.json()
 
     def new_subscription(self) -> str:
         response = httpx.post(f"{self.urls['notifications']}/webhooks/subscriptions", json=self.subscription_body(),
@@ -133,7 +139,8 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
 def request(s: Scenario, route: Route, principal: str) -> int:
     params = {name: getattr(s, name) for name in re.findall(r"{(\w+)}", route.path)}
     if route.fresh:
-        made = {"call_id": s.new_call, "subscription_id": s.new_subscription, "erasure_id": s.new_erasure}
+        made = {"call_id": s.new_call, "subscription_id": s.new_subscription, "erasure_id": s.new_erasure,
+                "export_id": s.new_export}
         params[route.fresh] = made[route.fresh]()
     url = s.urls[route.service] + route.path.format(**params)
     response = httpx.request(route.method, url, headers=s.headers[principal], timeout=30,

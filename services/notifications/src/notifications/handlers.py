@@ -40,6 +40,7 @@ from notifications.domain import (
 from notifications.storage import Storage
 
 log = get_logger(__name__)
+ENROLMENT = "enrolment:"  # events parked for a party's enrolment: parked under enrolment:<organisation id>
 
 
 async def on_event(event: Event, delivery: Delivery, storage: Storage, offer: bool = True) -> None:
@@ -55,6 +56,8 @@ async def on_event(event: Event, delivery: Delivery, storage: Storage, offer: bo
     await notify(event, delivery.envelope, storage)
     if isinstance(event, ApplicationSubmitted):
         await replay_parked(event.application_id, storage, offer)
+    if isinstance(event, OrganisationEnrolled):  # events that waited for this party's contact
+        await replay_parked(ENROLMENT + event.organisation_id, storage, offer)
 
 
 async def remember(event: Event, storage: Storage) -> None:
@@ -109,6 +112,10 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
         await storage.park(envelope, application_id)
         log.info("event parked until its application is known", application_id=application_id)
         return
+    if unknown := await storage.unknown_parties(application):  # its enrolment is a moment behind
+        await storage.park(envelope, ENROLMENT + unknown[0])
+        log.info("event parked until the party's enrolment is known", organisation_id=unknown[0])
+        return
     cause = {"event_id": envelope.id, "event_type": envelope.type, "subject": envelope.subject,
              "correlation_id": envelope.correlationid}
     call = await storage.call(application["call_id"])
@@ -136,7 +143,7 @@ async def replay_parked(application_id: str, storage: Storage, offer: bool = Tru
             if offer:
                 await offer_to_subscribers(event, envelope, storage)
             await notify(event, envelope, storage)
-        await storage.unpark(envelope.id)
+        await storage.unpark(envelope.id, application_id)
 
 
 def exchange_dates(application: dict) -> ExchangeDates | None:

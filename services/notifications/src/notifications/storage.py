@@ -168,10 +168,18 @@ class Storage:
             assessors=tuple(_staff(s) for s in staff if s["role"] == ASSESSOR),
             grant_officers=tuple(_staff(s) for s in staff if s["role"] == GRANT_OFFICER))
 
+    async def unknown_parties(self, application: dict) -> list[str]:
+        """The parties whose contact is known neither from their enrolment nor from the submission
+        (a v2 submission carries none, and its enrolment may come a moment later, on another key)."""
+        return [snapshot["organisation_id"] for snapshot in (application["visitor"], application["host"])
+                if not snapshot.get("contact") and await self._enrolment(snapshot["organisation_id"]) is None]
+
+    async def _enrolment(self, organisation_id: str) -> dict | None:
+        return await self._fresh.read(("organisation", organisation_id),
+                                      lambda: self.organisations.find_one({"_id": organisation_id}))
+
     async def _participant(self, role: str, snapshot: dict) -> Recipient:
-        organisation_id = snapshot["organisation_id"]
-        enrolled = await self._fresh.read(("organisation", organisation_id),
-                                          lambda: self.organisations.find_one({"_id": organisation_id}))
+        enrolled = await self._enrolment(snapshot["organisation_id"])
         # The enrolment's contact; a submission of old (v1) carried one too. Neither: nobody to mail
         # (the placeholder is never mailed).
         contact = (enrolled or {}).get("contact") or snapshot.get("contact") or ERASED_CONTACT
@@ -235,15 +243,19 @@ class Storage:
     # ---- events that came before their application ---------------------------------------------
 
     async def park(self, envelope: Envelope, application_id: str) -> None:
-        await _insert(self.parked, {"_id": envelope.id, "application_id": application_id,
-                                    "envelope": envelope.to_outbox(), "parked_at": self.clock.now()})
+        """Keep the event until `application_id` (an application, or a party's enrolment) is known;
+        an event parked already waits for this instead (it came back from a replay for something else)."""
+        if not await _insert(self.parked, {"_id": envelope.id, "application_id": application_id,
+                                           "envelope": envelope.to_outbox(), "parked_at": self.clock.now()}):
+            await self.parked.update_one({"_id": envelope.id}, {"$set": {"application_id": application_id}})
 
     async def parked_for(self, application_id: str) -> list[Envelope]:
         docs = [d async for d in self.parked.find({"application_id": application_id}).sort("parked_at")]
         return [Envelope.from_outbox(d["envelope"]) for d in docs]
 
-    async def unpark(self, event_id: str) -> None:
-        await self.parked.delete_one({"_id": event_id})
+    async def unpark(self, event_id: str, application_id: str) -> None:
+        """Done waiting for `application_id` (parked again for something else, it stays)."""
+        await self.parked.delete_one({"_id": event_id, "application_id": application_id})
 
     # ---- opt-outs -----------------------------------------------------------------------------
 

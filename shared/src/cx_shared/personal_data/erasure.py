@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import uuid
+from contextlib import suppress
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from datetime import UTC, datetime
 
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from cx_shared.consumer import Delivery, Handler
@@ -55,8 +57,9 @@ class Tombstones:
         return await self.collection.find_one({"_id": subject_id, PROCESSED: event_id}, {"_id": 1}) is not None
 
     async def lay(self, subject_id: str, erasure_id: str, at: datetime) -> None:
-        await self.collection.update_one({"_id": subject_id}, {"$setOnInsert": {
-            "erasure_id": erasure_id, "erased_at": at, "outbox": [], PROCESSED: []}}, upsert=True)
+        with suppress(DuplicateKeyError):  # laid already (the first erasure's stands)
+            await self.collection.insert_one({"_id": subject_id, "erasure_id": erasure_id, "erased_at": at,
+                                              "outbox": [], PROCESSED: []})
 
     async def report(self, subject_id: str, event_id: str, envelope) -> None:
         await self.collection.update_one(not_processed({"_id": subject_id}, event_id),
