@@ -49,6 +49,8 @@ class Scenario:
     notification_id: str = ""
     subscription_id: str = ""
     token: str = ""  # an email's opaque unsubscribe token
+    export_id: str = ""  # made anew for each request (fresh)
+    erasure_id: str = ""
     headers: dict[str, dict] = field(default_factory=dict)
 
     def application_body(self) -> dict:
