@@ -44,7 +44,7 @@ class Route:
     body: Value | None = None
     query: Value | None = None
     fresh: str | None = None  # a path parameter made anew for every request (the route destroys it):
-    # subscription_id or call_id
+    # subscription_id, call_id, export_id or erasure_id
     why: str = ""
 
 
@@ -198,4 +198,13 @@ TABLE: list[Route] = [
           body=lambda s: REASON),
     Route(APPLICATIONS, "POST", "/applications/{application_id}/withdraw", frozenset({VISITOR}),
           body=lambda s: REASON),
+    Route(APPLICATIONS, "POST", "/personal-data/exports", frozenset({VISITOR, MANAGER, PROGRAMME}),
+          body=lambda s: {"subject_id": s.visitor_id}, why="the data subject, or a manager of its partnerships"),
+    Route(APPLICATIONS, "GET", "/personal-data/exports/{export_id}", frozenset({VISITOR, MANAGER, PROGRAMME}),
+          fresh="export_id", why="202 until every service answered: a pass"),
+    # Very last: an erasure forgets the visitor's contact person (and the unsubscribe link of their address).
+    Route(APPLICATIONS, "POST", "/personal-data/erasures", frozenset({VISITOR, MANAGER, PROGRAMME}),
+          body=lambda s: {"subject_id": s.visitor_id}, why="the data subject, or a manager of its partnerships"),
+    Route(APPLICATIONS, "GET", "/personal-data/erasures/{erasure_id}", frozenset({VISITOR, MANAGER, PROGRAMME}),
+          fresh="erasure_id"),
 ]

@@ -49,6 +49,8 @@ class Scenario:
     notification_id: str = ""
     subscription_id: str = ""
     token: str = ""  # an email's opaque unsubscribe token
+    export_id: str = ""  # made anew for each request (fresh)
+    erasure_id: str = ""
     headers: dict[str, dict] = field(default_factory=dict)
 
     def application_body(self) -> dict:
@@ -70,6 +72,20 @@ class Scenario:
                                     "budget_cents": 100_000}, timeout=20)
         assert response.status_code == 201, response.text
         return response.json()["call_id"]
+
+    def new_erasure(self) -> str:
+        """An erasure of the visitor's contact person, asked by the programme-wide manager."""
+        return self.personal_data_request("erasures")["erasure_id"]
+
+    def new_export(self) -> str:
+        return self.personal_data_request("exports")["export_id"]
+
+    def personal_data_request(self, kind: str) -> dict:
+        response = httpx.post(f"{self.urls['applications']}/personal-data/{kind}",
+                              json={"subject_id": self.visitor_id}, headers=self.headers["programme_manager"],
+                              timeout=20)
+        assert response.status_code == 202, response.text
+        return response.json()
 
     def new_subscription(self) -> str:
         response = httpx.post(f"{self.urls['notifications']}/webhooks/subscriptions", json=self.subscription_body(),
@@ -125,7 +141,9 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
 def request(s: Scenario, route: Route, principal: str) -> int:
     params = {name: getattr(s, name) for name in re.findall(r"{(\w+)}", route.path)}
     if route.fresh:
-        params[route.fresh] = s.new_call() if route.fresh == "call_id" else s.new_subscription()
+        made = {"call_id": s.new_call, "subscription_id": s.new_subscription, "erasure_id": s.new_erasure,
+                "export_id": s.new_export}
+        params[route.fresh] = made[route.fresh]()
     url = s.urls[route.service] + route.path.format(**params)
     response = httpx.request(route.method, url, headers=s.headers[principal], timeout=30,
                              json=route.body(s) if route.body else None,

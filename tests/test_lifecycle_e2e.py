@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from cx_shared import catalog
-from cx_shared.events.applications import ApplicationSubmitted
+from cx_shared.events.applications import ApplicationSubmitted, ApplicationSubmittedV2
 from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
 from cx_shared.events.grants import GrantCommitted
 from cx_shared.events.notifications import EmailSent
@@ -45,7 +45,7 @@ async def test_application_reaches_a_committed_grant_and_an_email(system, infra,
     async with TopicWatcher(infra.kafka, topic_names(namespace, *ALL)) as watch:
         app_id = await run_to_committed_grant(journey, system)
 
-        submitted = (await watch.wait_for(lambda: watch.of_type(ApplicationSubmitted, app_id), what="submission"))[0]
+        submitted = (await watch.wait_for(lambda: watch.of_type(ApplicationSubmittedV2, app_id), what="submission"))[0]
         checked_envelope = (await watch.wait_for(lambda: watch.of_type(EligibilityChecked, app_id), what="check"))[0]
         checked = checked_envelope.event()
         assert checked.eligible and all(outcome.passed for outcome in checked.outcomes)
@@ -65,7 +65,7 @@ async def test_application_reaches_a_committed_grant_and_an_email(system, infra,
         # Every downstream service's events are folded into the application's timeline.
         timeline = journey.status(app_id)["timeline"]
         types = [entry["event_type"] for entry in timeline]
-        for event_cls in (ApplicationSubmitted, EligibilityChecked, ApplicationApproved, HostAccepted, GrantCommitted):
+        for event_cls in (ApplicationSubmittedV2, EligibilityChecked, ApplicationApproved, HostAccepted, GrantCommitted):
             assert event_cls.ce_type() in types, f"{event_cls.__name__} missing from the timeline: {types}"
         # the mail log is the partnership's: its staff read it in the timeline, the visitor does not
         await watch.wait_for(lambda: EmailSent.ce_type() in [
@@ -157,9 +157,9 @@ async def test_event_written_but_not_published_arrives_after_a_crash(run_service
     async with TopicWatcher(infra.kafka, topic_names(namespace, APPLICATIONS, ASSESSMENT)) as watch:
         app_id = journey.submit()["application_id"]
         applications.kill()  # SIGKILL between the state write and the publish
-        assert not watch.of_type(ApplicationSubmitted, app_id)
+        assert not watch.of_type(ApplicationSubmittedV2, app_id)
         applications.start()
-        await watch.wait_for(lambda: watch.of_type(ApplicationSubmitted, app_id), what="the event after restart")
+        await watch.wait_for(lambda: watch.of_type(ApplicationSubmittedV2, app_id), what="the event after restart")
         await watch.wait_for(lambda: watch.of_type(ApplicationApproved, app_id), what="assessment's decision")
-        assert len(watch.of_type(ApplicationSubmitted, app_id)) == 1
+        assert len(watch.of_type(ApplicationSubmittedV2, app_id)) == 1
     await journey.wait_status(app_id, "approved")

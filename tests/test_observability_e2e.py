@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cx_shared.events.applications import ApplicationSubmitted
+from cx_shared.events.applications import ApplicationSubmitted, ApplicationSubmittedV2
 from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
 from cx_shared.events.grants import GrantCommitted
 from cx_shared.testing.kafka import publish_raw
@@ -49,11 +49,11 @@ async def test_metrics_move_through_a_lifecycle(run_service, infra, namespace, t
     assert moved("assessment", "http_requests_total", route="/applications/{application_id}/host-decision")
     assert not [s for s in after["applications"] if s.labels.get("route", "").startswith("/applications/app")]
     # events by type: consumed and handled, their handlers timed, published by the relay
-    handled = {"assessment": ApplicationSubmitted, "grants": HostAccepted, "applications": GrantCommitted}
+    handled = {"assessment": ApplicationSubmittedV2, "grants": HostAccepted, "applications": GrantCommitted}
     for service, event in handled.items():
         assert moved(service, "cx_events_consumed_total", event_type=event.ce_type(), outcome="handled"), service
         assert moved(service, "cx_handler_duration_seconds_count", event_type=event.ce_type()), service
-    published = {"applications": ApplicationSubmitted, "assessment": EligibilityChecked, "grants": GrantCommitted}
+    published = {"applications": ApplicationSubmittedV2, "assessment": EligibilityChecked, "grants": GrantCommitted}
     for service, event in published.items():
         assert moved(service, "cx_events_published_total", event_type=event.ce_type()), service
     for service in SERVICES:  # FastStream's own middleware counts the records of each batch
@@ -102,8 +102,8 @@ async def test_one_exchange_is_one_trace_across_the_four_services_and_a_later_re
             names = {(s.service, s.name) for s in spans}
             return ({s.service for s in spans} == set(SERVICES)
                     # the consumers continued the stored events' trace, and their database work is in it (PyMongo)
-                    and ("assessment", f"handle {ApplicationSubmitted.ce_type()}") in names
-                    and ("grants", f"handle {ApplicationSubmitted.ce_type()}") in names
+                    and ("assessment", f"handle {ApplicationSubmittedV2.ce_type()}") in names
+                    and ("grants", f"handle {ApplicationSubmittedV2.ce_type()}") in names
                     and ("grants", f"handle {ApplicationApproved.ce_type()}") in names
                     and any(s.service == "assessment" and s.attributes.get("db.system") for s in spans))
         await eventually(whole_trace, timeout=60, what="the exchange's spans from the four services, the consumers' "

@@ -15,7 +15,7 @@ from cx_shared.events.applications import ApplicationWithdrawn
 from cx_shared.events.grants import PaymentConfirmed
 from cx_shared.kafka import client_options
 from cx_shared.settings import KafkaSettings, ServiceSettings
-from cx_shared.topics import (ALL_TOPICS, APPLICATIONS, FINANCE, FINANCE_SOURCE, SERVICES, consumer_group,
+from cx_shared.topics import (APPLICATIONS, EVENT_TOPICS, FINANCE, FINANCE_SOURCE, KEYS, SERVICES, consumer_group,
                               qualified, service_source)
 
 
@@ -42,7 +42,7 @@ def test_an_event_on_another_topic_or_from_another_source_is_forged():
 
 
 def test_each_topic_allows_the_source_of_its_producer_only():
-    for topic in (t for t in ALL_TOPICS if t.producer in SERVICES):
+    for topic in (t for t in EVENT_TOPICS if t.producer in SERVICES):
         assert topic.sources == (service_source(topic.producer),)
     assert FINANCE.sources == (FINANCE_SOURCE,) and FINANCE.producer == "finance"
 
@@ -52,7 +52,9 @@ def test_the_readers_of_each_topic_are_the_services_whose_handlers_consume_it(se
     """The broker's read ACLs come from Topic.readers: a handler on a topic the table does not
     let its service read would be refused by the broker, a reader without a handler is a right too many."""
     handlers = importlib.import_module(f"{service}.handlers").HANDLERS
-    assert {cls.topic.name for cls in handlers} == {t.name for t in ALL_TOPICS if service in t.readers}
+    assert {cls.topic.name for cls in handlers} == {t.name for t in EVENT_TOPICS if service in t.readers}
+    # The keys topic is read by the key ring of every service, no outside reader: see personal_data.keys.
+    assert KEYS.readers == SERVICES and KEYS.sources == ()
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -61,7 +63,7 @@ def test_each_rebuild_reads_only_what_the_broker_lets_its_service_read(service):
     replay = importlib.import_module(f"{service}.rebuild").REPLAY
     readable = {g.name for g in grants() if (g.principal, g.operation, g.resource) == (service, "READ", "topic")}
     assert {cls.topic.name for cls in replay.handlers} <= readable
-    assert qualified(next(t for t in ALL_TOPICS if t.producer == service)) in replay.topics("")
+    assert qualified(next(t for t in EVENT_TOPICS if t.producer == service)) in replay.topics("")
 
 
 def test_a_namespace_is_a_suffix_of_topics_and_groups():

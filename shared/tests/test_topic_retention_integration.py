@@ -16,6 +16,8 @@ from cx_shared.topics import (
     ALL_TOPICS,
     DEAD_LETTER_RETENTION_MS,
     DEAD_LETTERS,
+    EVENT_TOPICS,
+    KEYS,
     PRODUCT_TOPICS,
     SERVICES,
     SUBSCRIBER,
@@ -41,8 +43,10 @@ def described_by(service: str) -> list:
 async def test_topics_are_created_keeping_events_without_time_limit(infra, namespace):
     create_topics(infra, namespace)
     assert await retention_findings(infra.kafka, names(namespace), -1) == {}
-    # The broker's week would show here: the check compares with what the broker really holds.
-    assert set(await retention_findings(infra.kafka, names(namespace), A_WEEK_MS, A_WEEK_MS)) == set(names(namespace))
+    # The broker's week would show here: the check compares with what the broker really holds. The keys
+    # topic is compacted whatever TOPIC_RETENTION_MS says (see topics.KEYS_CONFIGS).
+    found = await retention_findings(infra.kafka, names(namespace), A_WEEK_MS, A_WEEK_MS)
+    assert set(found) == set(names(namespace, EVENT_TOPICS))
 
 
 async def test_a_configured_retention_is_the_one_topics_are_created_with(infra, namespace):
@@ -89,8 +93,12 @@ async def test_a_service_says_at_start_up_which_topics_would_delete_events(infra
         await admin.create_topics([NewTopic(name, 1, 1) for name in names(legacy)])
 
     warned = run_service("assessment", TOPIC_NAMESPACE=legacy)
-    warnings = [r for r in warned.log_records() if r.get("event", "").startswith(WARNING)]
-    assert {w["topic"] for w in warnings} == set(names(legacy, described_by("assessment")))
+    found = [r for r in warned.log_records() if r.get("event", "").startswith(WARNING)]
+    assert {w["topic"] for w in found} == set(names(legacy, described_by("assessment")))
+    # the keys topic is to be compacted, not kept by time: its warning says so
+    keys = [w for w in found if w["topic"] == qualified(KEYS, legacy)]
+    assert len(keys) == 1 and keys[0]["found"]["cleanup.policy"] == "delete"
+    warnings = [w for w in found if w not in keys]
     assert all(w["found"] == {"retention.ms": str(A_WEEK_MS)} for w in warnings)
     wanted = {w["topic"]: str(DEAD_LETTER_RETENTION_MS) if w["topic"] == qualified(DEAD_LETTERS, legacy) else "-1"
               for w in warnings}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import ApplicationCancelled, ApplicationWithdrawn, OrganisationUpdated
+from cx_shared.events.applications import ApplicationCancelled, ApplicationWithdrawn, OrganisationUpdatedV2
 from cx_shared.events.assessment import ApplicationApproved, ApplicationRejected, HostAccepted
 from cx_shared.events.grants import GrantAgreementAccepted, GrantCommitted
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, topic_names
@@ -164,11 +164,11 @@ async def test_enrolment_updates_are_versioned_and_published(programme, infra, l
         assert invalid.status_code == 422 and invalid.json()["errors"][0]["field"] == "cluster_name"
         foreign = await p.client.patch(path, json={"revision": 2, "city": "Nice"}, headers=p.token("visitor"))
         assert foreign.status_code == 403
-        published = await watcher.wait_for(lambda: watcher.of_type(OrganisationUpdated, org["organisation_id"]), 30,
+        published = await watcher.wait_for(lambda: watcher.of_type(OrganisationUpdatedV2, org["organisation_id"]), 30,
                                            "OrganisationUpdated")
     event = published[0].event()
     assert (event.revision, event.city, event.owner) == (2, "Villeurbanne", "vera")
-    assert len(watcher.of_type(OrganisationUpdated)) == 1
+    assert len(watcher.of_type(OrganisationUpdatedV2)) == 1
     assert (await p.ok("GET", path, headers=vt))["city"] == "Villeurbanne"
 
 

@@ -13,8 +13,8 @@ from datetime import timedelta
 from pymongo import AsyncMongoClient
 
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import (ApplicationSubmitted, ApplicationWithdrawn, CallPublished,
-                                           OfferPublished, OrganisationEnrolled, OrganisationUpdated,
+from cx_shared.events.applications import (ApplicationSubmittedV2, ApplicationWithdrawn, CallPublished,
+                                           OfferPublished, OrganisationEnrolledV2, OrganisationUpdatedV2,
                                            PartnershipFormed)
 from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
 from cx_shared.events.common import RuleOutcome
@@ -77,13 +77,15 @@ async def test_foundation_flow_folds_every_event_and_rebuilds_to_the_same_state(
         app_id = application["application_id"]
 
         # the earlier facts have other keys (other partitions): they may be collected later
-        earlier = (PartnershipFormed, CallPublished, OrganisationEnrolled, OfferPublished)
+        earlier = (PartnershipFormed, CallPublished, OrganisationEnrolledV2, OfferPublished)
         await watcher.wait_for(lambda: all(watcher.of_type(contract) for contract in earlier), 30, "the earlier facts")
-        submitted = await watcher.wait_for(lambda: watcher.of_type(ApplicationSubmitted, app_id), 30,
+        submitted = await watcher.wait_for(lambda: watcher.of_type(ApplicationSubmittedV2, app_id), 30,
                                            "ApplicationSubmitted")
         event = submitted[0].event()
         assert event.visitor.country == "FR" and event.host.city == "Berlin"
-        assert event.visitor.contact.email == "contact@lyon.example"
+        assert "contact" not in submitted[0].data["visitor"]  # minimised: the contact travels sealed, enrolled
+        enrolled = watcher.of_type(OrganisationEnrolledV2, event.visitor.organisation_id)[0].event()
+        assert "contact@lyon.example" not in enrolled.contact_sealed
         assert 3 <= event.working_days <= 5 and event.offer_id == offer["offer_id"]
         published = watcher.of_type(CallPublished)[0].event()
         assert published.budget_cents == 5_000_000 and "DE" in published.eligible_countries
@@ -96,7 +98,7 @@ async def test_foundation_flow_folds_every_event_and_rebuilds_to_the_same_state(
             return await p.ok("GET", f"/applications/{app_id}", headers=p.pm)
         final = await p.eventually(folded, lambda a: a["status"] == "grant_committed" and len(a["timeline"]) == 6)
         assert [e["event_type"] for e in final["timeline"]] == [
-            ApplicationSubmitted.ce_type(), EligibilityChecked.ce_type(), ApplicationApproved.ce_type(),
+            ApplicationSubmittedV2.ce_type(), EligibilityChecked.ce_type(), ApplicationApproved.ce_type(),
             EmailSent.ce_type(), HostAccepted.ce_type(), GrantCommitted.ce_type()]
         assert [e["status"] for e in final["timeline"]] == [
             "submitted", "under_assessment", "approved", "approved", "host_confirmed", "grant_committed"]
@@ -109,7 +111,7 @@ async def test_foundation_flow_folds_every_event_and_rebuilds_to_the_same_state(
                    {"revision": 1, "city": "Villeurbanne"}, visitor_token)
         await p.ok("POST", f"/applications/{app_id}/withdraw", {"reason": "visa refused"}, visitor_token)
         await watcher.wait_for(lambda: watcher.of_type(ApplicationWithdrawn, app_id)
-                               and watcher.of_type(OrganisationUpdated), 30, "the withdrawal and the update")
+                               and watcher.of_type(OrganisationUpdatedV2), 30, "the withdrawal and the update")
         # The service reads its own topic too: its own events must change nothing on the way back.
         await asyncio.sleep(1.5)
         live = await read_model(p.db)

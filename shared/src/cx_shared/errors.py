@@ -51,6 +51,11 @@ class Conflict(Problem):
     status, title = 409, "Conflict"
 
 
+class Gone(Problem):
+    """What was asked for existed and is gone for good (personal data erased)."""
+    status, title = 410, "Gone"
+
+
 class TooLarge(Problem):
     """A request body or an event above its size bound: refused before anything is stored."""
     status, title = 413, "Payload too large"

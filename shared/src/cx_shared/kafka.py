@@ -26,9 +26,9 @@ from cx_shared.topics import (
     UNLIMITED,
     Topic,
     qualified,
-    retention_configs,
     retention_differences,
-    retention_of,
+    retention_setting,
+    topic_configs,
 )
 
 log = get_logger(__name__)
@@ -122,7 +122,7 @@ async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, r
     async with admin_client(kafka) as admin:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(qualified(t, namespace), num_partitions=partitions, replication_factor=replication,
-                       topic_configs=retention_configs(retention_of(t.name, retention_ms, dead_letter_retention_ms)))
+                       topic_configs=topic_configs(t, retention_ms, dead_letter_retention_ms))
                   for t in topics if qualified(t, namespace) not in existing]
         if not wanted:
             return
@@ -139,12 +139,12 @@ async def retention_findings(kafka: KafkaSettings, names: Sequence[str], retenti
     (config -> value), or {"error": ...} when the broker would not tell (this principal lacks
     DESCRIBE_CONFIGS on it). Topics as wanted are left out."""
     async with admin_client(kafka) as admin:
-        described = await _describe(admin, names, retention_configs())
+        asked = {k: v for name in names for k, v in topic_configs(name, retention_ms, dead_letter_retention_ms).items()}
+        described = await _describe(admin, names, asked)
     findings = {}
     for code, message, _kind, name, entries in described:
-        wanted = retention_configs(retention_of(name, retention_ms, dead_letter_retention_ms))
         found = {"error": f"{code} {message or ''}".strip()} if code else retention_differences(
-            wanted, {entry[0]: entry[1] for entry in entries})
+            topic_configs(name, retention_ms, dead_letter_retention_ms), {entry[0]: entry[1] for entry in entries})
         if found:
             findings[name] = found
     return findings
@@ -165,10 +165,9 @@ async def warn_about_retention(kafka: KafkaSettings, names: Sequence[str], reten
             log.warning("topic retention not checked: the broker refused to describe the topic's configuration "
                         "(grant DESCRIBE_CONFIGS on it)", topic=topic, error=found["error"])
             continue
-        wanted = retention_configs(retention_of(topic, retention_ms, dead_letter_retention_ms))
-        setting = "DEAD_LETTER_RETENTION_MS" if retention_of(topic, 0, 1) else "TOPIC_RETENTION_MS"
+        wanted, setting = topic_configs(topic, retention_ms, dead_letter_retention_ms), retention_setting(topic)
         log.warning(f"topic keeps records otherwise than {setting} says", topic=topic, found=found,
-                    setting=setting, wanted=wanted["retention.ms"],
+                    setting=setting, wanted={name: wanted[name] for name in found},
                     fix=f"kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config "
                         + ",".join(f"{name}={wanted[name]}" for name in found))
     return findings

@@ -34,6 +34,7 @@ from cx_shared.envelope import Envelope, MalformedMessage
 from cx_shared.events import Event
 from cx_shared.kafka import client_options
 from cx_shared.logging import configure_logging, get_logger
+from cx_shared.personal_data.keys import KeyRing
 from cx_shared.settings import KafkaSettings, ServiceSettings
 from cx_shared.store import OUTBOX, PENDING, SINCE
 from cx_shared.topics import qualified
@@ -53,6 +54,7 @@ class Replay:
     outbox_collections: Iterable[str]
     first: frozenset[type[Event]] = frozenset()
     configuration: tuple[str, ...] = ()
+    key_ring: bool = False  # it opens personal data with the subjects' keys (read, never made or shredded)
 
     def topics(self, namespace: str) -> list[str]:
         return sorted({qualified(cls.topic, namespace) for cls in self.handlers})
@@ -159,8 +161,16 @@ async def rebuild(spec: Replay, settings: ServiceSettings, drop: bool = False,
             copied = await copy_configuration(client[configuration_from], db, spec.configuration)
             log.info("configuration copied", source=configuration_from, documents=copied)
         envelopes = await read_topics(settings, spec.topics(settings.topic_namespace))
-        applied = await replay(spec.handlers, storage, envelopes, settings.source, settings.topic_namespace,
-                               spec.first)
+        keys = KeyRing(settings, settings.topic_namespace) if spec.key_ring else None
+        if keys:  # the keys as they are now: an erased subject's are gone, its data stays sealed
+            await keys.start()
+            storage.keys = keys
+        try:
+            applied = await replay(spec.handlers, storage, envelopes, settings.source, settings.topic_namespace,
+                                   spec.first)
+        finally:
+            if keys:
+                await keys.stop()
         await at_rest(db, spec.outbox_collections)
         log.info("database rebuilt", database=settings.mongodb_database, events=len(envelopes), applied=applied)
         return applied

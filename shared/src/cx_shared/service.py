@@ -26,7 +26,8 @@ from cx_shared.logging import configure_logging, get_logger
 from cx_shared.outbox import OutboxRelay, adds_events
 from cx_shared.query_audit import QueryAudit
 from cx_shared.settings import ServiceSettings
-from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, Topic, qualified
+from cx_shared.personal_data.keys import KeyRing
+from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, KEYS, Topic, qualified
 
 log = get_logger(__name__)
 
@@ -40,7 +41,8 @@ class Service:
     def __init__(self, settings: ServiceSettings, *, title: str, description: str,
                  handlers: Mapping[type[Event], Handler], storage: Callable[[AsyncDatabase], Any],
                  outbox_collections: Sequence[str], routers: Sequence[APIRouter] = (),
-                 background: Sequence[Callable[[Any, Doorbells], Awaitable[None]]] = (), version: str = "0.1.0"):
+                 background: Sequence[Callable[[Any, Doorbells], Awaitable[None]]] = (), version: str = "0.1.0",
+                 key_ring: bool = False):
         self.settings, self.title, self.description, self.version = settings, title, description, version
         self.handlers, self.storage_factory = dict(handlers), storage
         self.outbox_collections, self.routers, self.background = list(outbox_collections), routers, background
@@ -52,6 +54,9 @@ class Service:
         self.consumer: Consumer | None = None
         self.storage: Any = None
         self._tasks: list[asyncio.Task] = []
+        # The subjects' keys (cx_shared.personal_data.keys), for a service that opens personal data.
+        self.keys = KeyRing(settings, settings.topic_namespace, self.publisher if settings.service_name ==
+                            KEYS.producer else None) if key_ring else None
         self._declare_subscriber()
 
     def _declare_subscriber(self) -> None:
@@ -77,7 +82,7 @@ class Service:
 
     def topics_used(self) -> list[Topic]:
         """What this service's principal reads and writes: the only topics it can see."""
-        consumed = {cls.topic for cls in self.handlers}
+        consumed = {cls.topic for cls in self.handlers} | ({KEYS} if self.keys else set())
         return [t for t in ALL_TOPICS if t in consumed or t.producer == self.settings.service_name or t is DEAD_LETTERS]
 
     def asyncapi(self) -> dict[str, Any]:
@@ -104,6 +109,9 @@ class Service:
         await warn_about_retention(s, [qualified(t, s.topic_namespace) for t in self.topics_used()],
                                    s.topic_retention_ms, s.dead_letter_retention_ms)
         await self.publisher.start()
+        if self.keys:  # every key known before the first event is handled
+            await self.keys.start()
+            self.storage.keys = app.state.keys = self.keys
         self.consumer = Consumer(self.handlers, self.storage, self.publisher, source=s.source,
                                  group=s.consumer_group, namespace=s.topic_namespace,
                                  max_attempts=s.consumer_max_attempts, backoff_seconds=s.consumer_backoff_seconds,
@@ -124,6 +132,8 @@ class Service:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.broker.stop()
             await relay.stop()
+            if self.keys:
+                await self.keys.stop()
             await self.publisher.stop()
             await self.mongo.close()
             tracing.shutdown()

@@ -46,9 +46,15 @@ NOTIFICATIONS = _service_topic("notifications", "emails and webhook deliveries",
 FINANCE = Topic("cx.finance.v1", FINANCE_SYSTEM, "payment confirmations from the partnership's finance system",
                 (FINANCE_SOURCE,), ("applications", "grants", "notifications"))
 DEAD_LETTERS = Topic("cx.deadletter.v1", "every consumer", "poison messages, with the error in their headers")
+# Each data subject's key (crypto-shredding, cx_shared.personal_data.keys): made by applications, read
+# only by the services (they open personal data, or seal their part of an export); no outside reader.
+# Compacted: the latest value per subject, and an erasure's tombstone removes the key from the log
+# (see KEYS_CONFIGS).
+KEYS = Topic("cx.personal_data_keys.v1", "applications", "the data key of each subject (compacted)", (), SERVICES)
 
-ALL_TOPICS: tuple[Topic, ...] = (APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, FINANCE, DEAD_LETTERS)
-PRODUCT_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t is not DEAD_LETTERS)
+ALL_TOPICS: tuple[Topic, ...] = (APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, FINANCE, DEAD_LETTERS, KEYS)
+PRODUCT_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t not in (DEAD_LETTERS, KEYS))
+EVENT_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t is not KEYS)  # CloudEvents (the catalog's)
 
 
 # Retention: every topic keeps its events without time limit by default (TOPIC_RETENTION_MS=-1),
@@ -69,6 +75,33 @@ def retention_configs(retention_ms: int = UNLIMITED) -> dict[str, str]:
     events are deleted only after retention_ms (never with -1), never for size, never compacted
     (a compacted topic keeps only the last event of each exchange)."""
     return {"retention.ms": str(retention_ms), "retention.bytes": str(UNLIMITED), "cleanup.policy": "delete"}
+
+
+# The keys topic is compacted, never deleted by age: a subject's key lives until its erasure. The
+# cleaner compacts a partition as soon as 1 % of it is superseded (min.cleanable.dirty.ratio), a
+# segment rolls at least hourly (segment.ms) and no superseded value waits more than an hour to be
+# cleaned (max.compaction.lag.ms): an erased key is gone from the log within about two hours, and
+# its tombstone a day later (delete.retention.ms), once every reader has seen it.
+KEYS_CONFIGS = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01", "segment.ms": "3600000",
+                "max.compaction.lag.ms": "3600000", "delete.retention.ms": "86400000",
+                "retention.ms": str(UNLIMITED), "retention.bytes": str(UNLIMITED)}
+
+
+def topic_configs(topic: Topic | str, retention_ms: int = UNLIMITED,
+                  dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS) -> dict[str, str]:
+    """What a topic is created with, and what a service expects to find: the keys topic compacted,
+    dead letters kept dead_letter_retention_ms, every other one kept by retention_ms."""
+    name = topic.name if isinstance(topic, Topic) else topic
+    if name.startswith(KEYS.name):
+        return dict(KEYS_CONFIGS)
+    return retention_configs(retention_of(name, retention_ms, dead_letter_retention_ms))
+
+
+def retention_setting(name: str) -> str:
+    """The setting that says how long the topic ``name`` keeps its records."""
+    if name.startswith(KEYS.name):
+        return "cx_shared.topics.KEYS_CONFIGS"
+    return "DEAD_LETTER_RETENTION_MS" if name.startswith(DEAD_LETTERS.name) else "TOPIC_RETENTION_MS"
 
 
 def retention_differences(wanted: dict[str, str], found: dict[str, str]) -> dict[str, str]:

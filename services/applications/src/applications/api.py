@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 
 from cx_shared.auth import Principal, principal, require_role
 from cx_shared.errors import Conflict, Forbidden, NotFound
-from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
+from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmittedV2, ApplicationWithdrawn,
                                            CallCancelled, CallClosed, CallPublished, ExchangeClosed, ExchangeCompleted,
                                            ExchangeNoShow, ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
                                            OfferUpdated, OfferWithdrawn,
@@ -20,8 +20,9 @@ from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubm
                                            PartnershipUpdated,
                                            PreparationUpdated, ReportAccepted, ReportChangesRequested,
                                            ReportSubmitted)
-from cx_shared.events.common import Participant
+from cx_shared.events.common import Party
 from cx_shared.http import emit
+from cx_shared.personal_data.sealed import sealed
 from cx_shared.store import public
 from cx_shared.vocabulary import Ecosystem, Role
 
@@ -77,7 +78,8 @@ async def enrol_organisation(body: OrganisationIn, request: Request, who: Who, s
     rules.refuse(rules.organisation_violations(data))
     event = OrganisationEnrolled(organisation_id=new_id("org"), revision=1, owner=who.subject, **data)
     doc = documents.organisation(event)
-    await store.create(ORGANISATIONS, doc, emit(request, event, subject=event.organisation_id))
+    travelling = await sealed(event, request.app.state.keys)  # the contact person sealed under its key
+    await store.create(ORGANISATIONS, doc, emit(request, travelling, subject=event.organisation_id))
     return out(doc)
 
 
@@ -120,8 +122,9 @@ async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, 
     rules.refuse(rules.organisation_violations(merged))
     event = OrganisationUpdated(**merged)
     fields = {k: v for k, v in documents.organisation(event).items() if k not in ("_id", "revision")}
+    travelling = await sealed(event, request.app.state.keys)
     if not await store.update_revised(ORGANISATIONS, organisation_id, current["revision"], fields,
-                                           emit(request, event, subject=organisation_id)):
+                                      emit(request, travelling, subject=organisation_id)):
         raise Conflict("the organisation changed meanwhile: reload it")
     return organisation_out(who, await organisation_or_404(store, organisation_id))
 
@@ -351,8 +354,9 @@ async def my_organisations(who: Principal, store: Storage) -> set[str]:
     return mine | ({who.organisation_id} if who.organisation_id else set())
 
 
-def participant(org: dict) -> Participant:
-    return Participant.model_validate(org)
+def party(org: dict) -> Party:
+    """The organisation as a submission carries it: no contact person (minimised)."""
+    return Party.model_validate(org)
 
 
 def same_request(doc: dict, body: ApplicationIn) -> bool:
@@ -393,9 +397,9 @@ async def check_and_submit(body: ApplicationIn, request: Request, who: Principal
     context = rules.Context(today(), call, visitor, host, offer, len(bookings), tuple(clashes))
     rules.refuse(rules.submission_violations(proposal, context))
     ecosystems = set(visitor["ecosystems"]) | set(host["ecosystems"]) | ({offer["ecosystem"]} if offer else set())
-    event = ApplicationSubmitted(
+    event = ApplicationSubmittedV2(
         application_id=application_id, call_id=call["call_id"], partnership_id=call["partnership_id"],
-        offer_id=body.offer_id, visitor=participant(visitor), host=participant(host), purposes=body.purposes,
+        offer_id=body.offer_id, visitor=party(visitor), host=party(host), purposes=body.purposes,
         objectives=body.objectives, planned_start=body.planned_start, planned_end=body.planned_end,
         working_days=rules.working_days(body.planned_start, body.planned_end, host["country"]),
         travel_mode=body.travel_mode, ecosystems=sorted(ecosystems), submitted_at=datetime.now(UTC),

@@ -8,7 +8,7 @@ OpenAPI and AsyncAPI description.)
 from cx_shared.geography import load_gazetteer
 from cx_shared.service import Service
 
-from applications import api, calls_api, indicators_api
+from applications import api, calls_api, indicators_api, personal_data_api
 from applications.handlers import HANDLERS
 from applications.overdue import overdue_watcher
 from applications.settings import Settings
@@ -22,7 +22,8 @@ service = Service(
     handlers=HANDLERS,
     storage=Storage,
     outbox_collections=OUTBOX_COLLECTIONS,
-    routers=[api.router, calls_api.router, indicators_api.router],
+    routers=[api.router, calls_api.router, indicators_api.router, personal_data_api.router],
+    key_ring=True,
     background=[overdue_watcher(settings), load_gazetteer],
 )
 app = service.app()

@@ -11,7 +11,8 @@ from typing import Any
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import (ApplicationSubmitted, CallCancelled, CallClosed, CallPublished,
                                            OfferPublished, OfferWithdrawn,
-                                           OrganisationEnrolled, PartnershipFormed)
+                                           OrganisationEnrolled, PartnershipFormed, PersonalDataErased,
+                                           PersonalDataExportRequested)
 
 from applications import domain
 
@@ -48,6 +49,14 @@ def offer_withdrawal(event: OfferWithdrawn) -> dict[str, Any]:
     """What a withdrawal changes on the offer's document (set over it)."""
     return {"_id": event.offer_id, "status": domain.OFFER_WITHDRAWN, "withdrawn_reason": event.reason,
             "revision": event.revision}
+
+
+def erasure(event: PersonalDataErased) -> dict[str, Any]:
+    return {"_id": event.erasure_id, **event.model_dump(mode="json", exclude={"erasure_id"})}
+
+
+def export(event: PersonalDataExportRequested) -> dict[str, Any]:
+    return {"_id": event.export_id, **event.model_dump(mode="json", exclude={"export_id"})}
 
 
 def entry(envelope: Envelope) -> dict[str, Any]:

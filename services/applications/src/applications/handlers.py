@@ -18,11 +18,20 @@ from cx_shared.events import Event, all_event_classes
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, CallCancelled, CallClosed,
                                            CallPublished, CallUpdated, OfferPublished, OfferUpdated, OfferWithdrawn,
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
-                                           PartnershipUpdated)
+                                           PartnershipUpdated, PersonalDataErased, ApplicationsErasureReported,
+                                           ApplicationSubmittedV2, OrganisationEnrolledV2, OrganisationUpdatedV2,
+                                           ApplicationsExported, PersonalDataExportRequested)
+from cx_shared.events.assessment import AssessmentErasureReported, AssessmentExported
+from cx_shared.events.common import ErasureReport, ExportPart
+from cx_shared.events.grants import GrantsErasureReported, GrantsExported
+from cx_shared.events.notifications import NotificationsErasureReported, NotificationsExported
+from cx_shared.personal_data.erasure import erase, guarding
+from cx_shared.personal_data.export import answer
+from cx_shared.personal_data.sealed import opened
 from cx_shared.logging import get_logger
 
 from applications import documents, domain
-from applications.storage import CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, Storage
+from applications.storage import CALLS, ERASURES, EXPORTS, OFFERS, ORGANISATIONS, PARTNERSHIPS, Storage
 
 log = get_logger(__name__)
 CANCELLATIONS = uuid.UUID("0b7e3c52-5d7a-4f0e-9a61-2c4d8e1f3a90")  # a call cancellation's exchanges
@@ -83,6 +92,29 @@ async def on_call_cancelled(event: CallCancelled, delivery: Delivery, storage: S
             log.info("exchange moved on before the call's cancellation reached it", application_id=doc["_id"])
 
 
+async def on_personal_data_erased(event: PersonalDataErased, delivery: Delivery, storage: Storage) -> None:
+    """The request's document (a replay makes it), then our part of the erasure, reported."""
+    await storage.record(ERASURES, documents.erasure(event), delivery.event_id)
+    await erase(event, delivery, storage.tombstones, storage.forget, ApplicationsErasureReported)
+
+
+async def on_erasure_reported(event: ErasureReport, delivery: Delivery, storage: Storage) -> None:
+    await storage.fold_answer(ERASURES, event.erasure_id, f"reports.{event.service}", event.model_dump(mode="json"),
+                              delivery.event_id)
+
+
+async def on_export_requested(event: PersonalDataExportRequested, delivery: Delivery, storage: Storage) -> None:
+    """The request's document (a replay makes it), then our part of the export."""
+    await storage.record(EXPORTS, documents.export(event), delivery.event_id)
+    await answer(event, delivery, storage.db, storage.keys, storage.export, ApplicationsExported)
+
+
+async def on_exported(event: ExportPart, delivery: Delivery, storage: Storage) -> None:
+    """A service's part, kept sealed: opened only when the export is read (and never once erased)."""
+    await storage.fold_answer(EXPORTS, event.export_id, f"parts.{event.service}", event.part_sealed,
+                              delivery.event_id)
+
+
 HANDLERS: dict[type[Event], Handler] = {
     OrganisationEnrolled: recording(ORGANISATIONS, documents.organisation),
     OrganisationUpdated: recording(ORGANISATIONS, documents.organisation),
@@ -95,11 +127,24 @@ HANDLERS: dict[type[Event], Handler] = {
     OfferUpdated: recording(OFFERS, documents.offer),
     OfferWithdrawn: recording(OFFERS, documents.offer_withdrawal),
     ApplicationSubmitted: on_application_submitted,
+    ApplicationSubmittedV2: on_application_submitted,
+    PersonalDataErased: on_personal_data_erased,
+    PersonalDataExportRequested: on_export_requested,
 }
 # What creates the read model's documents (the rest folds into them).
 CREATIONS = frozenset(HANDLERS)
 # In a rebuild, after the creations and in time order: it cancels what was not granted by then.
 HANDLERS[CallCancelled] = on_call_cancelled
+HANDLERS.update({report: on_erasure_reported for report in (ApplicationsErasureReported, AssessmentErasureReported,
+                                                              GrantsErasureReported, NotificationsErasureReported)})
+HANDLERS.update({part: on_exported for part in (ApplicationsExported, AssessmentExported, GrantsExported,
+                                                NotificationsExported)})
 # The rest of the lifecycle: every contract (of any service) about an application.
 HANDLERS.update({cls: on_lifecycle_event for cls in all_event_classes()
                  if "application_id" in cls.model_fields and cls not in HANDLERS})
+# No event brings back the contact of an erased subject (a redelivery, a replay).
+HANDLERS = guarding(HANDLERS)
+# The sealed enrolments, opened with the subject's key (the erased placeholder once it is gone).
+HANDLERS.update({OrganisationEnrolledV2: opened(HANDLERS[OrganisationEnrolled]),
+                 OrganisationUpdatedV2: opened(HANDLERS[OrganisationUpdated])})
+CREATIONS = CREATIONS | {OrganisationEnrolledV2, OrganisationUpdatedV2}

@@ -9,7 +9,7 @@ from applications.handlers import CREATIONS, HANDLERS
 from applications.settings import Settings
 from applications.storage import OUTBOX_COLLECTIONS, Storage
 
-REPLAY = Replay(Settings, HANDLERS, Storage, OUTBOX_COLLECTIONS, first=CREATIONS)
+REPLAY = Replay(Settings, HANDLERS, Storage, OUTBOX_COLLECTIONS, first=CREATIONS, key_ring=True)
 
 if __name__ == "__main__":
     main(REPLAY)

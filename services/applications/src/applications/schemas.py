@@ -252,3 +252,9 @@ class ReviewIn(Strict):
 
     accept: bool
     reasons: list[Annotated[str, Field(max_length=2000, pattern=PROSE)]] = Field(default_factory=list, max_length=20)
+
+
+class ErasureIn(Strict):
+    """The data subject: the organisation whose contact person is to be erased."""
+
+    subject_id: Id

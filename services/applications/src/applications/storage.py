@@ -20,7 +20,11 @@ from pymongo.errors import DuplicateKeyError
 from cx_shared.envelope import Envelope
 from cx_shared.locks import Locks
 from cx_shared.logging import get_logger
+from cx_shared.personal_data.export import ANSWERS, documents_in
+from cx_shared.personal_data.keys import KeyRing
+from cx_shared.personal_data.erasure import TOMBSTONES, Forgotten, Place, Tombstones, forget_in
 from cx_shared.races import LostRace, until_stored
+from cx_shared.events.common import Kept
 from cx_shared.store import PROCESSED, change, new_document, not_processed
 
 from applications import domain
@@ -31,8 +35,10 @@ log = get_logger(__name__)
 ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS, TIMELINE = (
     "organisations", "partnerships", "calls", "offers", "applications", "timeline")
 MILESTONES = "milestones"
+ERASURES = "erasures"  # erasure requests and the services' reports on them
+EXPORTS = "exports"  # export requests and the services' sealed parts
 TIMELINE_LIMIT = 2000  # entries shown for one exchange (a lifecycle has a few dozen)
-OUTBOX_COLLECTIONS = [ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS]
+OUTBOX_COLLECTIONS = [ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS, ERASURES, TOMBSTONES, EXPORTS, ANSWERS]
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class Storage:
         self.dashboard_links = db["dashboard_links"]  # one-time links to the indicators page
         # Submissions to one offer, or by one visitor, are checked and stored one at a time.
         self.locks = Locks(db["locks"])
+        self.erasures = db[ERASURES]
+        self.tombstones = Tombstones(db)
+        self.keys: KeyRing | None = None  # the subjects' keys: the service gives them at start
 
     async def init(self) -> None:
         for key in ("visitor_id", "host_id", "call_id", "offer_id", "status"):
@@ -156,6 +165,42 @@ class Storage:
 
     async def list_organisations(self, query: Mapping[str, Any], limit: int = 500) -> list[dict]:
         return [d async for d in self.organisations.find(dict(query)).sort([("legal_name", 1)]).limit(limit)]
+
+    # --- personal data ------------------------------------------------------------------------
+
+    async def places(self, subject_id: str) -> list[Place]:
+        """Where the subject's data is: its organisation, its exchanges and their timelines."""
+        exchanges = [d["_id"] for party in ("visitor_id", "host_id")
+                     async for d in self.applications.find({party: subject_id}, {"_id": 1})]
+        places = [(self.organisations, {"_id": subject_id})]
+        places += [(self.applications, {party: subject_id}) for party in ("visitor_id", "host_id")]
+        return places + [(self.timeline, {"application_id": a}) for a in exchanges]
+
+    async def export(self, subject_id: str) -> list[dict]:
+        return await documents_in(await self.places(subject_id))
+
+    async def forget(self, subject_id: str) -> Forgotten:
+        """The subject's contact out of its organisation, and out of its exchanges' snapshots
+        and timelines (whichever revision of the contact they hold)."""
+        places = await self.places(subject_id)
+        await forget_in(places, subject_id)
+        exchanges = len(places) - 3
+        if self.keys is not None and self.keys.publisher is not None:  # live; a rebuild shreds nothing
+            await self.keys.shred(subject_id)
+        return Forgotten(removed=["the subject's data key: every sealed copy of the contact, on every topic",
+                                  "the organisation's contact person", "contacts in its exchanges' snapshots "
+                                  f"and timelines ({exchanges} exchanges)"],
+                         kept=[Kept(what="the organisation, its exchanges, reports and the owner's subject",
+                                    why="the programme's records of its grants; the owner may still act for it")])
+
+    async def fold_answer(self, collection: str, request_id: str, field: str, value: Any, event_id: str) -> None:
+        """A service's answer to a request (its report on an erasure, its part of an export), once;
+        the request's document may come after it (a rebuild)."""
+        try:
+            await self.db[collection].update_one(not_processed({"_id": request_id}, event_id),
+                                                 change({"$set": {field: value}}, processed=event_id), upsert=True)
+        except DuplicateKeyError:
+            pass  # already folded
 
     # --- one-time dashboard links ------------------------------------------------------------
 

@@ -15,6 +15,7 @@ service = Service(
     handlers=HANDLERS,
     storage=Storage,
     outbox_collections=OUTBOX_COLLECTIONS,
+    key_ring=True,  # to seal its part of an export
     routers=[api.router],
 )
 app = service.app()

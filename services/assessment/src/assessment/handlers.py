@@ -9,11 +9,16 @@ from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
                                            CallPublished, CallUpdated, OfferPublished, OfferUpdated,
-                                           OrganisationEnrolled, OrganisationUpdated)
+                                           OrganisationEnrolled, OrganisationUpdated, PersonalDataErased,
+                                           ApplicationSubmittedV2, OrganisationEnrolledV2, OrganisationUpdatedV2,
+                                           PersonalDataExportRequested)
+from cx_shared.events.assessment import AssessmentErasureReported, AssessmentExported
 from cx_shared.events.grants import (BudgetToppedUp, CommitmentReduced, CommitmentReleased, GrantRefused,
                                      PaymentOrdered)
 from cx_shared.logging import get_logger
 from cx_shared.lump_sums import LumpSumError, exchange_lump_sum
+from cx_shared.personal_data.erasure import erase
+from cx_shared.personal_data.export import answer
 
 from assessment.domain import WAITLISTED, CallBook
 from assessment.rules import Candidate, Party
@@ -145,7 +150,8 @@ async def on_grant_refused(event: GrantRefused, delivery: Delivery, storage: Sto
                    delivery, storage, Needs(event.application_id))
 
 
-async def on_organisation(event: OrganisationEnrolled, delivery: Delivery, storage: Storage) -> None:
+async def on_organisation(event: OrganisationEnrolled | OrganisationEnrolledV2, delivery: Delivery,
+                          storage: Storage) -> None:
     """Who owns it: an assessor who does has a conflict of interest on its applications."""
     await storage.keep_owner(event.organisation_id, event.owner, event.revision)
 
@@ -155,14 +161,27 @@ async def on_offer(event: OfferPublished, delivery: Delivery, storage: Storage) 
     await storage.keep_offer(event.offer_id, event.capacity, event.revision)
 
 
+async def on_personal_data_erased(event: PersonalDataErased, delivery: Delivery, storage: Storage) -> None:
+    await erase(event, delivery, storage.tombstones, storage.forget, AssessmentErasureReported)
+
+
+async def on_export_requested(event: PersonalDataExportRequested, delivery: Delivery, storage: Storage) -> None:
+    await answer(event, delivery, storage.db, storage.keys, storage.export, AssessmentExported)
+
+
+# Assessment keeps no contact person (submissions are kept without them), so no event needs the
+# erasure guard here.
 HANDLERS: dict[type, Any] = {
     OrganisationEnrolled: on_organisation,
     OrganisationUpdated: on_organisation,
+    OrganisationEnrolledV2: on_organisation,  # the owner only: the sealed contact stays sealed here
+    OrganisationUpdatedV2: on_organisation,
     CallPublished: on_call_published,
     CallUpdated: on_call_updated,
     OfferPublished: on_offer,
     OfferUpdated: on_offer,
     ApplicationSubmitted: on_application_submitted,
+    ApplicationSubmittedV2: on_application_submitted,
     ApplicationWithdrawn: on_application_withdrawn,
     ApplicationCancelled: on_application_cancelled,
     BudgetToppedUp: on_budget_topped_up,
@@ -170,4 +189,6 @@ HANDLERS: dict[type, Any] = {
     CommitmentReleased: on_commitment_released,
     PaymentOrdered: on_payment_ordered,
     GrantRefused: on_grant_refused,
+    PersonalDataErased: on_personal_data_erased,
+    PersonalDataExportRequested: on_export_requested,
 }

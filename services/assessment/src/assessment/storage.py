@@ -58,6 +58,11 @@ from pymongo.errors import DuplicateKeyError
 
 from cx_shared import tally
 from cx_shared.envelope import Envelope
+from cx_shared.events.common import Kept
+from cx_shared.personal_data import ERASED_CONTACT
+from cx_shared.personal_data.erasure import TOMBSTONES, Forgotten, Place, Tombstones, forget_in
+from cx_shared.personal_data.export import ANSWERS, documents_in
+from cx_shared.personal_data.keys import KeyRing
 from cx_shared.races import LostRace
 from cx_shared.store import PLUMBING, change, new_document
 
@@ -65,7 +70,8 @@ from assessment.domain import CallBook, Entry, Policy
 
 CALLS, ENTRIES, SUBMISSIONS, ORGANISATIONS = "calls", "entries", "submissions", "organisations"
 EARLY_TOP_UPS, OFFERS = "early_top_ups", "offers"
-OUTBOX_COLLECTIONS = [CALLS, ENTRIES]
+PARTIES = ("data.visitor.organisation_id", "data.host.organisation_id")
+OUTBOX_COLLECTIONS = [CALLS, ENTRIES, TOMBSTONES, ANSWERS]
 PENDING, PENDING_CALL = "pending", "pending_call"
 STORAGE_FIELDS = {"_id", tally.SEQ, tally.CAUSES, PENDING, PENDING_CALL, *PLUMBING}
 # A decision's writer commits within milliseconds of preparing: a pending change still
@@ -152,9 +158,12 @@ def committed_at(envelope: dict[str, Any], pending: Pending) -> bool | None:
 
 class Storage:
     def __init__(self, db: AsyncDatabase):
+        self.db = db
         self.calls = db[CALLS]
         self.entries = db[ENTRIES]
         self.submissions = db[SUBMISSIONS]
+        self.tombstones = Tombstones(db)
+        self.keys: KeyRing | None = None  # the subjects' keys (to seal an export): the service gives them
         self.early_top_ups = db[EARLY_TOP_UPS]
         self.offers = db[OFFERS]
         self.organisations = db[ORGANISATIONS]
@@ -166,6 +175,8 @@ class Storage:
         await self.entries.create_index([("offer_id", ASCENDING)])
         await self.entries.create_index([(PENDING_CALL, ASCENDING)])
         await self.submissions.create_index([("call_id", ASCENDING)])
+        for party in PARTIES:  # an erasure finds the subject's submissions kept before contacts were dropped
+            await self.submissions.create_index([(party, ASCENDING)])
         await self.early_top_ups.create_index([("call_id", ASCENDING)])
         await self.organisations.create_index([("owner", ASCENDING)])
 
@@ -312,6 +323,8 @@ class Storage:
 
     async def keep_submission(self, application_id: str, call_id: str, data: dict[str, Any],
                               envelope: Envelope) -> None:
+        """The submission's facts without the parties' contact persons: no rule needs them."""
+        data = {**data, **{p: {**data[p], "contact": ERASED_CONTACT} for p in ("visitor", "host")}}
         with suppress(DuplicateKeyError):  # redelivered: the first copy stands
             await self.submissions.insert_one({"_id": application_id, "call_id": call_id, "data": data,
                                                "event_id": envelope.id, "correlation_id": envelope.correlationid,
@@ -319,6 +332,21 @@ class Storage:
                                                "traceparent": envelope.traceparent,
                                                "tracestate": envelope.tracestate,
                                                "received_at": datetime.now(UTC)})
+
+    def places(self, subject_id: str) -> list[Place]:
+        """Where the subject's data is: its submissions and who owns it."""
+        return [*[(self.submissions, {party: subject_id}) for party in PARTIES],
+                (self.organisations, {"_id": subject_id})]
+
+    async def export(self, subject_id: str) -> list[dict]:
+        return await documents_in(self.places(subject_id))
+
+    async def forget(self, subject_id: str) -> Forgotten:
+        """Contacts in submissions kept before assessment stopped keeping them."""
+        changed = await forget_in([(self.submissions, {party: subject_id}) for party in PARTIES], subject_id)
+        return Forgotten(removed=[f"contact persons in {changed} stored submissions"], kept=[Kept(
+            what="the organisation's id, owner subject and its exchanges' assessment",
+            why="conflicts of interest and the decisions' record; no contact person is kept")])
 
     async def submission(self, application_id: str) -> dict[str, Any] | None:
         return await self.submissions.find_one({"_id": application_id})

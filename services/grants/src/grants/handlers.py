@@ -12,11 +12,14 @@ from typing import Any
 from cx_shared.consumer import Delivery
 from cx_shared.errors import Conflict, Invalid, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished, CallUpdated, ExchangeNoShow, ReportAccepted)
+                                           ApplicationSubmittedV2, CallPublished, CallUpdated, ExchangeNoShow,
+                                           PersonalDataErased, PersonalDataExportRequested, ReportAccepted)
 from cx_shared.events.assessment import ApplicationApproved, HostAccepted, HostDeclined
-from cx_shared.events.grants import BudgetOpened, PaymentConfirmed
+from cx_shared.events.grants import BudgetOpened, GrantsErasureReported, GrantsExported, PaymentConfirmed
 from cx_shared.geography import UnknownCity, locate
 from cx_shared.logging import get_logger
+from cx_shared.personal_data.erasure import erase
+from cx_shared.personal_data.export import answer
 
 from grants import domain
 from grants.budgeting import act_on_budget, act_on_exchange
@@ -165,10 +168,21 @@ async def on_payment_confirmed(event: PaymentConfirmed, delivery: Delivery, stor
         log.info("payment confirmation with no open order (duplicate or unknown)", payment_id=event.payment_id)
 
 
+async def on_personal_data_erased(event: PersonalDataErased, delivery: Delivery, storage: Storage) -> None:
+    await erase(event, delivery, storage.tombstones, storage.forget, GrantsErasureReported)
+
+
+async def on_export_requested(event: PersonalDataExportRequested, delivery: Delivery, storage: Storage) -> None:
+    await answer(event, delivery, storage.db, storage.keys, storage.export, GrantsExported)
+
+
+# Grants keeps no contact person (the parties' ids, legal names and places only), so no event
+# needs the erasure guard here.
 HANDLERS = {
     CallPublished: on_call_published,
     CallUpdated: on_call_updated,
     ApplicationSubmitted: on_application_submitted,
+    ApplicationSubmittedV2: on_application_submitted,
     ApplicationApproved: on_application_approved,
     HostAccepted: on_host_accepted,
     HostDeclined: on_host_declined,
@@ -177,4 +191,6 @@ HANDLERS = {
     PaymentConfirmed: on_payment_confirmed,
     ExchangeNoShow: on_exchange_no_show,
     ReportAccepted: on_report_accepted,
+    PersonalDataErased: on_personal_data_erased,
+    PersonalDataExportRequested: on_export_requested,
 }

@@ -54,6 +54,10 @@ from pymongo.errors import DuplicateKeyError
 from cx_shared import tally
 from cx_shared.envelope import Envelope
 from cx_shared.races import LostRace
+from cx_shared.events.common import Kept
+from cx_shared.personal_data.erasure import TOMBSTONES, Forgotten, Tombstones
+from cx_shared.personal_data.export import ANSWERS, documents_in
+from cx_shared.personal_data.keys import KeyRing
 from cx_shared.store import change as with_events, new_document
 
 from grants.domain import BALANCES, Budget, BudgetChange, commitment_key
@@ -61,7 +65,8 @@ from grants.domain import BALANCES, Budget, BudgetChange, commitment_key
 BUDGETS, COMMITMENTS, TOP_UPS, LEDGER = "budgets", "commitments", "top_ups", "ledger"
 FACTS, ACCEPTANCES, WITHDRAWALS, AGREEMENTS = "exchange_facts", "host_acceptances", "withdrawals", "agreements"
 APPROVALS, CALLS = "approvals", "calls"
-OUTBOX_COLLECTIONS = [BUDGETS, COMMITMENTS, TOP_UPS]
+OUTBOX_COLLECTIONS = [BUDGETS, COMMITMENTS, TOP_UPS, TOMBSTONES, ANSWERS]
+PARTIES = ("parties.visitor_organisation_id", "parties.host_organisation_id")  # on an exchange's facts
 META = ("call_id", "partnership_id", "rule_set_version", "title")
 LAST_ENTRIES = "last_entries"
 REFUSED = "refused"
@@ -98,12 +103,29 @@ class Storage:
         self.facts, self.acceptances, self.withdrawals = db[FACTS], db[ACCEPTANCES], db[WITHDRAWALS]
         self.agreements = db[AGREEMENTS]
         self.approvals, self.calls = db[APPROVALS], db[CALLS]
+        self.tombstones = Tombstones(db)
+        self.keys: KeyRing | None = None  # the subjects' keys (to seal an export): the service gives them
 
     async def init(self) -> None:
         await self.budgets.create_index([("partnership_id", ASCENDING)])
         await self.db[COMMITMENTS].create_index([("call_id", ASCENDING)])
         await self.ledger_entries.create_index([("call_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.acceptances.create_index([("call_id", ASCENDING)])
+        for party in PARTIES:  # an export finds the subject's exchanges
+            await self.facts.create_index([(party, ASCENDING)])
+
+    # --- personal data ------------------------------------------------------------------------
+
+    async def export(self, subject_id: str) -> list[dict]:
+        """The facts of the subject's exchanges (the parties, places and dates the money was decided on).
+        Commitments, payments and the ledger are the programme's, not the person's: kept out."""
+        return await documents_in([(self.facts, {party: subject_id}) for party in PARTIES])
+
+    async def forget(self, subject_id: str) -> Forgotten:
+        """Grants holds no contact person: what it keeps of the organisation is the money's record."""
+        return Forgotten(removed=[], kept=[Kept(
+            what="commitments, agreements, payment orders and the ledger, by organisation id, with its legal name",
+            why="the programme's financial records, kept by law (EU Financial Regulation); no contact person")])
 
     # --- budget envelopes -------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ service = Service(
     handlers=HANDLERS,
     storage=lambda db: Storage(db, settings),
     outbox_collections=OUTBOX_COLLECTIONS,
+    key_ring=True,
     routers=[api.router],
     background=[mailer, webhook_dispatcher, reminder_scheduler, retention_sweeper],
 )

@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
+from cx_shared.personal_data import ERASED_EMAIL
+
 LANGUAGES = ("en", "fr", "de")  # languages with templates; any other falls back to English
 FALLBACK_LANGUAGE = "en"
 NARROW_SPACE = "\u202f"  # French groups thousands with a narrow no-break space
@@ -148,8 +150,8 @@ def plan_emails(cause_id: str, event_name: str, audience: Audience,
     for role, template in ROUTES.get(event_name, ()):
         for recipient in audience.of(role):
             address = recipient.email.strip().lower()
-            if address in planned:
-                continue  # the same person in two roles hears once
+            if address in planned or address == ERASED_EMAIL:
+                continue  # the same person in two roles hears once; an erased contact person never
             mandatory = TEMPLATES[template]
             planned[address] = PlannedEmail(notification_id(cause_id, address), recipient, template, mandatory,
                                             suppressed=not mandatory and address in opted_out)

@@ -13,8 +13,13 @@ from datetime import date
 from cx_shared.consumer import Delivery
 from cx_shared.envelope import Envelope
 from cx_shared.events import Event, all_event_classes
-from cx_shared.events.applications import ApplicationSubmitted, CallPublished, OrganisationEnrolled
+from cx_shared.events.applications import (ApplicationSubmitted, CallPublished, OrganisationEnrolled,
+                                           PersonalDataErased, PersonalDataExportRequested)
+from cx_shared.events.notifications import NotificationsErasureReported, NotificationsExported
 from cx_shared.logging import get_logger
+from cx_shared.personal_data.erasure import erase, without_erased
+from cx_shared.personal_data.export import answer
+from cx_shared.personal_data.sealed import in_clear
 
 from notifications.domain import (
     CANCELLED_BY,
@@ -35,15 +40,24 @@ from notifications.domain import (
 from notifications.storage import Storage
 
 log = get_logger(__name__)
+ENROLMENT = "enrolment:"  # events parked for a party's enrolment: parked under enrolment:<organisation id>
 
 
 async def on_event(event: Event, delivery: Delivery, storage: Storage, offer: bool = True) -> None:
+    event, delivery = await in_clear(event, delivery, storage.keys)  # a sealed contact opened with its key
+    event, delivery = await without_erased(event, delivery, storage.tombstones)  # what was erased stays so
     await remember(event, storage)
-    if offer:
+    if offer:  # an erasure too: a subscriber holding the subject's data learns to erase it
         await offer_to_subscribers(event, delivery.envelope, storage)
+    if isinstance(event, PersonalDataErased):
+        await erase(event, delivery, storage.tombstones, storage.forget, NotificationsErasureReported)
+    elif isinstance(event, PersonalDataExportRequested):
+        await answer(event, delivery, storage.db, storage.keys, storage.export, NotificationsExported)
     await notify(event, delivery.envelope, storage)
     if isinstance(event, ApplicationSubmitted):
         await replay_parked(event.application_id, storage, offer)
+    if isinstance(event, OrganisationEnrolled):  # events that waited for this party's contact
+        await replay_parked(ENROLMENT + event.organisation_id, storage, offer)
 
 
 async def remember(event: Event, storage: Storage) -> None:
@@ -98,6 +112,10 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
         await storage.park(envelope, application_id)
         log.info("event parked until its application is known", application_id=application_id)
         return
+    if unknown := await storage.unknown_parties(application):  # its enrolment is a moment behind
+        await storage.park(envelope, ENROLMENT + unknown[0])
+        log.info("event parked until the party's enrolment is known", organisation_id=unknown[0])
+        return
     cause = {"event_id": envelope.id, "event_type": envelope.type, "subject": envelope.subject,
              "correlation_id": envelope.correlationid}
     call = await storage.call(application["call_id"])
@@ -125,7 +143,7 @@ async def replay_parked(application_id: str, storage: Storage, offer: bool = Tru
             if offer:
                 await offer_to_subscribers(event, envelope, storage)
             await notify(event, envelope, storage)
-        await storage.unpark(envelope.id)
+        await storage.unpark(envelope.id, application_id)
 
 
 def exchange_dates(application: dict) -> ExchangeDates | None:

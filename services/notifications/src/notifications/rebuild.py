@@ -33,7 +33,7 @@ async def on_email_recorded(event: EmailSent, delivery: Delivery, storage: Stora
 
 REPLAYED = {**{cls: on_replayed_event for cls in HANDLERS}, EmailSent: on_email_recorded,
             EmailFailed: on_email_recorded}
-REPLAY = Replay(Settings, REPLAYED, Storage, OUTBOX_COLLECTIONS, configuration=CONFIGURATION)
+REPLAY = Replay(Settings, REPLAYED, Storage, OUTBOX_COLLECTIONS, configuration=CONFIGURATION, key_ring=True)
 
 if __name__ == "__main__":
     main(REPLAY)

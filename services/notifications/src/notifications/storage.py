@@ -16,6 +16,11 @@ from typing import Any
 
 from cx_shared.envelope import Envelope
 from cx_shared.lease import Lease, new_token
+from cx_shared.events.common import Kept
+from cx_shared.personal_data import ERASED_CONTACT
+from cx_shared.personal_data.keys import KeyRing
+from cx_shared.personal_data.erasure import TOMBSTONES, Forgotten, Place, Tombstones, forget_in, stored_contacts
+from cx_shared.personal_data.export import ANSWERS, documents_in
 from cx_shared.store import change
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,7 +44,8 @@ from notifications.memory import Fresh, Recent, Routes
 from notifications.settings import Settings
 
 NOTIFICATIONS, DELIVERIES = "notifications", "webhook_deliveries"
-OUTBOX_COLLECTIONS = [NOTIFICATIONS]
+OUTBOX_COLLECTIONS = [NOTIFICATIONS, TOMBSTONES, ANSWERS]
+PARTIES = ("visitor.organisation_id", "host.organisation_id")  # an application's snapshots of its parties
 
 # Email states: pending -> sending (claimed, leased) -> sent | pending (retry) | failed; suppressed never goes.
 PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "failed", "suppressed"
@@ -69,6 +75,8 @@ class Storage:
         self.keep_mail, self.keep_deliveries, self.keep_parked = (
             days * self.settings.mail_log_retention_days, days * self.settings.webhook_delivery_retention_days,
             days * self.settings.parked_event_retention_days)
+        self.tombstones = Tombstones(db)
+        self.keys: KeyRing | None = None  # the subjects' keys: the service gives them at start
         self.routes = Routes(self._active_subscriptions, self.settings.webhook_routes_refresh_seconds)
         # Stored once, never changed: an application's snapshot, a call's partnership, an address's token.
         self._applications, self._call_partnerships = Recent(4096), Recent(1024)
@@ -109,6 +117,10 @@ class Storage:
         await self.unsubscribe_tokens.create_index([("email", ASCENDING)], unique=True)
         for collection in self.expiring:  # the retention sweep's look-up (see sweep_expired)
             await collection.create_index([("expires_at", ASCENDING)])
+        # an erasure finds a subject's snapshots and the deliveries of its events
+        for party in PARTIES:
+            await self.applications.create_index([(party, ASCENDING)])
+        await self.deliveries.create_index([("subject", ASCENDING)])
 
     # ---- read models --------------------------------------------------------------------------
 
@@ -168,11 +180,21 @@ class Storage:
             assessors=tuple(_staff(s) for s in staff if s["role"] == ASSESSOR),
             grant_officers=tuple(_staff(s) for s in staff if s["role"] == GRANT_OFFICER))
 
+    async def unknown_parties(self, application: dict) -> list[str]:
+        """The parties whose contact is known neither from their enrolment nor from the submission
+        (a v2 submission carries none, and its enrolment may come a moment later, on another key)."""
+        return [snapshot["organisation_id"] for snapshot in (application["visitor"], application["host"])
+                if not snapshot.get("contact") and await self._enrolment(snapshot["organisation_id"]) is None]
+
+    async def _enrolment(self, organisation_id: str) -> dict | None:
+        return await self._fresh.read(("organisation", organisation_id),
+                                      lambda: self.organisations.find_one({"_id": organisation_id}))
+
     async def _participant(self, role: str, snapshot: dict) -> Recipient:
-        organisation_id = snapshot["organisation_id"]
-        enrolled = await self._fresh.read(("organisation", organisation_id),
-                                          lambda: self.organisations.find_one({"_id": organisation_id}))
-        contact = (enrolled or snapshot)["contact"]
+        enrolled = await self._enrolment(snapshot["organisation_id"])
+        # The enrolment's contact; a submission of old (v1) carried one too. Neither: nobody to mail
+        # (the placeholder is never mailed).
+        contact = (enrolled or {}).get("contact") or snapshot.get("contact") or ERASED_CONTACT
         return Recipient(role, contact["email"], contact["name"], language(contact.get("language")))
 
     async def add_staff(self, member: dict[str, Any]) -> dict:
@@ -186,20 +208,68 @@ class Storage:
     async def list_staff(self, partnership_id: str) -> list[dict]:
         return [s async for s in self.staff.find({"partnership_id": partnership_id}).sort("email")]
 
+    # ---- personal data --------------------------------------------------------------------------
+
+    async def places(self, subject_id: str) -> tuple[list[Place], list[str]]:
+        """Where the subject's data is: its read models, and the mail log, webhook deliveries and
+        parked events of its exchanges (which it also returns)."""
+        exchanges = [d["_id"] for p in PARTIES async for d in self.applications.find({p: subject_id}, {"_id": 1})]
+        places = [(self.organisations, {"_id": subject_id}), *[(self.applications, {p: subject_id}) for p in PARTIES],
+                  (self.deliveries, {"subject": subject_id})]
+        for a in exchanges:
+            places += [(self.notifications, {"application_id": a}), (self.deliveries, {"subject": a}),
+                       (self.parked, {"application_id": a})]
+        return places, exchanges
+
+    async def contacts(self, subject_id: str) -> list[dict]:
+        """The subject's contact persons: as enrolled now, and as its submissions of old carried them."""
+        places = [(self.organisations, {"_id": subject_id}), *[(self.applications, {p: subject_id}) for p in PARTIES]]
+        return [c for collection, query in places for c in await stored_contacts(collection, query, subject_id)]
+
+    async def export(self, subject_id: str) -> list[dict]:
+        places, _ = await self.places(subject_id)
+        emails = sorted({c["email"].lower() for c in await self.contacts(subject_id)})
+        return await documents_in([*places, *[(self.opt_outs, {"_id": e}) for e in emails],
+                                   *[(self.unsubscribe_tokens, {"email": e}) for e in emails]])
+
+    async def forget(self, subject_id: str) -> Forgotten:
+        """The subject's contact person out of the read models, the mail log, webhook deliveries and
+        parked events of its exchanges, and its opt-out and unsubscribe link."""
+        places, exchanges = await self.places(subject_id)
+        contacts = await self.contacts(subject_id)
+        emails = {c["email"].lower() for c in contacts}
+        changed = await forget_in(places, subject_id, contacts)
+        for email in emails:
+            await self.opt_outs.delete_one({"_id": email})
+            await self.unsubscribe_tokens.delete_one({"email": email})
+            self._fresh.forget(("opt-out", email))
+        for a in exchanges:
+            self._applications.pop(a)
+        self._fresh.forget(("organisation", subject_id))
+        return Forgotten(removed=[f"the contact person in {changed} documents of the read models, mail log, webhook "
+                                  f"deliveries and parked events ({len(exchanges)} exchanges)",
+                                  "opt-outs and unsubscribe links of the contact's addresses"],
+                         kept=[Kept(what="the mail log's entries and deliveries, without the contact person",
+                                    why="what was sent when, for the partnership's record")])
+
     # ---- events that came before their application ---------------------------------------------
 
     async def park(self, envelope: Envelope, application_id: str) -> None:
+        """Keep the event until `application_id` (an application, or a party's enrolment) is known;
+        an event parked already waits for this instead (it came back from a replay for something else)."""
         now = self.clock.now()
-        await _insert(self.parked, {"_id": envelope.id, "application_id": application_id,
-                                    "envelope": envelope.to_outbox(), "parked_at": now,
-                                    "expires_at": now + self.keep_parked})
+        if not await _insert(self.parked, {"_id": envelope.id, "application_id": application_id,
+                                           "envelope": envelope.to_outbox(), "parked_at": now,
+                                           "expires_at": now + self.keep_parked}):
+            await self.parked.update_one({"_id": envelope.id}, {"$set": {"application_id": application_id}})
 
     async def parked_for(self, application_id: str) -> list[Envelope]:
         docs = [d async for d in self.parked.find({"application_id": application_id}).sort("parked_at")]
         return [Envelope.from_outbox(d["envelope"]) for d in docs]
 
-    async def unpark(self, event_id: str) -> None:
-        await self.parked.delete_one({"_id": event_id})
+    async def unpark(self, event_id: str, application_id: str) -> None:
+        """Done waiting for `application_id` (parked again for something else, it stays)."""
+        await self.parked.delete_one({"_id": event_id, "application_id": application_id})
 
     # ---- opt-outs -----------------------------------------------------------------------------
 

@@ -17,13 +17,13 @@ from cx_shared.catalog import headers
 from cx_shared.catalog.examples import example
 from cx_shared.envelope import CONTENT_TYPE
 from cx_shared.events import Event, all_event_classes
-from cx_shared.topics import ALL_TOPICS, DEAD_LETTERS, SERVICES, Topic, consumer_group
+from cx_shared.topics import DEAD_LETTERS, EVENT_TOPICS, SERVICES, Topic, consumer_group
 
 ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"
 SCHEMAS = "#/components/schemas/"
 # The field whose value is an event's key (and ce_subject): the first of these it has.
-KEY_FIELDS = ("application_id", "organisation_id", "offer_id", "call_id", "partnership_id")
+KEY_FIELDS = ("application_id", "organisation_id", "offer_id", "call_id", "partnership_id", "subject_id")
 
 INFO = """Every event of ClusterXchange on Apache Kafka, generated from the code (`make catalog`).
 
@@ -63,7 +63,7 @@ def build(consumers: Mapping[str, Iterable[type[Event]]], contracts: Sequence[ty
         "info": {"title": "ClusterXchange events", "version": version, "description": INFO},
         "defaultContentType": CONTENT_TYPE,
         "servers": {"kafka": _server()},
-        "channels": {t.name: _channel(t, [c for c in contracts if c.topic is t]) for t in ALL_TOPICS},
+        "channels": {t.name: _channel(t, [c for c in contracts if c.topic is t]) for t in EVENT_TOPICS},
         "operations": _operations(contracts, readers),
         "components": {
             "schemas": {**schemas, **headers.schemas()},
@@ -140,7 +140,7 @@ def _required(cls: type[Event]) -> set[str]:
 
 def _operations(contracts: Sequence[type[Event]], readers: Mapping[str, set[type[Event]]]) -> dict[str, Any]:
     operations = {}
-    for topic in ALL_TOPICS:
+    for topic in EVENT_TOPICS:
         mine = [c for c in contracts if c.topic is topic]
         if mine:
             operations[f"{topic.producer}.sends.{topic.name}"] = _operation("send", topic, mine, topic.producer)

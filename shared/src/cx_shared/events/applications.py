@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from cx_shared.events import Event
-from cx_shared.events.common import Contact, Participant
+from cx_shared.events.common import Contact, ErasureReport, ExportPart, Participant, Party
 from cx_shared.topics import APPLICATIONS
 from cx_shared.vocabulary import Ecosystem, OrganisationType, Purpose, RegionCategory, TravelMode
 
@@ -25,7 +25,9 @@ Ecosystems = Annotated[list[Ecosystem], Field(max_length=len(Ecosystem))]
 Countries = Annotated[list[Annotated[str, Field(max_length=2)]], Field(max_length=100)]
 
 
-class OrganisationEnrolled(Event, name="organisation.enrolled", topic=APPLICATIONS):
+class Organisation(Event):
+    """What every version of an organisation's enrolment says, but its contact person."""
+
     organisation_id: Id
     revision: int = 1
     roles: list[Annotated[str, Field(max_length=10)]] = Field(max_length=2)
@@ -36,11 +38,28 @@ class OrganisationEnrolled(Event, name="organisation.enrolled", topic=APPLICATIO
     subtype: Line | None = None
     cluster_name: Line | None = None
     ecosystems: Ecosystems = Field(default_factory=list)
+
+
+class OrganisationEnrolled(Organisation, name="organisation.enrolled", topic=APPLICATIONS):
     contact: Contact
     owner: Subject | None = None  # the subject (token sub) that enrolled it: it may act for the organisation
 
 
 class OrganisationUpdated(OrganisationEnrolled, name="organisation.updated", topic=APPLICATIONS):
+    pass
+
+
+class OrganisationEnrolledV2(Organisation, name="organisation.enrolled", version=2, topic=APPLICATIONS):
+    """The enrolment with its contact person sealed under the organisation's data key (crypto-shredding:
+    erasing the key makes every copy unreadable). Only the services that read the keys topic open it."""
+
+    contact_sealed: Annotated[str, Field(max_length=4000, description=(
+        "the contact person (name, email, phone, language) as JSON, AES-256-GCM under the key of subject "
+        "organisation_id on cx.personal_data_keys.v1: `aes256gcm:` + base64(nonce + ciphertext)"))]
+    owner: Subject | None = None
+
+
+class OrganisationUpdatedV2(OrganisationEnrolledV2, name="organisation.updated", version=2, topic=APPLICATIONS):
     pass
 
 
@@ -110,6 +129,14 @@ class ApplicationSubmitted(Event, name="application.submitted", topic=APPLICATIO
     # Each side's own ecosystems (the snapshots do not carry them): tells ecosystems crossed.
     visitor_ecosystems: Ecosystems = Field(default_factory=list)
     host_ecosystems: Ecosystems = Field(default_factory=list)
+
+
+class ApplicationSubmittedV2(ApplicationSubmitted, name="application.submitted", version=2, topic=APPLICATIONS):
+    """The submission without the parties' contact persons (minimised): no consumer needs them from
+    here; notifications mails the contacts it keeps from the enrolment events."""
+
+    visitor: Party
+    host: Party
 
 
 class ApplicationWithdrawn(Event, name="application.withdrawn", topic=APPLICATIONS):
@@ -300,3 +327,35 @@ class ReportOverdue(Event, name="report.overdue", topic=APPLICATIONS):
     call_id: Id
     due_on: date
     detected_on: date
+
+
+# Personal data (issue 15): erasure of a data subject, an organisation's contact person, named
+# by the organisation's id. Keyed by that id, so it follows the organisation's own events.
+
+class PersonalDataErased(Event, name="personal_data.erased", topic=APPLICATIONS):
+    """Erase the contact person of an organisation everywhere: every service removes or
+    anonymises what it holds of them, keeps a tombstone, and reports back."""
+
+    erasure_id: Id
+    subject_id: Id = Field(description="the organisation whose contact person is erased")
+    requested_by: Subject
+    requested_at: datetime
+
+
+class ApplicationsErasureReported(ErasureReport, name="personal_data.erasure_reported.applications",
+                                  topic=APPLICATIONS):
+    """What applications erased of the subject (organisations, exchanges' snapshots and timelines)."""
+
+
+class PersonalDataExportRequested(Event, name="personal_data.export_requested", topic=APPLICATIONS):
+    """Everything every service holds about a subject, asked for (GDPR art. 15 and 20): each service
+    answers with its part, sealed under the subject's key."""
+
+    export_id: Id
+    subject_id: Id = Field(description="the organisation whose contact person's data is exported")
+    requested_by: Subject
+    requested_at: datetime
+
+
+class ApplicationsExported(ExportPart, name="personal_data.exported.applications", topic=APPLICATIONS):
+    """What applications holds of the subject (its organisation, exchanges and their timelines)."""

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from cx_shared.events import Event
+from cx_shared.events.common import ErasureReport, ExportPart
 from cx_shared.events.common import RuleOutcome
 from cx_shared.topics import ASSESSMENT
 
@@ -123,3 +124,11 @@ class AppealLodged(Event, name="appeal.lodged", topic=ASSESSMENT):
     application_id: str
     call_id: str
     reason: Reason
+
+
+class AssessmentErasureReported(ErasureReport, name="personal_data.erasure_reported.assessment", topic=ASSESSMENT):
+    """What assessment erased of the subject (stored submissions)."""
+
+
+class AssessmentExported(ExportPart, name="personal_data.exported.assessment", topic=ASSESSMENT):
+    """What assessment holds of the subject."""

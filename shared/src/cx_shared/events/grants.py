@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field
 
 from cx_shared.events import Event
+from cx_shared.events.common import ErasureReport, ExportPart
 from cx_shared.topics import FINANCE, GRANTS
 
 # Free text is bounded, so no event comes near the broker's message limit: grants clips the
@@ -143,3 +144,11 @@ class PaymentConfirmed(Event, name="payment.confirmed", topic=FINANCE):
     amount_cents: int = Field(ge=0)
     finance_reference: Reference = ""
     executed_at: datetime | None = None
+
+
+class GrantsErasureReported(ErasureReport, name="personal_data.erasure_reported.grants", topic=GRANTS):
+    """What grants erased of the subject (no contact data: commitments, agreements and ledger stay)."""
+
+
+class GrantsExported(ExportPart, name="personal_data.exported.grants", topic=GRANTS):
+    """What grants holds of the subject."""

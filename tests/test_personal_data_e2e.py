@@ -1,0 +1,233 @@
+"""Personal data across the four running services (issue 15), over the real broker, database,
+SMTP sink and HTTP: a visitor's contact person is exported, then erased while grants is stopped;
+every service forgets them and reports, grants when it is back; no collection keeps their name,
+e-mail or phone, no record of any topic shows them to a reader holding every key left on the
+keys topic, the ledger still reconciles, and no service's rebuild brings them back. The export
+held every document the erasure changed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from cx_shared.envelope import Envelope
+from cx_shared.events.applications import OrganisationEnrolled, OrganisationEnrolledV2
+from cx_shared.personal_data.keys import Unreadable, unseal
+from cx_shared.testing.kafka import TopicWatcher, end_offsets, publish_raw, topic_names, wait_consumed
+from cx_shared.testing.waiting import eventually
+from cx_shared.testing.webhooks import LOCAL_RECEIVERS, Receiver
+from cx_shared.topics import (APPLICATIONS, ASSESSMENT, DEAD_LETTERS, FINANCE, GRANTS, KEYS, NOTIFICATIONS,
+                              PRODUCT_TOPICS, consumer_group, qualified, service_source)
+from tests.journey import Journey, wait_mail_settled
+
+pytestmark = pytest.mark.infra
+SERVICES = ("applications", "assessment", "grants", "notifications")
+
+
+def the_person(journey: Journey) -> dict:
+    """The visitor's contact person: a name with a letter JSON escapes, an e-mail, a phone."""
+    return {"name": f"Ana García {journey.suffix}", "email": f"ana.{journey.suffix}@madrid-photonics.example.es",
+            "phone": f"+34 600 {journey.suffix}", "language": "en"}
+
+
+def enrol_visitor(journey: Journey, person: dict) -> None:
+    journey.visitor_email = person["email"]
+    journey.visitor = journey.post("/organisations", {
+        "legal_name": f"Madrid Photonics {journey.suffix}", "country": "ES", "city": "Madrid",
+        "organisation_type": "cluster_organisation", "ecosystems": ["electronics"], "roles": ["visitor"],
+        "contact": person}, journey.token("visitor", subject=journey.visitor_sub))
+    journey.host = journey.enrol("host", journey.host_sub, "DE", "Munich", f"host-{journey.suffix}@example.de", "de")
+
+
+def traces(text: str, person: dict) -> list[str]:
+    """Which of the person's name, e-mail and phone the text holds (as written, or JSON-escaped)."""
+    needles = [person[k] for k in ("name", "email", "phone")]
+    forms = {n: {n.lower(), json.dumps(n)[1:-1].lower()} for n in needles}
+    return [n for n in needles if any(f in text.lower() for f in forms[n])]
+
+
+async def records_of(kafka, topics: list[str]) -> list:
+    """Every record on the topics, up to their ends now, as a reader with the admin's rights has them."""
+    ends = {tp: end for topic in topics for tp, end in (await end_offsets(kafka, topic)).items()}
+    async with TopicWatcher(kafka, topics) as watcher:
+        await watcher.wait_for(lambda: not watcher.lagging(ends), 30, "every record of the topics")
+    return watcher.records
+
+
+async def readable(kafka, namespace: str, person: dict) -> list[tuple[str, int, list[str]]]:
+    """Every record of every topic (dead letters too) that shows a trace of the person to a reader
+    holding every key still on the keys topic (its latest value per subject)."""
+    keys: dict[str, bytes | None] = {}
+    for record in await records_of(kafka, topic_names(namespace, KEYS)):
+        keys[record.key.decode()] = base64.b64decode(json.loads(record.value)["key"]) if record.value else None
+    found = []
+    for record in await records_of(kafka, topic_names(namespace, *PRODUCT_TOPICS, DEAD_LETTERS)):
+        text = (record.value or b"").decode()
+        opened = [json.dumps(unseal(key, subject, sealed)) for sealed in re.findall(r"aes256gcm:[A-Za-z0-9+/=]+", text)
+                  for subject, key in keys.items() if key and can_open(key, subject, sealed)]
+        if hits := traces(" ".join([text, *opened]), person):
+            found.append((record.topic, record.offset, hits))
+    return found
+
+
+def can_open(key: bytes, subject: str, sealed: str) -> bool:
+    try:
+        unseal(key, subject, sealed)
+        return True
+    except Unreadable:
+        return False
+
+
+async def held(db, person: dict) -> list[tuple[str, object, list[str]]]:
+    """Every document of every collection that still holds a trace of the person."""
+    found = []
+    for name in sorted(await db.list_collection_names()):
+        async for doc in db[name].find({}):
+            if hits := traces(json.dumps(doc, default=str, ensure_ascii=False), person):
+                found.append((name, doc["_id"], hits))
+    return found
+
+
+def erasure(system: dict, headers: dict, erasure_id: str) -> dict:
+    response = httpx.get(f"{system['applications'].url}/personal-data/erasures/{erasure_id}", headers=headers,
+                         timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def export_of(system: dict, headers: dict, subject_id: str) -> dict:
+    """An export asked for and read when every service has answered (202 until then)."""
+    url = f"{system['applications'].url}/personal-data/exports"
+    asked = httpx.post(url, headers=headers, json={"subject_id": subject_id}, timeout=20)
+    assert asked.status_code == 202, asked.text
+
+    def read():
+        response = httpx.get(f"{url}/{asked.json()['export_id']}", headers=headers, timeout=10)
+        assert response.status_code in (200, 202), response.text
+        return response.status_code == 200 and response.json()
+    return await eventually(read, 60, "every service's part of the export")
+
+
+def rebuild(service: str, service_env, live: str) -> str:
+    """The real rebuild command into a database of its own; its name."""
+    args = ["--configuration-from", live] if service == "notifications" else []
+    rebuilt = f"{live}_rebuilt"
+    done = subprocess.run([sys.executable, "-m", f"{service}.rebuild", *args], capture_output=True, timeout=300,
+                          env={**os.environ, **service_env(service, MONGODB_DATABASE=rebuilt)})
+    assert done.returncode == 0, done.stderr.decode()
+    return rebuilt
+
+
+async def drive(system: dict, journey: Journey) -> str:
+    """One exchange to its committed grant, with a programme-wide subscriber hearing everything."""
+    journey.open_call()
+    app_id = journey.submit()["application_id"]
+    await journey.wait_status(app_id, "approved")
+    decision = httpx.post(f"{system['assessment'].url}/applications/{app_id}/host-decision", json={"accept": True},
+                          headers=journey.host_headers, timeout=20)
+    assert decision.status_code in (200, 201, 202), decision.text
+    await journey.wait_status(app_id, "grant_committed")
+    await wait_mail_settled(system["notifications"].url, app_id, journey.manager)
+    return app_id
+
+
+async def test_an_erased_contact_person_is_nowhere_and_stays_so(run_service, infra, namespace, token, service_env):
+    system = {name: run_service(name, **(LOCAL_RECEIVERS if name == "notifications" else {})) for name in SERVICES}
+    journey = Journey(system["applications"].url, token)
+    person = the_person(journey)
+    topics = topic_names(namespace, APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, FINANCE)
+    client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    dbs = {name: client[service_env(name)["MONGODB_DATABASE"]] for name in SERVICES}
+    with Receiver({"/hook": [200]}) as receiver:
+        response = httpx.post(f"{system['notifications'].url}/webhooks/subscriptions", headers=journey.manager,
+                              json={"url": f"{receiver.url}/hook", "event_types": ["*"], "programme_wide": True,
+                                    "owner_email": "crm@example.org"}, timeout=20)
+        assert response.status_code == 201, response.text
+        enrol_visitor(journey, person)
+        app_id = await drive(system, journey)
+        await wait_consumed(infra.kafka, [consumer_group(s, namespace) for s in SERVICES], topics)
+        # Before: the person is in every service that needs them (and in none that does not).
+        before = {name: await held(dbs[name], person) for name in SERVICES}
+        assert before["applications"] and before["notifications"], before
+        assert not before["assessment"] and not before["grants"], before
+        assert any(traces(body.decode(), person) for _, _, body in receiver.requests)
+        on_topics = await readable(infra.kafka, namespace, person)
+        assert on_topics and {topic for topic, *_ in on_topics} == set(topic_names(namespace, APPLICATIONS)), \
+            "before: only the sealed enrolment carries the person, and their key opens it"
+
+        # The export, taken before the erasure, holds every document the erasure then changes.
+        exported = await export_of(system, journey.visitor_headers, journey.visitor["organisation_id"])
+        assert traces(json.dumps(exported, ensure_ascii=False), person) == [person[k] for k in ("name", "email",
+                                                                                               "phone")]
+        for name in SERVICES:
+            parts = {(d["collection"], str(d["document"]["_id"])) for d in exported["services"][name]}
+            assert {(collection, str(doc_id)) for collection, doc_id, _ in before[name]} <= parts, name
+
+        # Grants is down while the data subject asks: it erases and reports when it is back.
+        system["grants"].stop()
+        subject = journey.visitor_headers
+        asked = httpx.post(f"{system['applications'].url}/personal-data/erasures", headers=subject,
+                           json={"subject_id": journey.visitor["organisation_id"]}, timeout=20)
+        assert asked.status_code == 202, asked.text
+        erasure_id, visitor_id = asked.json()["erasure_id"], journey.visitor["organisation_id"]
+
+        def reported(*services: str):
+            parts = erasure(system, subject, erasure_id)["services"]
+            return all(parts[s]["status"] == "complete" for s in services) and parts
+        parts = await eventually(lambda: reported("applications", "assessment", "notifications"), 60,
+                                 "the running services' reports")
+        assert parts["grants"] == {"status": "pending"}
+        system["grants"] = run_service("grants")
+        await eventually(lambda: reported(*SERVICES), 60, "grants' report after its restart")
+        done = erasure(system, subject, erasure_id)
+        assert done["status"] == "complete" and all(p["erased_at"] for p in done["services"].values())
+        assert done["services"]["grants"]["kept"], "grants says what it keeps and why"
+        await wait_consumed(infra.kafka, [consumer_group(s, namespace) for s in SERVICES], topics)
+
+        for name in SERVICES:
+            assert await held(dbs[name], person) == [], name
+        assert not traces(json.dumps(journey.status(app_id)), person)
+        officer = token("grant_officer", subject="officer", partnership_ids=(journey.call["partnership_id"],))
+        balance = httpx.get(f"{system['grants'].url}/calls/{journey.call['call_id']}/reconciliation",
+                            headers=officer, timeout=10)
+        assert balance.status_code == 200 and balance.json()["balanced"], balance.text
+        # Nothing on any topic shows the person any more: their key is gone from the keys topic.
+        assert await readable(infra.kafka, namespace, person) == []
+
+        # The sealed enrolment delivered again, and an enrolment of old (v1, the contact in clear, as
+        # topics kept from before the migration hold), bring nothing back: the key is gone, and every
+        # service keeps the subject's tombstone.
+        async with TopicWatcher(infra.kafka, topic_names(namespace, APPLICATIONS)) as watcher:
+            sealed = await watcher.wait_for(lambda: watcher.of_type(OrganisationEnrolledV2, visitor_id), 30,
+                                            "the sealed enrolment")
+        in_clear = OrganisationEnrolled(**{k: v for k, v in sealed[0].data.items() if k != "contact_sealed"},
+                                        contact=person)
+        for envelope in (sealed[0], Envelope.wrap(in_clear, source=service_source("applications"),
+                                                  subject=visitor_id)):
+            await publish_raw(infra.kafka, qualified(APPLICATIONS, namespace), envelope.kafka_value(),
+                              key=visitor_id.encode(), headers=envelope.kafka_headers())
+        await wait_consumed(infra.kafka, [consumer_group(s, namespace) for s in SERVICES], topics)
+        for name in SERVICES:
+            assert await held(dbs[name], person) == [], name
+
+        # The export can no longer be opened: its parts were sealed under the erased key.
+        gone = httpx.get(f"{system['applications'].url}/personal-data/exports/{exported['export_id']}",
+                         headers=subject, timeout=10)
+        assert gone.status_code == 410, gone.text
+
+        # No service's rebuild from the topics brings the person back.
+        for name in SERVICES:
+            rebuilt = rebuild(name, service_env, dbs[name].name)
+            try:
+                assert await held(client[rebuilt], person) == [], name
+            finally:
+                await client.drop_database(rebuilt)
+    await client.close()
