@@ -524,8 +524,10 @@ def test_g_a_call_changed_before_it_opened_moves_dates_budget_and_its_rules_once
     assert b.call_changed(2, OPENS, CLOSES, 500_000, ["IT"], None, "mp") == []
     assert (b.budget_cents, b.policy.label) == (900_000, "default-v1@3")
     # a change of the budget alone publishes no rule set; the end day cleared goes back to closes_on
+    p = b.policy  # the version's panel settings travel with it, unchanged by the call's change
     assert b.call_changed(3, date(2026, 2, 1), date(2026, 11, 30), 100_000, ["FR", "DE"], None, "mp") == \
-        [domain.RuleSetPublished("default-v1@4", b.policy.rules, "mp")]
+        [domain.RuleSetPublished("default-v1@4", b.policy.rules, "mp", dict(p.criteria), p.second_assessor,
+                                 p.score_gap, p.threshold)]
     assert "exchanges_end_by" not in {r["rule"]: r["params"] for r in b.policy.rules}["dates_inside_call"]
     assert b.call_changed(4, date(2026, 2, 1), date(2026, 11, 30), 100_000, ["FR", "DE"], None, "mp") == []
     assert b.budget_cents == 1_100_000
