@@ -179,8 +179,11 @@ def _middlewares(service_name: str) -> tuple:
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """`python -m <service>`: the HTTP API, the consumer and the relay in one process; SIGTERM
-    lets in-flight requests finish and stops the consumer cleanly."""
+    lets in-flight requests finish and stops the consumer cleanly. An idle connection is kept
+    longer than clients and load balancers keep theirs (httpx 5 s, most balancers 60 s): the
+    side that closes first must be the client, or a request sent as the server closes is lost
+    with "server disconnected"."""
     import uvicorn
 
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, timeout_keep_alive=75)
