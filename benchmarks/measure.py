@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
-from cx_shared.kafka import client_options
+from cx_shared.kafka import client_options, stop_reading
 from cx_shared.settings import KafkaSettings
 
 STILL_GROUP_STATES = {"Stable", "Empty", "Dead"}  # not in the middle of a rebalance
@@ -74,11 +74,7 @@ class Watch:
         self._task = asyncio.create_task(self._collect())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._consumer:
-            await self._consumer.stop()
+        await stop_reading(self._task, self._consumer)
 
     async def _collect(self) -> None:
         while True:

@@ -36,6 +36,16 @@ log = get_logger(__name__)
 TOPIC_ALREADY_EXISTS, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC = 36, 29, 3
 
 
+async def stop_reading(task: asyncio.Task | None, consumer: Any | None) -> None:
+    """Stops a reader written as a task over its own consumer: the task first, so that nothing
+    reads from a consumer being closed."""
+    if task:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    if consumer:
+        await consumer.stop()
+
+
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     """aiokafka's keyword arguments for the broker and the principal these settings name.
     Refuses settings that would connect without credentials to a broker off loopback."""

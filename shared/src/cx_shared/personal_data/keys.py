@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cx_shared.kafka import Publisher, client_options
+from cx_shared.kafka import Publisher, client_options, stop_reading
 from cx_shared.logging import get_logger
 from cx_shared.settings import KafkaSettings
 from cx_shared.topics import KEYS, qualified
@@ -83,11 +83,7 @@ class KeyRing:
         await self.catch_up()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._consumer:
-            await self._consumer.stop()
+        await stop_reading(self._task, self._consumer)
 
     async def _follow(self) -> None:
         while True:

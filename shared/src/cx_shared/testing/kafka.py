@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
 from cx_shared.envelope import Envelope, MalformedMessage
-from cx_shared.kafka import admin_client, client_options
+from cx_shared.kafka import admin_client, client_options, stop_reading
 from cx_shared.settings import KafkaSettings
 from cx_shared.topics import Topic, qualified
 
@@ -39,9 +39,7 @@ class TopicWatcher:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
+        await stop_reading(self._task, self._consumer)
 
     async def _collect(self) -> None:
         seen: set[tuple[str, int, int]] = set()
