@@ -68,8 +68,11 @@ class KeyRing:
     async def start(self) -> None:
         """Read the whole topic before the service handles any event: a key made before is known."""
         # Subscribed without a group, the consumer is given every partition of the topic.
+        # A long-polling fetch returns the moment a key arrives; the wait only spaces out an idle
+        # ring's empty fetches (the default 0.5 s made two a second per service, at rest).
         self._consumer = AIOKafkaConsumer(self.topic, **client_options(self.kafka), group_id=None,
-                                          enable_auto_commit=False, auto_offset_reset="earliest")
+                                          enable_auto_commit=False, auto_offset_reset="earliest",
+                                          fetch_max_wait_ms=3000)
         await self._consumer.start()
         for _ in range(100):
             self._partitions = sorted(self._consumer.assignment())
