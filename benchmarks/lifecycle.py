@@ -36,7 +36,7 @@ from cx_shared.auth import issue_token
 from cx_shared.events.assessment import ApplicationApproved, ApplicationRejected, ApplicationWaitlisted
 from cx_shared.events.grants import BudgetOpened, GrantCommitted, GrantRefused
 from cx_shared.events.notifications import EmailFailed, EmailSent
-from cx_shared.kafka import admin_client, ensure_topics
+from cx_shared.kafka import delete_topics, ensure_topics
 from cx_shared.settings import KafkaSettings, ServiceSettings
 from cx_shared.testing.consortium import consortium
 from cx_shared.testing.infra import Infra, infra_from_variables
@@ -510,10 +510,7 @@ async def compare_with_baseline(cfg: Config, processes: Processes, product: floa
 
 async def forget(cfg: Config) -> None:
     """The run's topics, databases and mail go, so repeated runs do not fill the shared infra."""
-    async with admin_client(cfg.kafka) as admin:
-        existing = set(await admin.list_topics())
-        await admin.delete_topics([qualified(t, cfg.namespace) for t in ALL_TOPICS
-                                   if qualified(t, cfg.namespace) in existing])
+    await delete_topics(cfg.kafka, cfg.namespace)
     mongo = AsyncMongoClient(cfg.mongo_url)
     try:
         for name in SERVICES:

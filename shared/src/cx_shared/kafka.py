@@ -143,6 +143,15 @@ async def ensure_topics(kafka: KafkaSettings, namespace: str, partitions: int, r
                            f"may not create them: create them with the admin principal (deploy/infra.sh up does)")
 
 
+async def delete_topics(kafka: KafkaSettings, namespace: str) -> None:
+    """Every topic of the namespace that exists, deleted (a test's or a benchmark's namespace
+    when it is done, so repeated runs do not leave the broker thousands of idle partitions)."""
+    async with admin_client(kafka) as admin:
+        existing = set(await admin.list_topics())
+        if names := [qualified(t, namespace) for t in ALL_TOPICS if qualified(t, namespace) in existing]:
+            await admin.delete_topics(names)
+
+
 async def retention_findings(kafka: KafkaSettings, names: Sequence[str], retention_ms: int,
                              dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS) -> dict[str, dict[str, str]]:
     """Each topic whose retention differs from what it was meant to have, with what the broker has

@@ -13,7 +13,7 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 
 from cx_shared.auth import issue_token
-from cx_shared.kafka import ensure_topics
+from cx_shared.kafka import delete_topics, ensure_topics
 from cx_shared.settings import ServiceSettings
 from cx_shared.testing.infra import Infra, infra_from_environment
 from cx_shared.testing.services import ServiceProcess
@@ -40,10 +40,27 @@ def namespace() -> str:
 
 def create_topics(infra: Infra, namespace: str) -> None:
     """The namespace's topics, created by the admin as a deployment does (a service's principal
-    may not create topics). Run on a thread of its own: a fixture may be set up while pytest's
-    event loop is in use."""
+    may not create topics)."""
+    _on_own_loop(ensure_topics(infra.kafka, namespace, partitions=3, replication=1))
+
+
+def _on_own_loop(work) -> None:
+    """Run on a thread of its own: a fixture may be set up or torn down while pytest's event
+    loop is in use."""
     with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, ensure_topics(infra.kafka, namespace, partitions=3, replication=1)).result()
+        thread.submit(asyncio.run, work).result()
+
+
+async def _forget(infra: Infra, namespace: str, databases: set[str]) -> None:
+    """A test's topics and databases go when it ends: a suite of hundreds of tests would otherwise
+    leave the broker thousands of idle partitions and the database thousands of schemas."""
+    await delete_topics(infra.kafka, namespace)
+    client = AsyncMongoClient(infra.mongodb_url)
+    try:
+        for name in databases:
+            await client.drop_database(name)
+    finally:
+        await client.close()
 
 
 @pytest_asyncio.fixture
@@ -60,6 +77,7 @@ def service_env(infra: Infra, namespace: str):
     """Environment for a service process of this test: own topics, own databases, and the
     service's own broker principal (never the admin's)."""
     create_topics(infra, namespace)
+    databases: set[str] = set()
 
     def env(service: str, **extra: str) -> dict[str, str]:
         base = {"SERVICE_NAME": service, **infra.kafka_env(service), "MONGODB_URL": infra.mongodb_url,
@@ -67,8 +85,11 @@ def service_env(infra: Infra, namespace: str):
                 "LOG_JSON": "true", "DEV_TOKENS": "true"}
         if infra.smtp_port:
             base.update(SMTP_HOST=infra.smtp_host or "127.0.0.1", SMTP_PORT=str(infra.smtp_port))
-        return {**base, **extra}
-    return env
+        found = {**base, **extra}
+        databases.add(found["MONGODB_DATABASE"])
+        return found
+    yield env
+    _on_own_loop(_forget(infra, namespace, databases))
 
 
 @pytest.fixture
