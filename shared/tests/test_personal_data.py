@@ -85,6 +85,7 @@ async def test_a_reports_texts_travel_sealed_under_the_visitors_key_and_open_in_
     event, delivery = await in_clear(travelling, delivered(travelling), keys)
     assert event == report and delivery.envelope.data == report.model_dump(mode="json") | {
         "outcome_kinds": ["new_collaboration"]}
+    assert delivery.envelope.type == ReportSubmitted.ce_type() and delivery.envelope.event() == report  # kept, it reads
 
 
 async def test_host_feedback_travels_sealed_under_the_hosts_key():

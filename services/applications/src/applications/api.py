@@ -601,7 +601,7 @@ async def record(store: Storage, request: Request, who: Principal, doc: dict, ev
     personal texts travels with them sealed under their organisation's key, and is folded in clear."""
     travelling = await sealed(event, request.app.state.keys) if type(event) in SEALED_VERSIONS else event
     envelope = emit(request, travelling, subject=doc["_id"])
-    clear = envelope.model_copy(update={"data": event.model_dump(mode="json")})
+    clear = envelope.model_copy(update={"data": event.model_dump(mode="json"), "type": event.ce_type()})
     folded = await store.fold_event(doc["_id"], documents.entry(clear), event_id=envelope.id,
                                     events=(envelope,), check=check,
                                     fields=documents.follow_up_fields(type(event).name, clear.data))

@@ -80,7 +80,7 @@ async def sealed(event: Event, keys: KeyRing) -> Event:
 
 
 async def in_clear(event: Event, delivery: Delivery, keys: KeyRing | None) -> tuple[Event, Delivery]:
-    """A sealed event as its clear version (the envelope's data too); any other event as it is.
+    """A sealed event as its clear version (the envelope's data and type too); any other event as it is.
     Without the key (erased, or a reader without keys) its personal fields read as erased."""
     sealing = SEALINGS.get(type(event))
     if sealing is None:
@@ -93,7 +93,8 @@ async def in_clear(event: Event, delivery: Delivery, keys: KeyRing | None) -> tu
     except Unreadable:
         opened = sealing.erased(data)  # erased: the key is gone, and the data with it
     clear = {k: v for k, v in data.items() if k != sealing.into} | opened
-    envelope = delivery.envelope.model_copy(update={"data": clear})
+    # Typed as the clear version: what is kept of it (a parked event, a webhook body) reads as one.
+    envelope = delivery.envelope.model_copy(update={"data": clear, "type": sealing.clear.ce_type()})
     return sealing.clear.model_validate(clear), dataclasses.replace(delivery, envelope=envelope)
 
 
