@@ -233,7 +233,8 @@ async def test_an_erased_contact_person_is_nowhere_and_stays_so(run_service, inf
         assert {k: exchange["report"][k] for k in ("summary", "learnt", "free_text", "outcomes", "satisfaction")} == {
             "summary": ERASED, "learnt": ERASED, "free_text": ERASED, "outcomes": ["new_collaboration", ERASED],
             "satisfaction": 5}, "the texts are erased, the structured answers stay"
-        assert exchange["host_feedback"]["free_text"] == "A punctual, curious visitor", "the host's own stays"
+        assert journey.status(app_id, journey.host_headers)["host_feedback"]["free_text"] == \
+            "A punctual, curious visitor", "the host's own stays"
         officer = token("grant_officer", subject="officer", partnership_ids=(journey.call["partnership_id"],))
         balance = httpx.get(f"{system['grants'].url}/calls/{journey.call['call_id']}/reconciliation",
                             headers=officer, timeout=10)
