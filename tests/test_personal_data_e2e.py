@@ -1,9 +1,11 @@
 """Personal data across the four running services (issue 15), over the real broker, database,
-SMTP sink and HTTP: a visitor's contact person is exported, then erased while grants is stopped;
+SMTP sink and HTTP: a visitor's contact person, named in the visitor's report, is exported, then
+erased while grants is stopped;
 every service forgets them and reports, grants when it is back; no collection keeps their name,
 e-mail or phone, no record of any topic shows them to a reader holding every key left on the
-keys topic, the ledger still reconciles, and no service's rebuild brings them back. The export
-held every document the erasure changed."""
+keys topic, the report's texts read "[erased]" (its structured answers stay), the host's feedback
+is the host's and stays, the ledger still reconciles, and no service's rebuild brings them back.
+The export held every document the erasure changed."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import OrganisationEnrolled, OrganisationEnrolledV2
+from cx_shared.events.applications import OrganisationEnrolled, OrganisationEnrolledV2, ReportSubmittedV2
+from cx_shared.personal_data import ERASED
 from cx_shared.personal_data.keys import Unreadable, unseal
 from cx_shared.testing.kafka import TopicWatcher, end_offsets, publish_raw, topic_names, wait_consumed
 from cx_shared.testing.waiting import eventually
@@ -47,9 +50,10 @@ def enrol_visitor(journey: Journey, person: dict) -> None:
     journey.host = journey.enrol("host", journey.host_sub, "DE", "Munich", f"host-{journey.suffix}@example.de", "de")
 
 
-def traces(text: str, person: dict) -> list[str]:
-    """Which of the person's name, e-mail and phone the text holds (as written, or JSON-escaped)."""
-    needles = [person[k] for k in ("name", "email", "phone")]
+def traces(text: str, person: dict | list[str]) -> list[str]:
+    """Which of the person's name, e-mail and phone (or of the strings given) the text holds (as
+    written, or JSON-escaped)."""
+    needles = [person[k] for k in ("name", "email", "phone")] if isinstance(person, dict) else person
     forms = {n: {n.lower(), json.dumps(n)[1:-1].lower()} for n in needles}
     return [n for n in needles if any(f in text.lower() for f in forms[n])]
 
@@ -62,7 +66,7 @@ async def records_of(kafka, topics: list[str]) -> list:
     return watcher.records
 
 
-async def readable(kafka, namespace: str, person: dict) -> list[tuple[str, int, list[str]]]:
+async def readable(kafka, namespace: str, person: dict | list[str]) -> list[tuple[str, int, list[str]]]:
     """Every record of every topic (dead letters too) that shows a trace of the person to a reader
     holding every key still on the keys topic (its latest value per subject)."""
     keys: dict[str, bytes | None] = {}
@@ -86,7 +90,7 @@ def can_open(key: bytes, subject: str, sealed: str) -> bool:
         return False
 
 
-async def held(db, person: dict) -> list[tuple[str, object, list[str]]]:
+async def held(db, person: dict | list[str]) -> list[tuple[str, object, list[str]]]:
     """Every document of every collection that still holds a trace of the person."""
     found = []
     for name in sorted(await db.list_collection_names()):
@@ -126,8 +130,17 @@ def rebuild(service: str, service_env, live: str) -> str:
     return rebuilt
 
 
-async def drive(system: dict, journey: Journey) -> str:
-    """One exchange to its committed grant, with a programme-wide subscriber hearing everything."""
+def report_of(journey: Journey, person: dict) -> dict:
+    """The visitor's report: its texts name the contact person, and a sentence only it holds."""
+    return {"summary": f"{person['name']} led the visit. Lab notebook {journey.suffix}",
+            "learnt": f"Write to {person['email']} for the protocols",
+            "free_text": f"Call {person['phone']} about the follow-up", "satisfaction": 5,
+            "outcomes": ["new_collaboration", f"An MoU drafted by {person['name']}"]}
+
+
+async def drive(system: dict, journey: Journey, person: dict) -> str:
+    """One exchange to its report and the host's feedback, with a programme-wide subscriber hearing
+    everything."""
     journey.open_call()
     app_id = journey.submit()["application_id"]
     await journey.wait_status(app_id, "approved")
@@ -135,6 +148,19 @@ async def drive(system: dict, journey: Journey) -> str:
                           headers=journey.host_headers, timeout=20)
     assert decision.status_code in (200, 201, 202), decision.text
     await journey.wait_status(app_id, "grant_committed")
+    accepted = httpx.post(f"{system['grants'].url}/agreements/{app_id}/acceptance", headers=journey.visitor_headers,
+                          timeout=20)
+    assert accepted.status_code in (200, 201, 202), accepted.text
+    await journey.wait_status(app_id, "agreement_signed")
+    api = f"{journey.applications}/applications/{app_id}"
+    start = journey.status(app_id)["planned_start"]
+    for path, body, headers in (("start", {"actual_start": start}, journey.host_headers),
+                                ("complete", {"actual_end": start}, journey.host_headers),
+                                ("report", report_of(journey, person), journey.visitor_headers),
+                                ("host-feedback", {"satisfaction": 4, "free_text": "A punctual, curious visitor"},
+                                 journey.host_headers)):
+        response = httpx.post(f"{api}/{path}", json=body, headers=headers, timeout=20)
+        assert response.status_code in (200, 201), (path, response.text)
     await wait_mail_settled(system["notifications"].url, app_id, journey.manager)
     return app_id
 
@@ -152,16 +178,23 @@ async def test_an_erased_contact_person_is_nowhere_and_stays_so(run_service, inf
                                     "owner_email": "crm@example.org"}, timeout=20)
         assert response.status_code == 201, response.text
         enrol_visitor(journey, person)
-        app_id = await drive(system, journey)
+        app_id = await drive(system, journey, person)
+        wrote = [f"Lab notebook {journey.suffix}"]  # the report's own words, beside the person's
         await wait_consumed(infra.kafka, [consumer_group(s, namespace) for s in SERVICES], topics)
         # Before: the person is in every service that needs them (and in none that does not).
         before = {name: await held(dbs[name], person) for name in SERVICES}
         assert before["applications"] and before["notifications"], before
         assert not before["assessment"] and not before["grants"], before
         assert any(traces(body.decode(), person) for _, _, body in receiver.requests)
+        assert any(traces(body.decode(), wrote) for _, _, body in receiver.requests), "programme-wide: in clear"
         on_topics = await readable(infra.kafka, namespace, person)
         assert on_topics and {topic for topic, *_ in on_topics} == set(topic_names(namespace, APPLICATIONS)), \
-            "before: only the sealed enrolment carries the person, and their key opens it"
+            "before: only the sealed enrolment and report carry the person, and their key opens them"
+        async with TopicWatcher(infra.kafka, topic_names(namespace, APPLICATIONS)) as watcher:
+            report = (await watcher.wait_for(lambda: watcher.of_type(ReportSubmittedV2, app_id), 30, "the report"))[0]
+        assert not traces(report.kafka_value().decode(), [*wrote, person["name"], person["email"]]), \
+            "the report travels sealed"
+        assert await readable(infra.kafka, namespace, wrote)
 
         # The export, taken before the erasure, holds every document the erasure then changes.
         exported = await export_of(system, journey.visitor_headers, journey.visitor["organisation_id"])
@@ -194,13 +227,21 @@ async def test_an_erased_contact_person_is_nowhere_and_stays_so(run_service, inf
 
         for name in SERVICES:
             assert await held(dbs[name], person) == [], name
-        assert not traces(json.dumps(journey.status(app_id)), person)
+            assert await held(dbs[name], wrote) == [], name
+        exchange = journey.status(app_id, journey.visitor_headers)
+        assert not traces(json.dumps(exchange), person) and not traces(json.dumps(exchange), wrote)
+        assert {k: exchange["report"][k] for k in ("summary", "learnt", "free_text", "outcomes", "satisfaction")} == {
+            "summary": ERASED, "learnt": ERASED, "free_text": ERASED, "outcomes": ["new_collaboration", ERASED],
+            "satisfaction": 5}, "the texts are erased, the structured answers stay"
+        assert journey.status(app_id, journey.host_headers)["host_feedback"]["free_text"] == \
+            "A punctual, curious visitor", "the host's own stays"
         officer = token("grant_officer", subject="officer", partnership_ids=(journey.call["partnership_id"],))
         balance = httpx.get(f"{system['grants'].url}/calls/{journey.call['call_id']}/reconciliation",
                             headers=officer, timeout=10)
         assert balance.status_code == 200 and balance.json()["balanced"], balance.text
-        # Nothing on any topic shows the person any more: their key is gone from the keys topic.
+        # Nothing on any topic shows the person, or their report, any more: their key is gone from the keys topic.
         assert await readable(infra.kafka, namespace, person) == []
+        assert await readable(infra.kafka, namespace, wrote) == []
 
         # The sealed enrolment delivered again, and an enrolment of old (v1, the contact in clear, as
         # topics kept from before the migration hold), bring nothing back: the key is gone, and every
@@ -228,6 +269,7 @@ async def test_an_erased_contact_person_is_nowhere_and_stays_so(run_service, inf
             rebuilt = rebuild(name, service_env, dbs[name].name)
             try:
                 assert await held(client[rebuilt], person) == [], name
+                assert await held(client[rebuilt], wrote) == [], name
             finally:
                 await client.drop_database(rebuilt)
     await client.close()

@@ -129,6 +129,17 @@ def test_scoped_subscribers_get_event_data_without_contact_names_emails_and_phon
     assert "vera" not in str(shown) and data["visitor"]["contact"] == person  # a copy; the event is untouched
 
 
+def test_scoped_subscribers_get_a_report_without_its_texts_but_with_its_outcome_kinds():
+    report = {"application_id": "a-1", "organisation_id": "org-v", "submitted_by": "vera", "satisfaction": 5,
+              "summary": "Vera met Hans", "learnt": "optics", "free_text": "call +33 1",
+              "outcomes": ["new_collaboration", "an MoU with Hans"], "outcome_kinds": ["new_collaboration"]}
+    assert d.without_contacts(report) == {"application_id": "a-1", "organisation_id": "org-v",
+                                          "submitted_by": "vera", "satisfaction": 5,
+                                          "outcomes": ["new_collaboration"], "outcome_kinds": ["new_collaboration"]}
+    feedback = {"application_id": "a-1", "organisation_id": "org-h", "satisfaction": 4, "free_text": "Vera was late"}
+    assert d.without_contacts(feedback) == {"application_id": "a-1", "organisation_id": "org-h", "satisfaction": 4}
+
+
 def test_staff_manage_only_subscriptions_wholly_within_their_partnerships():
     scoped = {"partnership_ids": ["p-a", "p-b"], "programme_wide": False}
     assert d.within(None, scoped) and d.within(None, {"programme_wide": True, "partnership_ids": []})

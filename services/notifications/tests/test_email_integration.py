@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
-from cx_shared.events.applications import OrganisationUpdated
+from cx_shared.events.applications import ApplicationSubmittedV2, OrganisationUpdated
+from cx_shared.envelope import Envelope
+from cx_shared.events.common import Party
 from cx_shared.events.notifications import EmailFailed, EmailSent
 from cx_shared.testing.kafka import TopicWatcher, topic_names, wait_consumed
 from cx_shared.testing.services import free_port
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS, consumer_group
+from notifications.storage import ENROLMENT
+from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.infra
 
@@ -159,3 +164,44 @@ async def test_staff_hear_of_their_work_and_a_decision_that_overtook_its_submiss
                     and mb.to(officer, "Subvention de")
                     and mb.to(host.contact.email, "Please confirm"),  # es falls back to English
                     what="the decision, the assessor's and the grant officer's emails")
+
+
+async def test_a_submission_before_its_parties_enrolments_mails_nobody_until_they_arrive(
+        run_service, upstream, sink, infra, namespace, helpers, stored):
+    """A v2 submission carries no contact person: consumed before the parties' enrolments it is
+    parked under each missing enrolment in turn, sends nothing, and mails the enrolled contacts
+    once both enrolments are in."""
+    run_service("notifications")
+    uid = helpers.uid()
+    app_id, call_id = f"app-{uid}", f"call-{uid}"
+    visitor = helpers.participant("Optique Lyon", "FR", "Lyon", "fr", f"visitor-{uid}@example.org")
+    host = helpers.participant("Laser Jena GmbH", "DE", "Jena", "de", f"host-{uid}@example.org")
+    submitted = upstream.submitted(app_id, call_id, visitor, host)
+    minimised = ApplicationSubmittedV2(**{**submitted.data, "visitor": Party(**visitor.model_dump()),
+                                          "host": Party(**host.model_dump())})
+    assert "contact" not in json.dumps(minimised.model_dump(mode="json"))
+    await upstream.publish(upstream.call(call_id))
+    await stored("calls", {"_id": call_id}, "the call")
+    await upstream.publish(Envelope.wrap(minimised, source="/clusterxchange/applications", subject=app_id))
+    await stored("parked", {"application_id": ENROLMENT + visitor.organisation_id}, "parked for the visitor")
+    await upstream.publish(upstream.enrolled(visitor, "visitor"))
+    await stored("parked", {"application_id": ENROLMENT + host.organisation_id}, "parked again for the host")
+
+    client = AsyncMongoClient(infra.mongodb_url)
+    db = client[f"{namespace.replace('.', '')}_notifications"]
+    await asyncio.sleep(1.0)  # the mailer's next pass: a wrongly planned email would show up
+    assert not sink.to(visitor.contact.email) and not sink.to(host.contact.email)
+    assert await db["notifications"].count_documents({"application_id": app_id}) == 0, \
+        "nothing planned while the host's enrolment is missing"
+
+    await upstream.publish(upstream.enrolled(host, "host"))
+    mail = await sink.wait(lambda mb: mb.to(visitor.contact.email, "a été reçue") and mb.to(host.contact.email,
+                                                                                             "möchte Sie besuchen"),
+                           what="the submission's emails to the enrolled contacts")
+    assert app_id in mail.to(visitor.contact.email, "a été reçue")[0]["subject"]
+    parked = [ENROLMENT + visitor.organisation_id, ENROLMENT + host.organisation_id, app_id]
+
+    async def unparked() -> bool:
+        return await db["parked"].count_documents({"application_id": {"$in": parked}}) == 0
+    await helpers.eventually(unparked, 20, "nothing parked any more")
+    await client.close()

@@ -73,6 +73,9 @@ class Role(StrEnum):
     PROGRAMME_MANAGER = "programme_manager"
 
 
+# What a report may name as outcomes (the programme's impact indicators count these; any other
+# outcome is the visitor's own words).
+OUTCOME_KINDS = ("new_collaboration", "follow_up_project", "technology_taken_up", "market_opportunity")
 LANGUAGES = ("en", "fr", "de", "es", "it", "pt", "nl", "pl", "ro", "el", "bg", "hr", "cs", "sk", "sl",
              "hu", "lt", "lv", "et", "fi", "sv", "da", "ga", "mt", "sq", "sr", "mk", "tr", "uk", "hy", "is", "bs")
 

@@ -22,7 +22,7 @@ from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubm
                                            ReportSubmitted)
 from cx_shared.events.common import Party
 from cx_shared.http import emit
-from cx_shared.personal_data.sealed import sealed
+from cx_shared.personal_data.sealed import SEALED_VERSIONS, sealed
 from cx_shared.store import public
 from cx_shared.vocabulary import Ecosystem, Role
 
@@ -528,7 +528,8 @@ async def submit_report(application_id: IdPath, body: ReportIn, request: Request
     """The visitor reports on a completed exchange (again after changes were requested; late if overdue)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
     event = ReportSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
-                            late=bool(doc.get("report_overdue")), **body.model_dump())
+                            organisation_id=doc["visitor_id"], late=bool(doc.get("report_overdue")),
+                            **body.model_dump())
     return await change_status(store, request, who, doc, event, Status.REPORTED)
 
 
@@ -538,7 +539,7 @@ async def submit_host_feedback(application_id: IdPath, body: HostFeedbackIn, req
     """The host's feedback on the exchange (satisfaction 1-5, free text)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
     event = HostFeedbackSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
-                                  **body.model_dump())
+                                  organisation_id=doc["host_id"], **body.model_dump())
     return await record(store, request, who, doc, event, followup.check_host_feedback)
 
 
@@ -596,11 +597,14 @@ async def change_status(store: Storage, request: Request, who: Principal, doc: d
 async def record(store: Storage, request: Request, who: Principal, doc: dict, event: Any,
                  check: Callable[[dict], None]) -> dict:
     """Fold the event into the exchange with its follow-up facts, if `check` allows it against
-    the exchange as it stands (checked and changed in one conditional update)."""
-    envelope = emit(request, event, subject=doc["_id"])
-    folded = await store.fold_event(doc["_id"], documents.entry(envelope), event_id=envelope.id,
+    the exchange as it stands (checked and changed in one conditional update). An event with
+    personal texts travels with them sealed under their organisation's key, and is folded in clear."""
+    travelling = await sealed(event, request.app.state.keys) if type(event) in SEALED_VERSIONS else event
+    envelope = emit(request, travelling, subject=doc["_id"])
+    clear = envelope.model_copy(update={"data": event.model_dump(mode="json"), "type": event.ce_type()})
+    folded = await store.fold_event(doc["_id"], documents.entry(clear), event_id=envelope.id,
                                     events=(envelope,), check=check,
-                                    fields=documents.follow_up_fields(type(event).name, envelope.data))
+                                    fields=documents.follow_up_fields(type(event).name, clear.data))
     return await exchange_out(store, who, folded)
 
 

@@ -86,9 +86,10 @@ def follow_up_fields(name: str, data: dict[str, Any]) -> dict[str, Any]:
             return {k: data.get(k) for k in ("actual_start", "actual_end", "actual_working_days", "report_due_on")}
         case "report.submitted":
             return {"report": {k: data.get(k) for k in ("summary", "outcomes", "learnt", "satisfaction", "free_text",
-                                                        "submitted_by", "late")}}
+                                                        "submitted_by", "late", "organisation_id")}}
         case "host_feedback.submitted":
-            return {"host_feedback": {k: data.get(k) for k in ("satisfaction", "free_text", "submitted_by")}}
+            return {"host_feedback": {k: data.get(k) for k in ("satisfaction", "free_text", "submitted_by",
+                                                               "organisation_id")}}
         case "report.changes_requested":
             return {"report_review": {"outcome": "changes_requested", "reasons": data.get("reasons", []),
                                       "by": data.get("requested_by")}}

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from cx_shared.errors import Conflict
+from cx_shared.personal_data import written_by
 
 from applications import audience
 
@@ -136,6 +137,8 @@ def timeline_entry(*, event_id: str, ce_type: str, source: str, at: datetime, da
     if audience.of(name).staff_acts:  # the parties read it without the names of staff
         entry[audience.PARTY_SUMMARY] = summarise(name, {**data, **{f: audience.STAFF_LABEL for f in ACTOR_FIELDS
                                                                      if data.get(f)}})
+    if author := written_by(data):  # its summary quotes the organisation's texts: an erasure erases it
+        entry["organisation_id"] = author
     figures = {k: data[k] for k in FIGURES if data.get(k) is not None}
     if figures and name.split(".")[0] in ("grant", "commitment", "payment"):
         entry["figures"] = figures

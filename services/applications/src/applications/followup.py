@@ -17,8 +17,6 @@ from cx_shared.errors import Conflict
 from applications.rules import refuse, violation, working_days
 
 CHECKLIST = ("travel_booked", "insurance", "agenda_agreed")
-# What a report may name as outcomes (the programme's impact indicators count these).
-OUTCOME_KINDS = ("new_collaboration", "follow_up_project", "technology_taken_up", "market_opportunity")
 DEFAULT_REPORT_DUE_DAYS = 30
 
 

@@ -27,7 +27,7 @@ from cx_shared.events.grants import GrantsErasureReported, GrantsExported
 from cx_shared.events.notifications import NotificationsErasureReported, NotificationsExported
 from cx_shared.personal_data.erasure import erase, guarding
 from cx_shared.personal_data.export import answer
-from cx_shared.personal_data.sealed import opened
+from cx_shared.personal_data.sealed import opening
 from cx_shared.logging import get_logger
 
 from applications import documents, domain
@@ -144,7 +144,7 @@ HANDLERS.update({cls: on_lifecycle_event for cls in all_event_classes()
                  if "application_id" in cls.model_fields and cls not in HANDLERS})
 # No event brings back the contact of an erased subject (a redelivery, a replay).
 HANDLERS = guarding(HANDLERS)
-# The sealed enrolments, opened with the subject's key (the erased placeholder once it is gone).
-HANDLERS.update({OrganisationEnrolledV2: opened(HANDLERS[OrganisationEnrolled]),
-                 OrganisationUpdatedV2: opened(HANDLERS[OrganisationUpdated])})
+# The sealed versions (enrolments, reports, feedback), opened with the subject's key (the erased
+# placeholders once it is gone).
+HANDLERS.update(opening(HANDLERS))
 CREATIONS = CREATIONS | {OrganisationEnrolledV2, OrganisationUpdatedV2}

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from applications.followup import OUTCOME_KINDS
+from cx_shared.vocabulary import OUTCOME_KINDS
 
 DECISIONS = ("application.approved", "application.rejected", "application.waitlisted")
 # Exchanges that did not (or will not) take place: out of the duration and travel averages.

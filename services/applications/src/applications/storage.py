@@ -181,17 +181,21 @@ class Storage:
 
     async def forget(self, subject_id: str) -> Forgotten:
         """The subject's contact out of its organisation, and out of its exchanges' snapshots
-        and timelines (whichever revision of the contact they hold)."""
+        and timelines (whichever revision of the contact they hold); the texts it wrote (reports,
+        host feedback) too."""
         places = await self.places(subject_id)
         await forget_in(places, subject_id)
         exchanges = len(places) - 3
         if self.keys is not None and self.keys.publisher is not None:  # live; a rebuild shreds nothing
             await self.keys.shred(subject_id)
-        return Forgotten(removed=["the subject's data key: every sealed copy of the contact, on every topic",
-                                  "the organisation's contact person", "contacts in its exchanges' snapshots "
-                                  f"and timelines ({exchanges} exchanges)"],
-                         kept=[Kept(what="the organisation, its exchanges, reports and the owner's subject",
-                                    why="the programme's records of its grants; the owner may still act for it")])
+        return Forgotten(removed=["the subject's data key: every sealed copy of the contact, reports and feedback, "
+                                  "on every topic", "the organisation's contact person", "contacts in its exchanges' "
+                                  f"snapshots and timelines ({exchanges} exchanges)", "the texts of its reports and "
+                                  "host feedback, and the timeline's summaries of them"],
+                         kept=[Kept(what="the organisation, its exchanges, the reports' and feedback's structured "
+                                         "answers (satisfaction, the programme's outcome kinds) and the owner's subject",
+                                    why="the programme's records of its grants and indicators; the owner may still "
+                                        "act for it")])
 
     async def fold_answer(self, collection: str, request_id: str, field: str, value: Any, event_id: str) -> None:
         """A service's answer to a request (its report on an erasure, its part of an export), once;

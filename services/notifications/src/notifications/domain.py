@@ -10,7 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from cx_shared.personal_data import ERASED_EMAIL
+from cx_shared.personal_data import ERASED_EMAIL, WRITTEN, written_by
+from cx_shared.vocabulary import OUTCOME_KINDS
 
 LANGUAGES = ("en", "fr", "de")  # languages with templates; any other falls back to English
 FALLBACK_LANGUAGE = "en"
@@ -287,8 +288,13 @@ CONTACT_FIELDS = frozenset({"contact", "contact_email", "email", "phone"})
 
 
 def without_contacts(value):
-    """A copy of event data without contact names, emails and phones, at any depth."""
+    """A copy of event data without contact names, emails and phones, at any depth, nor the texts
+    an organisation's people wrote (a report's, a host's feedback: they may name anyone); a
+    report's outcomes that name the programme's kinds stay."""
     if isinstance(value, dict):
+        if written_by(value):
+            value = {k: [o for o in v if o in OUTCOME_KINDS] if k == "outcomes" else v
+                     for k, v in value.items() if k == "outcomes" or k not in WRITTEN}
         return {k: without_contacts(v) for k, v in value.items() if k not in CONTACT_FIELDS}
     if isinstance(value, list):
         return [without_contacts(v) for v in value]

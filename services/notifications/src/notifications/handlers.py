@@ -37,10 +37,9 @@ from notifications.domain import (
     webhook_delivery_id,
     without_contacts,
 )
-from notifications.storage import Storage
+from notifications.storage import ENROLMENT, Storage
 
 log = get_logger(__name__)
-ENROLMENT = "enrolment:"  # events parked for a party's enrolment: parked under enrolment:<organisation id>
 
 
 async def on_event(event: Event, delivery: Delivery, storage: Storage, offer: bool = True) -> None:

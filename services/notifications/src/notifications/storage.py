@@ -53,6 +53,7 @@ PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "fail
 DELIVERED, SUSPENDED = "delivered", "suspended"
 ACTIVE, DISABLED = "active", "disabled"
 REMINDER_CAUSE = "reminder:"  # the cause id of a reminder's emails: reminder:<reminder id>
+ENROLMENT = "enrolment:"  # events parked for a party's enrolment: parked under enrolment:<organisation id>
 ROUTING = {"_id": 1, "event_types": 1, "programme_wide": 1, "partnership_ids": 1, "status": 1}
 
 
@@ -219,7 +220,8 @@ class Storage:
         for a in exchanges:
             places += [(self.notifications, {"application_id": a}), (self.deliveries, {"subject": a}),
                        (self.parked, {"application_id": a})]
-        return places, exchanges
+        # Events waiting for its enrolment: they may hold its texts (a report parked before its enrolment).
+        return [*places, (self.parked, {"application_id": ENROLMENT + subject_id})], exchanges
 
     async def contacts(self, subject_id: str) -> list[dict]:
         """The subject's contact persons: as enrolled now, and as its submissions of old carried them."""
@@ -246,8 +248,9 @@ class Storage:
         for a in exchanges:
             self._applications.pop(a)
         self._fresh.forget(("organisation", subject_id))
-        return Forgotten(removed=[f"the contact person in {changed} documents of the read models, mail log, webhook "
-                                  f"deliveries and parked events ({len(exchanges)} exchanges)",
+        return Forgotten(removed=[f"the contact person, and the texts the organisation wrote (reports, feedback), in "
+                                  f"{changed} documents of the read models, mail log, webhook deliveries and parked "
+                                  f"events ({len(exchanges)} exchanges)",
                                   "opt-outs and unsubscribe links of the contact's addresses"],
                          kept=[Kept(what="the mail log's entries and deliveries, without the contact person",
                                     why="what was sent when, for the partnership's record")])

@@ -22,6 +22,11 @@ Prose = Annotated[str, Field(max_length=10000)]
 Reason = Annotated[str, Field(max_length=2000)]
 Subject = Annotated[str, Field(max_length=200)]  # a token's subject: who acted
 Ecosystems = Annotated[list[Ecosystem], Field(max_length=len(Ecosystem))]
+# A report's texts as JSON, sealed: three proses and 50 lines, each character at most six once
+# JSON-escaped, in base64.
+SealedTexts = Annotated[str, Field(max_length=400_000, description=(
+    "the texts (JSON: the clear version's text fields) AES-256-GCM under the key of subject organisation_id "
+    "on cx.personal_data_keys.v1: `aes256gcm:` + base64(nonce + ciphertext)"))]
 Countries = Annotated[list[Annotated[str, Field(max_length=2)]], Field(max_length=100)]
 
 
@@ -239,20 +244,37 @@ class ExchangeCompleted(Event, name="exchange.completed", topic=APPLICATIONS):
     report_due_on: date | None = None  # actual end + the call's report_due_days
 
 
-class ReportSubmitted(Event, name="report.submitted", topic=APPLICATIONS):
-    """The visitor's report after the exchange (what was learnt, what follows)."""
+class Report(Event):
+    """What every version of the visitor's report says in clear: its structured answers."""
 
     application_id: Id
     call_id: Id
     submitted_by: Subject
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    late: bool = False  # submitted after the due date (ReportOverdue was raised)
+
+
+class ReportSubmitted(Report, name="report.submitted", topic=APPLICATIONS):
+    """The visitor's report after the exchange (what was learnt, what follows), its texts in clear."""
+
+    organisation_id: Id | None = None  # the visitor organisation that wrote it (None from older producers)
     summary: Prose
     outcomes: list[Line] = Field(default_factory=list, max_length=50)
     # Structured answers (optional for older producers). outcomes may name the programme's
     # kinds: new_collaboration, follow_up_project, technology_taken_up, market_opportunity.
     learnt: Prose = ""
-    satisfaction: int | None = Field(default=None, ge=1, le=5)
     free_text: Prose = ""
-    late: bool = False  # submitted after the due date (ReportOverdue was raised)
+
+
+class ReportSubmittedV2(Report, name="report.submitted", version=2, topic=APPLICATIONS):
+    """The report with its texts (summary, learnt, free text, outcomes) sealed under the visitor
+    organisation's data key (crypto-shredding: erasing the key makes every copy unreadable); the
+    outcomes that name the programme's kinds travel in clear too. Only the services that read the
+    keys topic open it."""
+
+    organisation_id: Id
+    outcome_kinds: list[Annotated[str, Field(max_length=30)]] = Field(default_factory=list, max_length=4)
+    texts_sealed: SealedTexts
 
 
 class ExchangeClosed(Event, name="exchange.closed", topic=APPLICATIONS):
@@ -287,14 +309,27 @@ class ExchangeNoShow(Event, name="exchange.no_show", topic=APPLICATIONS):
     reason: Reason = ""
 
 
-class HostFeedbackSubmitted(Event, name="host_feedback.submitted", topic=APPLICATIONS):
-    """The host's feedback on a completed exchange."""
+class HostFeedback(Event):
+    """What every version of the host's feedback says in clear."""
 
     application_id: Id
     call_id: Id
     submitted_by: Subject
     satisfaction: int = Field(ge=1, le=5)
+
+
+class HostFeedbackSubmitted(HostFeedback, name="host_feedback.submitted", topic=APPLICATIONS):
+    """The host's feedback on a completed exchange, its free text in clear."""
+
+    organisation_id: Id | None = None  # the host organisation that wrote it (None from older producers)
     free_text: Prose = ""
+
+
+class HostFeedbackSubmittedV2(HostFeedback, name="host_feedback.submitted", version=2, topic=APPLICATIONS):
+    """The host's feedback with its free text sealed under the host organisation's data key."""
+
+    organisation_id: Id
+    texts_sealed: SealedTexts
 
 
 class ReportAccepted(Event, name="report.accepted", topic=APPLICATIONS):

@@ -4,7 +4,9 @@ every service keeps per erased subject so that no later event (a redelivery, a r
 rebuild) brings the data back.
 
 The data subject is named by its organisation's id: the contact person has no id of their own,
-and every event that carries a contact carries it beside the organisation's id.
+and every event that carries a contact carries it beside the organisation's id. So do the texts
+an organisation's people write (a visitor's report, a host's feedback): wherever they are kept,
+the organisation's id is beside them, and its erasure erases them.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cx_shared.vocabulary import OUTCOME_KINDS
+
 ERASED = "[erased]"
 ERASED_EMAIL = "erased@erased.example"  # a valid address, so contracts still validate; never mailed
 ERASED_CONTACT = {"name": ERASED, "email": ERASED_EMAIL, "phone": None, "language": "en"}
 CONTACT_PARTS = ("name", "email", "phone")
+# The texts an organisation writes (a report, a host's feedback), or a timeline's summary of one,
+# kept beside `organisation_id`. Outcomes that name the programme's kinds are not personal.
+WRITTEN = ("summary", "learnt", "free_text", "outcomes")
 
 
 def is_erased_contact(contact: Mapping[str, Any] | None) -> bool:
@@ -56,17 +63,46 @@ def redact(value: Any, subject_id: str, found: list[str]) -> Any:
     return _redact(value, subject_id, pattern)
 
 
+def written_by(value: Any) -> str | None:
+    """The organisation whose texts a mapping holds (a report, feedback, an entry about one), if any."""
+    if isinstance(value, Mapping) and isinstance(value.get("organisation_id"), str) and "contact" not in value \
+            and any(field in value for field in WRITTEN):
+        return value["organisation_id"]
+    return None
+
+
+def erased_outcomes(outcomes: list[str]) -> list[str]:
+    """The programme's kinds stay; the visitor's own words go."""
+    return [o if o in OUTCOME_KINDS else ERASED for o in outcomes]
+
+
 def _redact(value: Any, subject_id: str, pattern: re.Pattern | None) -> Any:
     if isinstance(value, Mapping):
         result = {k: _redact(v, subject_id, pattern) for k, v in value.items()}
         if result.get("organisation_id") == subject_id and isinstance(result.get("contact"), Mapping):
             result["contact"] = {**ERASED_CONTACT, "language": value["contact"].get("language", "en")}
+        if written_by(result) == subject_id:
+            result |= {f: erased_outcomes(v) if isinstance(v, list) else ERASED
+                       for f in WRITTEN if (v := result.get(f))}
         return result
     if isinstance(value, list):
         return [_redact(v, subject_id, pattern) for v in value]
-    if isinstance(value, str) and pattern is not None:
-        return _redact_text(value, pattern)
+    if isinstance(value, str):
+        return _redact_json(value, subject_id, pattern) or (_redact_text(value, pattern) if pattern else value)
     return value
+
+
+def _redact_json(text: str, subject_id: str, pattern: re.Pattern | None) -> str | None:
+    """A JSON object kept as text (a webhook's signed body), redacted as the object; None when it
+    is no JSON object or nothing in it changes."""
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    redacted = _redact(parsed, subject_id, pattern)
+    return json.dumps(redacted, separators=(",", ":")) if redacted != parsed else None
 
 
 def _redact_text(text: str, pattern: re.Pattern) -> str:
@@ -76,11 +112,13 @@ def _redact_text(text: str, pattern: re.Pattern) -> str:
 
 
 def subjects_in(value: Any) -> set[str]:
-    """The organisations whose contact a piece of event data carries."""
+    """The organisations whose contact, or texts, a piece of event data carries."""
     found: set[str] = set()
     if isinstance(value, Mapping):
         if isinstance(value.get("organisation_id"), str) and isinstance(value.get("contact"), Mapping):
             found.add(value["organisation_id"])
+        if author := written_by(value):
+            found.add(author)
         for item in value.values():
             found |= subjects_in(item)
     elif isinstance(value, list):
