@@ -1,24 +1,29 @@
-"""Which filters a service sends to its database, and whether an index serves each.
+"""Which filters a service sends to its database, and whether the database scans to answer one.
 
 With ``QUERY_AUDIT_FILE`` set, every service appends the shape of each filter it sends
 (collection, command, the fields and whether each is compared for equality) to that file,
-one JSON line each. ``unserved`` then names the shapes that no index serves: a filter is
-served when it compares ``_id`` or the first field of one of the collection's indexes for
-equality with a plain value. That is what MongoDB needs to avoid a collection scan, and
-what our FerretDB build pushes down to PostgreSQL's indexes (deploy/ferretdb).
+one JSON line each, with the first filter of that shape as an example. ``scans`` then asks
+the database itself: it replays each example through ``explain`` on an empty collection with
+the same indexes and names those the planner answers with a collection scan. An empty,
+never-analysed table makes the planner's choice depend on the indexes and on what the filter
+lets it use, not on how many documents a test happened to store.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bson import json_util
+from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener
 
 FILTERS = {"find": ("filter",), "count": ("query",), "findAndModify": ("query",),
            "update": ("updates", "q"), "delete": ("deletes", "q")}
+SCAN_NODES = {"Seq Scan", "COLLSCAN"}  # PostgreSQL under FerretDB; MongoDB
 
 
 def shape(filter_: Mapping[str, Any]) -> dict[str, str]:
@@ -53,13 +58,14 @@ class QueryAudit(CommandListener):
     def started(self, event) -> None:
         collection = event.command.get(event.command_name)
         for filter_ in filters_of(event.command_name, event.command):
-            line = json.dumps({"service": self.service, "database": event.database_name, "collection": collection,
-                               "command": event.command_name, "shape": shape(filter_)}, sort_keys=True)
+            key = json.dumps({"service": self.service, "database": event.database_name, "collection": collection,
+                              "command": event.command_name, "shape": shape(filter_)}, sort_keys=True)
             with self._lock:
-                if line not in self._seen:
-                    self._seen.add(line)
+                if key not in self._seen:
+                    self._seen.add(key)
+                    line = {**json.loads(key), "example": json_util.dumps(filter_)}
                     with open(self.path, "a", encoding="utf-8") as out:
-                        out.write(line + "\n")
+                        out.write(json.dumps(line, sort_keys=True) + "\n")
 
     def succeeded(self, event) -> None:
         pass
@@ -68,17 +74,37 @@ class QueryAudit(CommandListener):
         pass
 
 
-def served(query_shape: Mapping[str, str], leading_fields: Iterable[str]) -> bool:
-    """Whether an equality on `_id` or on an index's first field narrows the filter."""
-    return any(query_shape.get(field) == "eq" for field in {"_id", *leading_fields})
+def scanning(plan: Any) -> bool:
+    """Whether an explained plan (PostgreSQL's nodes or MongoDB's stages) holds a collection scan."""
+    if isinstance(plan, Mapping):
+        if plan.get("Node Type") in SCAN_NODES or plan.get("stage") in SCAN_NODES:
+            return True
+        return any(scanning(v) for v in plan.values())
+    if isinstance(plan, list):
+        return any(scanning(v) for v in plan)
+    return False
 
 
-def unserved(lines: Iterable[str], leading_fields: Mapping[tuple[str, str], set[str]]) -> list[dict]:
-    """The audited shapes that no index serves; ``leading_fields`` maps (database, collection)
-    to the first fields of its indexes."""
-    found = []
-    for line in lines:
-        entry = json.loads(line)
-        if not served(entry["shape"], leading_fields.get((entry["database"], entry["collection"]), set())):
-            found.append(entry)
-    return found
+async def scans(mongodb_url: str, lines: Iterable[str]) -> list[dict]:
+    """The audited filters that the database answers with a collection scan, each explained on
+    an empty copy (same indexes) of its collection in a scratch database."""
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_url)
+    scratch = client[f"explain_{uuid.uuid4().hex[:12]}"]
+    found, copied = [], set()
+    try:
+        for entry in map(json.loads, lines):
+            name = f"{entry['database']}__{entry['collection']}"
+            if name not in copied:
+                copied.add(name)
+                await scratch.create_collection(name)
+                async for index in await client[entry["database"]][entry["collection"]].list_indexes():
+                    if index["name"] != "_id_":
+                        await scratch[name].create_index(list(index["key"].items()), unique=index.get("unique", False))
+            plan = await scratch.command("explain", {"find": name, "filter": json_util.loads(entry["example"])},
+                                         verbosity="queryPlanner")
+            if scanning(plan["queryPlanner"]):
+                found.append({**entry, "plan": plan["queryPlanner"]})
+        return found
+    finally:
+        await client.drop_database(scratch.name)
+        await client.close()
