@@ -280,7 +280,18 @@ def tenths(started: float, commitments: list[float]) -> dict[str, float | None]:
     first = rate(k, times[k - 1] - started) if times else None
     last = rate(k, times[-1] - times[-k - 1]) if len(times) > k else None
     return {"first_tenth_per_s": rounded(first, 3), "last_tenth_per_s": rounded(last, 3),
-            "last_over_first": rounded(last / first, 3) if first and last else None}
+            "last_over_first": rounded(last / first, 3) if first and last else None,
+            "each_tenth_per_s": each_tenth(started, times)}
+
+
+def each_tenth(started: float, times: list[float]) -> list[float]:
+    """The rate of every tenth of the commitments, each from the commitment before it (the
+    first from the start): where along the run the rate changes."""
+    if len(times) < 10:
+        return []
+    bounds = [started] + [times[len(times) * i // 10 - 1] for i in range(1, 11)]
+    counts = [len(times) * (i + 1) // 10 - len(times) * i // 10 for i in range(10)]
+    return [rounded(rate(n, b - a), 3) for n, a, b in zip(counts, bounds, bounds[1:])]
 
 
 def table(rows: list[tuple[str, object]]) -> str:
