@@ -71,8 +71,9 @@ class Service:
                                 auto_offset_reset="earliest", decoder=_raw_body, batch=True,
                                 max_records=self.settings.consumer_batch_records,
                                 # Records are handed over the moment they arrive; these only space
-                                # out an idle consumer's empty polls and long-polling fetches.
-                                batch_timeout_ms=1000, fetch_max_wait_ms=3000,
+                                # out an idle consumer's empty polls, long-polling fetches and its
+                                # fetcher's safety-net wake-ups (aiokafka's 200 ms: five a second).
+                                batch_timeout_ms=1000, fetch_max_wait_ms=3000, consumer_timeout_ms=1000,
                                 title=f"{self.settings.service_name}-events",
                                 description=f"CloudEvents (binary mode) consumed: {names}")
         async def on_events(bodies: list[bytes], message: KafkaMessage) -> None:
@@ -183,7 +184,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     longer than clients and load balancers keep theirs (httpx 5 s, most balancers 60 s): the
     side that closes first must be the client, or a request sent as the server closes is lost
     with "server disconnected"."""
-    import uvicorn
+    from cx_shared import server
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                timeout_graceful_shutdown=10, timeout_keep_alive=75)
+    server.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+               timeout_graceful_shutdown=10, timeout_keep_alive=75)

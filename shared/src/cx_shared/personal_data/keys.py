@@ -72,7 +72,7 @@ class KeyRing:
         # ring's empty fetches (the default 0.5 s made two a second per service, at rest).
         self._consumer = AIOKafkaConsumer(self.topic, **client_options(self.kafka), group_id=None,
                                           enable_auto_commit=False, auto_offset_reset="earliest",
-                                          fetch_max_wait_ms=3000)
+                                          fetch_max_wait_ms=3000, consumer_timeout_ms=1000)
         await self._consumer.start()
         for _ in range(100):
             self._partitions = sorted(self._consumer.assignment())
@@ -90,7 +90,7 @@ class KeyRing:
 
     async def _follow(self) -> None:
         while True:
-            batches = await self._consumer.getmany(timeout_ms=1000)
+            batches = await self._consumer.getmany(timeout_ms=3000)  # returns as soon as a key comes
             for records in batches.values():
                 for record in records:
                     self._apply(record.key.decode(), record.value)
