@@ -12,26 +12,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cx_shared.query_audit import scanning
+from cx_shared.query_audit import plan_nodes, plan_of, scanning
 
 pytestmark = pytest.mark.infra
 
 AT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-async def plan_of(db, collection: str, filter_: dict) -> dict:
-    explained = await db.command("explain", {"find": collection, "filter": filter_}, verbosity="queryPlanner")
-    return explained["queryPlanner"]
-
-
 def index_conditions(plan) -> str:
     """What the index itself narrows on: PostgreSQL's index conditions, MongoDB's index bounds."""
-    if isinstance(plan, dict):
-        found = [str(plan.get("Index Cond", "")), json.dumps(plan.get("indexBounds", {}))]
-        return " ".join(found + [index_conditions(v) for v in plan.values()])
-    if isinstance(plan, list):
-        return " ".join(index_conditions(v) for v in plan)
-    return ""
+    return " ".join(str(node.get("Index Cond", "")) + json.dumps(node.get("indexBounds", {}))
+                    for node in plan_nodes(plan))
 
 
 async def test_both_columns_of_a_compound_index_narrow_the_read(mongo_db):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from bson import json_util
@@ -74,15 +74,26 @@ class QueryAudit(CommandListener):
         pass
 
 
-def scanning(plan: Any) -> bool:
-    """Whether an explained plan (PostgreSQL's nodes or MongoDB's stages) holds a collection scan."""
+async def plan_of(db: Any, collection: str, filter_: Mapping[str, Any]) -> dict:
+    """The database's plan for a find with this filter (its queryPlanner section)."""
+    explained = await db.command("explain", {"find": collection, "filter": filter_}, verbosity="queryPlanner")
+    return explained["queryPlanner"]
+
+
+def plan_nodes(plan: Any) -> Iterator[Mapping[str, Any]]:
+    """Every node of an explained plan (PostgreSQL's nodes or MongoDB's stages), depth first."""
     if isinstance(plan, Mapping):
-        if plan.get("Node Type") in SCAN_NODES or plan.get("stage") in SCAN_NODES:
-            return True
-        return any(scanning(v) for v in plan.values())
-    if isinstance(plan, list):
-        return any(scanning(v) for v in plan)
-    return False
+        yield plan
+        for value in plan.values():
+            yield from plan_nodes(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            yield from plan_nodes(value)
+
+
+def scanning(plan: Any) -> bool:
+    """Whether an explained plan holds a collection scan."""
+    return any(node.get("Node Type") in SCAN_NODES or node.get("stage") in SCAN_NODES for node in plan_nodes(plan))
 
 
 async def scans(mongodb_url: str, lines: Iterable[str]) -> list[dict]:
@@ -100,10 +111,9 @@ async def scans(mongodb_url: str, lines: Iterable[str]) -> list[dict]:
                 async for index in await client[entry["database"]][entry["collection"]].list_indexes():
                     if index["name"] != "_id_":
                         await scratch[name].create_index(list(index["key"].items()), unique=index.get("unique", False))
-            plan = await scratch.command("explain", {"find": name, "filter": json_util.loads(entry["example"])},
-                                         verbosity="queryPlanner")
-            if scanning(plan["queryPlanner"]):
-                found.append({**entry, "plan": plan["queryPlanner"]})
+            plan = await plan_of(scratch, name, json_util.loads(entry["example"]))
+            if scanning(plan):
+                found.append({**entry, "plan": plan})
         return found
     finally:
         await client.drop_database(scratch.name)
