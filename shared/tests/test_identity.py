@@ -62,6 +62,31 @@ def test_programme_wide_access_comes_only_from_the_explicit_claim():
     assert not assessor.programme_wide  # the claim widens programme managers only
 
 
+def test_roles_are_held_per_partnership():
+    s = settings()
+    both = authenticate(issue_token(SECRET, s.jwt_issuer, "x", ["assessor", "grant_officer"], partnership_roles={
+        "ptn-a": ["assessor"], "ptn-b": ["grant_officer"]}), s)
+    assert both.has_in("ptn-a", Role.ASSESSOR) and not both.has_in("ptn-a", Role.GRANT_OFFICER)
+    assert both.has_in("ptn-b", Role.GRANT_OFFICER) and not both.has_in("ptn-b", Role.ASSESSOR)
+    assert both.partnerships_with(Role.GRANT_OFFICER) == ["ptn-b"]
+    assert not both.in_partnership("ptn-c")
+
+
+def test_a_staff_role_in_the_flat_claim_acts_in_no_partnership():
+    s = settings()
+    flat = jwt.encode({"sub": "o", "iss": s.jwt_issuer, "aud": [audience_of("grants")], "exp": int(time.time()) + 60,
+                       "roles": ["grant_officer"], "partnerships": ["ptn-a"]}, SECRET, algorithm="HS256")
+    who = authenticate(flat, s)
+    assert not who.has(Role.GRANT_OFFICER) and not who.has_in("ptn-a", Role.GRANT_OFFICER)
+    assert not who.in_partnership("ptn-a")
+
+
+def test_a_participant_role_is_not_held_in_a_partnership():
+    s = settings()
+    assert refused(issue_token(SECRET, s.jwt_issuer, "v", ["visitor"], partnership_roles={"ptn-a": ["visitor"]}),
+                   s) == "invalid bearer token"
+
+
 class KeySet:
     """An identity provider's JWKS endpoint on a real local HTTP server."""
 
@@ -92,7 +117,7 @@ class KeySet:
 def idp_token(key, kid: str, **claims) -> str:
     now = int(time.time())
     body = {"sub": "idp-user", "iss": IDP, "aud": audience_of("grants"), "iat": now, "exp": now + 300,
-            "roles": ["grant_officer"], "partnerships": ["ptn-1"], **claims}
+            "roles": ["grant_officer"], "partnership_roles": {"ptn-1": ["grant_officer"]}, **claims}
     algorithm = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
     return jwt.encode(body, key, algorithm=algorithm, headers={"kid": kid})
 

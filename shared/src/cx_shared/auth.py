@@ -6,14 +6,19 @@ Three kinds of token are verified, each against its own issuer:
 - development tokens (POST /dev/tokens, local mode only): HS256 with DEV_ISSUER, accepted only
   while DEV_TOKENS is on, so a production service never takes one.
 Every token names its audiences (`aud`): a service accepts only tokens meant for it. Access
-comes from claims that are present (sub, roles, org, partnerships, programme), never from
+comes from claims that are present (sub, roles, org, partnership_roles, programme), never from
 one that is missing: a manager is programme-wide only with `"programme": true`.
+
+Staff roles are held per partnership (`partnership_roles: {"ptn-…": ["grant_officer"]}`): an
+assessor of A who is a grant officer of B is no grant officer in A. A staff role in the flat
+`roles` claim gives no right in any partnership (only a programme-wide manager's, with the
+explicit claim); participant roles (visitor, host) are the organisation's, in `roles`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 import jwt
@@ -39,34 +44,81 @@ def audience_of(service: str) -> str:
 PROGRAMME_AUDIENCES = [audience_of(s) for s in SERVICES]
 
 
+STAFF_ROLES = frozenset({Role.ASSESSOR, Role.GRANT_OFFICER, Role.PROGRAMME_MANAGER})
+
+
 class Principal(BaseModel):
     subject: str
-    roles: set[Role]
+    roles: set[Role]  # as the token's `roles` claim says (staff roles there act nowhere by themselves)
     organisation_id: str | None = None
-    partnership_ids: list[str] = Field(default_factory=list)
+    partnership_roles: dict[str, set[Role]] = Field(default_factory=dict)  # staff roles, per partnership
     programme: bool = False  # the explicit claim of programme-wide staff
 
     def has(self, *roles: Role) -> bool:
-        return bool(self.roles.intersection(roles))
+        """Holds one of `roles` somewhere (a first gate: where is asked by `has_in`)."""
+        return bool(self.held_anywhere.intersection(roles))
+
+    @property
+    def held_anywhere(self) -> set[Role]:
+        participant = self.roles - STAFF_ROLES
+        staff = set().union(*self.partnership_roles.values()) if self.partnership_roles else set()
+        return participant | staff | (self.roles if self.programme_wide else set())
 
     @property
     def programme_wide(self) -> bool:
         """A programme manager whose token says so; a missing partnerships claim is not it."""
         return self.programme and Role.PROGRAMME_MANAGER in self.roles
 
+    @property
+    def partnership_ids(self) -> list[str]:
+        """The partnerships in which the caller holds any staff role."""
+        return sorted(p for p, roles in self.partnership_roles.items() if roles)
+
+    def partnerships_with(self, *roles: Role) -> list[str]:
+        """The partnerships in which the caller holds one of `roles`."""
+        return sorted(p for p, held in self.partnership_roles.items() if held.intersection(roles))
+
     def in_partnership(self, partnership_id: str) -> bool:
-        return self.programme_wide or partnership_id in self.partnership_ids
+        """Staff of the partnership, in any role (or programme-wide)."""
+        return self.programme_wide or bool(self.partnership_roles.get(partnership_id))
+
+    def has_in(self, partnership_id: str, *roles: Role) -> bool:
+        """Holds one of `roles` in that partnership (a programme-wide manager holds his everywhere)."""
+        held = set(self.partnership_roles.get(partnership_id, ()))
+        if self.programme_wide:
+            held |= self.roles
+        return bool(held.intersection(roles))
 
 
 def issue_token(secret: str, issuer: str, subject: str, roles: Iterable[Role | str], *,
                 organisation_id: str | None = None, partnership_ids: Iterable[str] = (),
+                partnership_roles: Mapping[str, Iterable[Role | str]] | None = None,
                 programme: bool = False, audiences: Iterable[str] = PROGRAMME_AUDIENCES,
                 ttl_seconds: int = 8 * 3600) -> str:
+    """A signed token. Without `partnership_roles`, the staff roles among `roles` are held in each
+    of `partnership_ids` (the common case of one person with one job in some partnerships)."""
+    roles = [Role(r) for r in roles]
+    if partnership_roles is None:
+        staff = [r for r in roles if r in STAFF_ROLES]
+        partnership_roles = {p: staff for p in partnership_ids if staff}
     now = int(time.time())
     claims = {"sub": subject, "iss": issuer, "aud": list(audiences), "iat": now, "exp": now + ttl_seconds,
-              "roles": [str(Role(r)) for r in roles], "org": organisation_id,
-              "partnerships": list(partnership_ids), "programme": programme}
+              "roles": [str(r) for r in roles], "org": organisation_id,
+              "partnership_roles": {p: sorted(str(Role(r)) for r in rs) for p, rs in partnership_roles.items()},
+              "programme": programme}
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _partnership_roles(claim) -> dict[str, set[Role]]:
+    """The claim as a map of staff roles; a participant role there is refused (not ignored)."""
+    if claim is None:
+        return {}
+    if not isinstance(claim, dict):
+        raise TypeError("partnership_roles must be an object")
+    found = {str(p): {Role(r) for r in roles} for p, roles in claim.items()}
+    if any(not roles <= STAFF_ROLES for roles in found.values()):
+        raise ValueError("partnership_roles holds only staff roles")
+    return found
 
 
 @lru_cache(maxsize=4)
@@ -96,7 +148,8 @@ def authenticate(token: str, settings) -> Principal:
     try:
         claims = _verified_claims(token, settings)
         return Principal(subject=claims["sub"], roles={Role(r) for r in claims.get("roles", [])},
-                         organisation_id=claims.get("org"), partnership_ids=claims.get("partnerships") or [],
+                         organisation_id=claims.get("org"),
+                         partnership_roles=_partnership_roles(claims.get("partnership_roles")),
                          programme=claims.get("programme") is True)
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         log.info("bearer token refused", reason=type(exc).__name__)
@@ -119,3 +172,11 @@ def principal(request: Request, _documented=Security(BEARER)) -> Principal:
 def require_role(who: Principal, *roles: Role) -> None:
     if not who.has(*roles):
         raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(map(str, roles)))}")
+
+
+def require_role_in(who: Principal, partnership_id: str, *roles: Role) -> None:
+    """One of `roles` held in that partnership (not merely somewhere), or 403."""
+    require_role(who, *roles)
+    if not who.has_in(partnership_id, *roles):
+        raise Forbidden(f"this action needs one of the roles {', '.join(sorted(map(str, roles)))} "
+                        f"in partnership {partnership_id}")

@@ -135,6 +135,9 @@ class DevTokenRequest(BaseModel):
     roles: list[Role] = Field(min_length=1, max_length=len(Role))
     organisation_id: str | None = Field(default=None, max_length=100)
     partnership_ids: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    # staff roles per partnership; without it, the staff roles among `roles` in each of `partnership_ids`
+    partnership_roles: dict[Annotated[str, Field(max_length=100)], list[Role]] | None = Field(
+        default=None, max_length=50)
     programme: bool = False  # a programme-wide manager
 
 
@@ -176,7 +179,7 @@ def ops_router(service: Any) -> APIRouter:
             raise NotFound("development tokens are disabled (DEV_TOKENS=false)")
         token = issue_token(settings.jwt_secret, DEV_ISSUER, body.subject, body.roles,
                             organisation_id=body.organisation_id, partnership_ids=body.partnership_ids,
-                            programme=body.programme)
+                            partnership_roles=body.partnership_roles, programme=body.programme)
         return {"access_token": token, "token_type": "bearer"}
 
     return router
