@@ -10,7 +10,7 @@ be refused: anonymous callers with 401 (unless the route is public), the others 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,9 +21,14 @@ VISITOR, OTHER_VISITOR, HOST, OTHER_HOST = "visitor", "other_visitor", "host", "
 ASSESSOR, OFFICER, MANAGER = "assessor", "grant_officer", "manager"  # of the exchange's partnership
 ASSESSOR_B, OFFICER_B, MANAGER_B = "assessor_b", "grant_officer_b", "manager_b"  # of another partnership
 PROGRAMME = "programme_manager"  # programme-wide (the explicit claim)
+# Roles are held per partnership (issue 23, 4): an assessor of A who is a grant officer of B passes
+# where the assessor of A or the officer of B passes, and nowhere else; and the other way round
+# (derived for every row below).
+ASSESSOR_OFFICER_B, OFFICER_ASSESSOR_B = "assessor_officer_b", "officer_assessor_b"
+HOLDING_BOTH = {ASSESSOR_OFFICER_B: (ASSESSOR, OFFICER_B), OFFICER_ASSESSOR_B: (OFFICER, ASSESSOR_B)}
 
 PRINCIPALS = (ANONYMOUS, VISITOR, OTHER_VISITOR, HOST, OTHER_HOST, ASSESSOR, OFFICER, MANAGER,
-              ASSESSOR_B, OFFICER_B, MANAGER_B, PROGRAMME)
+              ASSESSOR_B, OFFICER_B, MANAGER_B, PROGRAMME, ASSESSOR_OFFICER_B, OFFICER_ASSESSOR_B)
 SIGNED_IN = frozenset(PRINCIPALS) - {ANONYMOUS}
 EVERYBODY = frozenset(PRINCIPALS)
 STAFF_A = frozenset({ASSESSOR, OFFICER, MANAGER, PROGRAMME})
@@ -208,3 +213,11 @@ TABLE: list[Route] = [
     Route(APPLICATIONS, "GET", "/personal-data/erasures/{erasure_id}", frozenset({VISITOR, MANAGER, PROGRAMME}),
           fresh="erasure_id"),
 ]
+
+
+def _holding_both(route: Route) -> Route:
+    both = {name for name, roles in HOLDING_BOTH.items() if route.allowed & set(roles)}
+    return replace(route, allowed=route.allowed | both)
+
+
+TABLE = [_holding_both(route) for route in TABLE]

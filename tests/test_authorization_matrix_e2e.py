@@ -115,6 +115,10 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
         **{f"{name}_b": token(role, subject=f"{name}-b-{s.suffix}", partnership_ids=(partnership_b,))
            for name, role in staff.items()},
         "programme_manager": token("programme_manager", subject=f"programme-{s.suffix}", programme=True),
+        **{name: token("assessor", "grant_officer", subject=f"{name}-{s.suffix}",  # a role in A, another in B
+                       partnership_roles={s.partnership_id: [in_a], partnership_b: [in_b]})
+           for name, (in_a, in_b) in {"assessor_officer_b": ("assessor", "grant_officer"),
+                                      "officer_assessor_b": ("grant_officer", "assessor")}.items()},
         ANONYMOUS: {},
     }
     s.offer_id = journey.post("/offers", {

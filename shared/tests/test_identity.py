@@ -72,6 +72,16 @@ def test_roles_are_held_per_partnership():
     assert not both.in_partnership("ptn-c")
 
 
+def test_a_programme_wide_manager_is_a_manager_everywhere_and_nothing_more():
+    s = settings()
+    wide = authenticate(issue_token(SECRET, s.jwt_issuer, "m", ["programme_manager", "grant_officer", "assessor"],
+                                    partnership_roles={"ptn-b": ["grant_officer"]}, programme=True), s)
+    assert wide.has_in("ptn-a", Role.PROGRAMME_MANAGER) and wide.has_in("ptn-b", Role.GRANT_OFFICER)
+    # his other staff roles are held where partnership_roles says, as anybody's
+    assert not wide.has_in("ptn-a", Role.GRANT_OFFICER) and not wide.has_in("ptn-a", Role.ASSESSOR)
+    assert not wide.has(Role.ASSESSOR)
+
+
 def test_a_staff_role_in_the_flat_claim_acts_in_no_partnership():
     s = settings()
     flat = jwt.encode({"sub": "o", "iss": s.jwt_issuer, "aud": [audience_of("grants")], "exp": int(time.time()) + 60,

@@ -62,7 +62,13 @@ class Principal(BaseModel):
     def held_anywhere(self) -> set[Role]:
         participant = self.roles - STAFF_ROLES
         staff = set().union(*self.partnership_roles.values()) if self.partnership_roles else set()
-        return participant | staff | (self.roles if self.programme_wide else set())
+        return participant | staff | self.everywhere
+
+    @property
+    def everywhere(self) -> set[Role]:
+        """What the caller holds in every partnership: the programme manager's role of a programme-wide
+        manager, nothing else (his other staff roles are held where `partnership_roles` says)."""
+        return {Role.PROGRAMME_MANAGER} if self.programme_wide else set()
 
     @property
     def programme_wide(self) -> bool:
@@ -83,10 +89,8 @@ class Principal(BaseModel):
         return self.programme_wide or bool(self.partnership_roles.get(partnership_id))
 
     def has_in(self, partnership_id: str, *roles: Role) -> bool:
-        """Holds one of `roles` in that partnership (a programme-wide manager holds his everywhere)."""
-        held = set(self.partnership_roles.get(partnership_id, ()))
-        if self.programme_wide:
-            held |= self.roles
+        """Holds one of `roles` in that partnership (a programme-wide manager is a manager everywhere)."""
+        held = set(self.partnership_roles.get(partnership_id, ())) | self.everywhere
         return bool(held.intersection(roles))
 
 

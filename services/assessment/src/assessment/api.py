@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from cx_shared import tracing
-from cx_shared.auth import Principal, principal, require_role
+from cx_shared.auth import Principal, principal, require_role, require_role_in
 from cx_shared.errors import Forbidden, NotFound
 from cx_shared.events.assessment import CRITERIA_MAX, RULES_MAX
 from cx_shared.http import emit
@@ -139,9 +139,8 @@ def entries_of(docs: list[dict[str, Any]]) -> list[Entry]:
 
 
 def require_staff(who: Principal, book: CallBook, *roles: Role) -> None:
-    require_role(who, *roles)
-    if not who.in_partnership(book.partnership_id):
-        raise Forbidden(f"not a member of partnership {book.partnership_id}")
+    """One of `roles` in the call's partnership: a role held in another partnership is no right here."""
+    require_role_in(who, book.partnership_id, *roles)
 
 
 def entry_view(book: CallBook, entry: Entry, full: bool = True) -> dict[str, Any]:
@@ -241,10 +240,10 @@ async def queue(request: Request, who: Who,
                 partnership_id: Annotated[str | None, Query(max_length=300, pattern=NO_NUL)] = None
                 ) -> list[dict[str, Any]]:
     require_role(who, Role.ASSESSOR)
+    if partnership_id:
+        require_role_in(who, partnership_id, Role.ASSESSOR)
     assessor = await staff_member(request, who)
-    wanted = [partnership_id] if partnership_id else who.partnership_ids
-    if any(not who.in_partnership(p) for p in wanted):
-        raise Forbidden(f"not a member of partnership {partnership_id}")
+    wanted = [partnership_id] if partnership_id else who.partnerships_with(Role.ASSESSOR)
     storage, items = storage_of(request), []
     for pid in wanted:
         for envelope in await storage.calls_of_partnership(pid):
@@ -307,7 +306,7 @@ async def get_application(application_id: ApplicationId, request: Request,
                            entries_of([doc] if doc else []))
     entry = book.entry(application_id)
     party = (await staff_member(request, who)).party_to(entry)  # by token organisation or ownership
-    if who.has(*STAFF) and who.in_partnership(book.partnership_id) and not party:
+    if who.has_in(book.partnership_id, *STAFF) and not party:
         return entry_view(book, entry)
     if party:  # staff too: a party reads what the applicant reads, not the assessors' workings
         return entry_view(book, entry, full=False)
