@@ -98,14 +98,21 @@ def test_a_participant_role_is_not_held_in_a_partnership():
 
 
 class KeySet:
-    """An identity provider's JWKS endpoint on a real local HTTP server."""
+    """An identity provider's JWKS endpoint on a real local HTTP server, which counts the
+    fetches; `failing` makes it answer 503, `keys` may be changed (a rotation)."""
 
     def __init__(self, *keys):
-        self.keys = keys
-        body = json.dumps({"keys": [self.jwk(kid, key) for kid, key in keys]}).encode()
+        self.keys, self.fetches, self.failing = list(keys), 0, False
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)
+                owner.fetches += 1
+                if owner.failing:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                body = json.dumps({"keys": [owner.jwk(kid, key) for kid, key in owner.keys]}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.end_headers()
@@ -159,3 +166,42 @@ def test_with_an_identity_provider_the_shared_secret_signs_nothing(identity_prov
     refused(issue_token(SECRET, IDP, "u", ["programme_manager"], programme=True), s)
     dev = issue_token(SECRET, DEV_ISSUER, "d", ["visitor"])
     assert authenticate(dev, settings(jwt_issuer=IDP, jwt_jwks_url=keys.url, dev_tokens=True)).subject == "d"
+
+
+def test_unknown_key_ids_fetch_the_key_set_at_most_once_per_interval(identity_provider):
+    _, rsa_key, ec_key = identity_provider
+    keys = KeySet(("r1", rsa_key))
+    try:
+        s = settings(jwt_issuer=IDP, jwt_jwks_url=keys.url, jwt_jwks_refetch_seconds=60)
+        assert authenticate(idp_token(rsa_key, "r1"), s).subject == "idp-user"
+        for n in range(20):  # a stranger's tokens, each naming a key the provider does not publish
+            refused(idp_token(ec_key, f"unknown-{n}"), s)
+        assert keys.fetches == 1
+        # nor while the provider fails: a failed fetch counts too
+        down = KeySet(("r1", rsa_key))
+        down.failing = True
+        s_down = settings(jwt_issuer=IDP, jwt_jwks_url=down.url, jwt_jwks_refetch_seconds=60)
+        for n in range(20):
+            refused(idp_token(rsa_key, "r1"), s_down)
+        assert down.fetches == 1
+        down.server.shutdown()
+    finally:
+        keys.server.shutdown()
+
+
+def test_a_rotated_key_is_fetched_once_the_interval_has_passed_and_a_withdrawn_one_refused(identity_provider):
+    _, rsa_key, ec_key = identity_provider
+    keys = KeySet(("r1", rsa_key))
+    interval = 0.5
+    try:
+        s = settings(jwt_issuer=IDP, jwt_jwks_url=keys.url, jwt_jwks_refetch_seconds=interval)
+        assert authenticate(idp_token(rsa_key, "r1"), s).subject == "idp-user"
+        keys.keys = [("e2", ec_key)]  # the provider rotates: r1 withdrawn, e2 new
+        refused(idp_token(ec_key, "e2"), s)  # within the interval: not fetched again
+        assert keys.fetches == 1
+        time.sleep(interval * 1.2)  # the interval is the rule under test, not a wait for luck
+        assert authenticate(idp_token(ec_key, "e2"), s).subject == "idp-user"
+        assert keys.fetches == 2
+        refused(idp_token(rsa_key, "r1"), s)  # the withdrawn key no longer signs
+    finally:
+        keys.server.shutdown()

@@ -18,6 +18,14 @@ def test_local_development_may_use_the_default_and_production_a_long_private_sec
     assert ServiceSettings(jwt_secret="k" * 16 + "private-enough-now", http_host="0.0.0.0").refusals() == []
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "api.example.eu"])
+def test_development_tokens_are_refused_on_an_address_others_reach_even_with_a_strong_secret(host):
+    refusals = ServiceSettings(jwt_secret="k" * 16 + "private-enough-now", dev_tokens=True, http_host=host).refusals()
+    assert any("DEV_TOKENS" in r and "HTTP_HOST" in r for r in refusals), refusals
+    for loopback_host in ("127.0.0.1", "::1", "localhost"):
+        assert ServiceSettings(jwt_secret="k" * 34, dev_tokens=True, http_host=loopback_host).refusals() == []
+
+
 def test_topics_keep_events_without_time_limit_unless_told_otherwise(monkeypatch):
     assert ServiceSettings().topic_retention_ms == -1
     monkeypatch.setenv("TOPIC_RETENTION_MS", str(30 * 24 * 3600 * 1000))

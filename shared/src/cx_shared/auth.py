@@ -125,11 +125,33 @@ def _partnership_roles(claim) -> dict[str, set[Role]]:
     return found
 
 
+class KeySet(jwt.PyJWKClient):
+    """An identity provider's key set, fetched at most once per `interval` seconds whatever
+    asks (a token with an unknown `kid`, an expired cache, a failed fetch): a stranger's
+    tokens cannot make the service hammer the provider. PyJWT's own cool-down counts only
+    successful fetches, so with the provider down every such token fetched again.
+    Keys are not cached beyond the set's lifespan: a key the provider withdrew is refused
+    once the set is fetched again."""
+
+    def __init__(self, url: str, interval: float, clock=time.monotonic):
+        super().__init__(url, cache_keys=False, lifespan=max(300.0, interval), timeout=5,
+                         cooldown_duration=interval)
+        self.interval, self.clock = interval, clock
+        self.last_attempt: float | None = None
+
+    def fetch_data(self):
+        now = self.clock()
+        if self.last_attempt is not None and now - self.last_attempt < self.interval:
+            raise jwt.PyJWKClientConnectionError(f"the key set was fetched less than {self.interval:g} s ago")
+        self.last_attempt = now
+        return super().fetch_data()
+
+
 @lru_cache(maxsize=4)
-def _jwks(url: str) -> jwt.PyJWKClient:
-    # Keys are cached (and refetched for an unknown kid); FastAPI runs the sync `principal`
-    # dependency in its thread pool, so a fetch never blocks the event loop.
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+def _jwks(url: str, interval: float) -> KeySet:
+    # One per key-set URL. FastAPI runs the sync `principal` dependency in its thread pool, so a
+    # fetch never blocks the event loop (and PyJWKClient's lock lets one thread fetch at a time).
+    return KeySet(url, interval)
 
 
 def _verified_claims(token: str, settings) -> dict:
@@ -137,7 +159,7 @@ def _verified_claims(token: str, settings) -> dict:
     required = {"require": ["sub", "exp", "iss", "aud"]}
     audience = audience_of(settings.service_name)
     if settings.jwt_jwks_url and algorithm in ASYMMETRIC:
-        key = _jwks(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+        key = _jwks(settings.jwt_jwks_url, settings.jwt_jwks_refetch_seconds).get_signing_key_from_jwt(token).key
         return jwt.decode(token, key, algorithms=ASYMMETRIC, issuer=settings.jwt_issuer, audience=audience,
                           options=required)
     issuers = [DEV_ISSUER] if settings.dev_tokens else []
@@ -170,7 +192,10 @@ def principal(request: Request, _documented=Security(BEARER)) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <jwt>)")
-    return authenticate(token, request.app.state.settings)
+    who = authenticate(token, request.app.state.settings)
+    if (limits := getattr(request.app.state, "rate_limits", None)) is not None:
+        limits.principal_writes(request, who.subject)  # counted once verified: nobody spends another's
+    return who
 
 
 def require_role(who: Principal, *roles: Role) -> None:

@@ -30,6 +30,11 @@ class Problem(Exception):
     def slug(self) -> str:
         return self.title.lower().replace(" ", "-")
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with this problem."""
+        return {}
+
 
 class Invalid(Problem):
     status, title = 422, "Validation failed"
@@ -64,3 +69,16 @@ class TooLarge(Problem):
 class Busy(Problem):
     """A short lock stayed taken: the request changed nothing and may simply be sent again."""
     status, title = 503, "Service busy"
+
+
+class TooManyRequests(Problem):
+    """A rate limit is reached: nothing was done; the same request may be sent after `retry_after` s."""
+    status, title = 429, "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

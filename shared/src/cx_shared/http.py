@@ -4,6 +4,7 @@ limit, health, AsyncAPI docs and (local mode only) a development token issuer.""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
@@ -11,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.routing import iter_route_contexts
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cx_shared import metrics
@@ -32,14 +35,25 @@ ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 IdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
 IdFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=ID_PATTERN)]
 
-def problem_response(status: int, body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+# The programme's dates: a year 9999 is a mistake or an attack, never an exchange. JSON Schema has
+# no minimum for a date, so the document also states the bounds as a pattern of exactly the days
+# between them (leap days included), which validators and test generators honour, and as
+# formatMinimum/formatMaximum for readers. Strict: only YYYY-MM-DD, as the format says (a body's
+# date; a query parameter would need it lax).
+FIRST_DAY, LAST_DAY = date(2020, 1, 1), date(2099, 12, 31)
+DAY_PATTERN = (r"^(?:20[2-9][0-9]-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+               r"|(?:0[13578]|1[02])-31)|20(?:[2468][048]|[3579][26])-02-29)$")
+Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY, strict=True, json_schema_extra={
+    "pattern": DAY_PATTERN, "formatMinimum": str(FIRST_DAY), "formatMaximum": str(LAST_DAY)})]
+
+def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
-        return problem_response(exc.status, exc.body(str(request.url.path)))
+        return problem_response(exc.status, exc.body(str(request.url.path)), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -52,8 +66,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matched
+            headers["Allow"] = allowed_methods(request.app, request.url.path)
         return problem_response(exc.status_code, {"type": "about:blank", "title": str(exc.detail),
-                                                  "status": exc.status_code, "instance": str(request.url.path)})
+                                                  "status": exc.status_code, "instance": str(request.url.path)},
+                                headers)
+
+
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """The methods some route serves at this path (RFC 9110's Allow)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):  # included routers' routes too
+        if route.methods and route.path and compile_path(route.path)[0].match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def install_correlation(app: FastAPI) -> None:

@@ -5,7 +5,8 @@ FastAPI documents only the success and a JSON 422 of its own shape. Every servic
 errors as RFC 9457 problem details (application/problem+json), so this adds them once for
 all: 401/403 where a bearer token is required, 404 where the path or a written body names a
 resource, 409 where a write can meet a state that refuses it, 400 (not JSON) and 413 where a
-body is taken, 422 everywhere.
+body is taken, 422 everywhere, 429 (with Retry-After) where a rate limit applies: writes and
+routes that need no sign-in, health and metrics excepted (cx_shared.rate_limit).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from cx_shared.rate_limit import exempt
 
 PROBLEM = {
     "type": "object", "required": ["type", "title", "status"],
@@ -27,7 +30,9 @@ PROBLEM = {
 }
 WHY = {400: "the body is not JSON", 401: "no valid bearer token", 403: "the caller may not do this",
        404: "no such resource (or not the caller's)", 409: "the resource's state refuses it",
-       413: "the body is too large", 422: "a parameter or the body breaks a rule (named in errors)"}
+       413: "the body is too large", 422: "a parameter or the body breaks a rule (named in errors)",
+       429: "a rate limit is reached: nothing was done; send it again after Retry-After seconds"}
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}}
 WRITES = {"post", "put", "patch", "delete"}
 
 
@@ -41,6 +46,8 @@ def codes(method: str, path: str, operation: dict[str, Any]) -> list[int]:
         found.append(409)
     if "requestBody" in operation:
         found += [400, 413]
+    if (method in WRITES or not operation.get("security")) and not exempt(path):
+        found.append(429)
     return sorted(found)
 
 
@@ -51,7 +58,8 @@ def declare_problems(document: dict[str, Any]) -> None:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for code in codes(method, path, operation):
-                responses[str(code)] = {"description": WHY[code], "content": problem}
+                responses[str(code)] = {"description": WHY[code], "content": problem,
+                                        **({"headers": RETRY_AFTER} if code == 429 else {})}
     document["components"]["schemas"].pop("HTTPValidationError", None)
     document["components"]["schemas"].pop("ValidationError", None)
 

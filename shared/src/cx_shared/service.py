@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from cx_shared import catalog, metrics, openapi, tracing
+from cx_shared import catalog, metrics, openapi, rate_limit, tracing
 from cx_shared.consumer import Consumer, Handler
 from cx_shared.doorbell import Doorbells
 from cx_shared.events import Event
@@ -154,8 +154,10 @@ class Service:
 
     def app(self) -> FastAPI:
         app = FastAPI(title=f"ClusterXchange {self.title}", description=self.description, version=self.version,
-                      lifespan=self.lifespan)
+                      lifespan=self.lifespan, dependencies=[Depends(rate_limit.by_address)])
         app.state.settings = self.settings
+        app.state.rate_limits = rate_limit.RateLimits(self.settings.rate_limit_principal_writes,
+                                                      self.settings.rate_limit_per_address)
         app.state.service = self
         install_problem_handlers(app)
         openapi.install(app)

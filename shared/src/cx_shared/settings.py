@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cx_shared.topics import DEAD_LETTER_RETENTION_MS, UNLIMITED, consumer_group, service_source
@@ -73,7 +73,16 @@ class ServiceSettings(KafkaSettings):
     jwt_issuer: str = "clusterxchange-local"
     # An identity provider's key set: its RS256/ES256 tokens (issuer JWT_ISSUER) are verified against it.
     jwt_jwks_url: str = ""
+    # The key set is fetched from the identity provider at most once per this many seconds (an
+    # unknown `kid` included): a newly rotated key may wait this long.
+    jwt_jwks_refetch_seconds: float = Field(60.0, gt=0)
     dev_tokens: bool = False
+    # Rate limits (cx_shared.rate_limit), in `limits`' notation ("20/second;600/minute"; empty: none):
+    # writes per principal (token subject), and writes and sign-in-free requests per client address.
+    # Per process: with N replicas a client may reach N times these. The defaults stop a flood, not
+    # a busy integration, nor the test suite's or `make bench`'s bursts (all from one address).
+    rate_limit_principal_writes: str = "1200/minute"
+    rate_limit_per_address: str = "3000/minute"
     # Request bodies above this are refused (413) before they are parsed (cx_shared.http.BodyLimit).
     max_body_bytes: int = 64 * 1024
     # The relay is woken by every local write; the poll only recovers what a crash left behind.
@@ -88,6 +97,17 @@ class ServiceSettings(KafkaSettings):
     consumer_concurrency: int = 32
     consumer_backoff_seconds: float = 0.2
     consumer_backoff_max_seconds: float = 30.0
+
+    @field_validator("rate_limit_principal_writes", "rate_limit_per_address")
+    @classmethod
+    def _rates(cls, value: str, info) -> str:
+        from cx_shared.rate_limit import rates
+        try:
+            rates(value)
+        except ValueError as exc:
+            raise ValueError(f"{info.field_name.upper()} must be rates such as '20/second;600/minute' "
+                             f"(or empty: no limit): {exc}") from exc
+        return value
 
     @field_validator("topic_retention_ms", "dead_letter_retention_ms")
     @classmethod
@@ -104,13 +124,19 @@ class ServiceSettings(KafkaSettings):
         return self
 
     def refusals(self) -> list[str]:
-        """Why this service must not start: a missing, short or published token secret, unless
-        it is local development (development tokens on, listening on loopback only)."""
+        """Why this service must not start: development tokens (anyone may mint any role with
+        them) on an address others reach; a missing, short or published token secret, unless it
+        is local development (development tokens on, listening on loopback only)."""
+        refusals = []
+        local = self.dev_tokens and loopback(self.http_host)
         weak = self.jwt_secret in KNOWN_SECRETS or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES
-        if weak and not (self.dev_tokens and loopback(self.http_host)):
-            return [f"JWT_SECRET must be a secret of at least {MIN_SECRET_BYTES} bytes that is not published "
-                    "(only local development, DEV_TOKENS=true on a loopback HTTP_HOST, may use the default)"]
-        return []
+        if weak and not local:
+            refusals.append(f"JWT_SECRET must be a secret of at least {MIN_SECRET_BYTES} bytes that is not published "
+                            "(only local development, DEV_TOKENS=true on a loopback HTTP_HOST, may use the default)")
+        if self.dev_tokens and not local:
+            refusals.append(f"DEV_TOKENS=true lets anyone who reaches the service mint a token of any role: it needs "
+                            f"a loopback HTTP_HOST (127.0.0.1, ::1 or localhost), not HTTP_HOST={self.http_host}")
+        return refusals
 
     @property
     def consumer_group(self) -> str:

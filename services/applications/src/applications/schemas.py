@@ -7,7 +7,6 @@ never grow an event past what the broker takes (cx_shared.outbox checks that too
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import Query
@@ -15,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, fie
 from pydantic_core import PydanticCustomError
 
 from cx_shared.http import ID_PATTERN, IdFilter, IdPath  # noqa: F401 (the API imports them from here)
+from cx_shared.http import Day  # 2020-01-01 to 2099-12-31, declared in the OpenAPI document as enforced
 from cx_shared.vocabulary import (DEFAULT_ELIGIBLE_COUNTRIES, Ecosystem, OrganisationType, Purpose, RegionCategory,
                                   TravelMode)
 
@@ -30,8 +30,6 @@ Country = Annotated[str, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$"
                                description="ISO 3166-1 alpha-2 (XK for Kosovo)")]
 Language = Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[a-z]{2,3}$")]
 CountryFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")]
-# The programme's dates: a year 9999 is a mistake or an attack, never an exchange.
-Day = Annotated[date, Field(ge=date(2020, 1, 1), le=date(2099, 12, 31))]
 
 
 def _unique(items: list) -> list:
