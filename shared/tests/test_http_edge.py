@@ -149,3 +149,18 @@ def test_the_declared_day_pattern_admits_exactly_the_days_the_services_accept():
         assert not pattern.search(odd), odd
         with pytest.raises(ValidationError):
             accepts.validate_json(f'"{odd}"')
+
+
+def test_a_body_s_date_is_accepted_as_fastapi_hands_it_over():
+    """FastAPI validates a body's fields from parsed JSON (python mode): a string date must pass."""
+    from pydantic import BaseModel, ValidationError
+
+    from cx_shared.http import Day
+
+    class Body(BaseModel):
+        on: Day
+
+    assert str(Body.model_validate({"on": "2024-02-29"}).on) == "2024-02-29"
+    for odd in ("2024-01-01T00:00:00", "2019-12-31", "2100-01-01"):
+        with pytest.raises(ValidationError):
+            Body.model_validate({"on": odd})

@@ -3,6 +3,7 @@ limit, health, AsyncAPI docs and (local mode only) a development token issuer.""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from typing import Annotated, Any
@@ -10,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.routing import iter_route_contexts
 from starlette.routing import compile_path
@@ -38,12 +40,20 @@ IdFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=ID_
 # The programme's dates: a year 9999 is a mistake or an attack, never an exchange. JSON Schema has
 # no minimum for a date, so the document also states the bounds as a pattern of exactly the days
 # between them (leap days included), which validators and test generators honour, and as
-# formatMinimum/formatMaximum for readers. Strict: only YYYY-MM-DD, as the format says (a body's
-# date; a query parameter would need it lax).
+# formatMinimum/formatMaximum for readers. Only YYYY-MM-DD, as the format says (pydantic alone
+# would take a date-time at midnight; strict mode would refuse every string FastAPI hands it).
 FIRST_DAY, LAST_DAY = date(2020, 1, 1), date(2099, 12, 31)
 DAY_PATTERN = (r"^(?:20[2-9][0-9]-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
                r"|(?:0[13578]|1[02])-31)|20(?:[2468][048]|[3579][26])-02-29)$")
-Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY, strict=True, json_schema_extra={
+
+
+def _calendar_day(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise PydanticCustomError("date_format", "a date is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_calendar_day), Field(ge=FIRST_DAY, le=LAST_DAY, json_schema_extra={
     "pattern": DAY_PATTERN, "formatMinimum": str(FIRST_DAY), "formatMaximum": str(LAST_DAY)})]
 
 def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

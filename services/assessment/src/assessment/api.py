@@ -39,7 +39,11 @@ TEXT_MAX, PARAMS_MAX_CHARS, RULES_MAX_CHARS = 2000, 4000, 16_000
 NO_NUL = r"^[^\x00]*$"  # the database cannot store it
 Text = Annotated[str, Field(max_length=TEXT_MAX, pattern=NO_NUL)]
 # Names become keys of stored documents: no dots, dollars or NUL.
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+# pydantic declares a key pattern as patternProperties only, which leaves other keys schema-valid:
+# the document says what is refused (issue 23).
+NAMED_KEYS = {"additionalProperties": False, "propertyNames": {"minLength": 1, "maxLength": 64, "pattern": NAME_PATTERN}}
 
 
 def storable(value: Any, depth: int = 0) -> bool:
@@ -71,8 +75,8 @@ class RuleSetChange(BaseModel):
     rules: list[RuleSpec] | None = Field(None, max_length=RULES_MAX,
                                          description="the whole rule list of the new version; omitted: unchanged; "
                                          f"at most {RULES_MAX_CHARS} characters as JSON")
-    criteria: dict[Name, Annotated[int, Field(ge=1, le=100)]] | None = Field(
-        None, max_length=CRITERIA_MAX, description="scoring criteria and their weights")
+    criteria: Annotated[dict[Name, Annotated[int, Field(ge=1, le=100)]], Field(json_schema_extra=NAMED_KEYS)] | None = \
+        Field(None, max_length=CRITERIA_MAX, description="scoring criteria and their weights")
     second_assessor: bool | None = None
     score_gap: float | None = Field(None, ge=0, le=100,
                                     description="scores further apart than this need one more assessor")
@@ -88,7 +92,8 @@ class RuleSetChange(BaseModel):
 
 class ScoreSheet(BaseModel):
     scores: dict[Name, Annotated[int, Field(ge=0, le=10)]] = Field(max_length=CRITERIA_MAX,
-                                                                   description="criterion -> 0..10")
+                                                                   description="criterion -> 0..10",
+                                                                   json_schema_extra=NAMED_KEYS)
     comment: Text = ""
 
 
