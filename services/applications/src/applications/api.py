@@ -21,7 +21,7 @@ from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubm
                                            PreparationUpdated, ReportAccepted, ReportChangesRequested,
                                            ReportSubmitted)
 from cx_shared.events.common import Party
-from cx_shared.http import emit
+from cx_shared.http import Day, emit
 from cx_shared.personal_data.sealed import SEALED_VERSIONS, sealed
 from cx_shared.store import public
 from cx_shared.vocabulary import Ecosystem, Role
@@ -337,7 +337,7 @@ async def withdraw_offer(offer_id: IdPath, request: Request, who: Who, store: St
 
 @router.get("/offers", tags=["offers"])
 async def search_offers(who: Who, store: Store, ecosystem: Ecosystem | None = None, country: CountryFilter = None,
-                        start: date | None = None, end: date | None = None,
+                        start: Day | None = None, end: Day | None = None,  # YYYY-MM-DD, declared bounds
                         q: Annotated[str | None, Query(max_length=100)] = None,
                         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                         size: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
