@@ -113,8 +113,11 @@ def token():
     settings = ServiceSettings()
 
     def make(*roles: str, subject: str = "tester", organisation_id: str | None = None,
-             partnership_ids: tuple[str, ...] = (), programme: bool = False) -> dict[str, str]:
+             partnership_ids: tuple[str, ...] = (), programme: bool = False,
+             partnership_roles: dict[str, tuple[str, ...]] | None = None) -> dict[str, str]:
+        """`partnership_roles` mints mixed staff (e.g. an assessor of A who is a grant officer of B)."""
         jwt = issue_token(settings.jwt_secret, settings.jwt_issuer, subject, roles,
-                          organisation_id=organisation_id, partnership_ids=partnership_ids, programme=programme)
+                          organisation_id=organisation_id, partnership_ids=partnership_ids,
+                          partnership_roles=partnership_roles, programme=programme)
         return {"Authorization": f"Bearer {jwt}"}
     return make
