@@ -21,9 +21,14 @@ VISITOR, OTHER_VISITOR, HOST, OTHER_HOST = "visitor", "other_visitor", "host", "
 ASSESSOR, OFFICER, MANAGER = "assessor", "grant_officer", "manager"  # of the exchange's partnership
 ASSESSOR_B, OFFICER_B, MANAGER_B = "assessor_b", "grant_officer_b", "manager_b"  # of another partnership
 PROGRAMME = "programme_manager"  # programme-wide (the explicit claim)
+# Mixed staff (issue 23): an assessor of A who is a grant officer, or a programme manager, of B.
+# Each passes where an assessor of A or that role of B passes, and nowhere else: a role counts
+# only in the partnership that holds it. Their cells are derived (Route.__post_init__).
+ASSESSOR_OFFICER_B, ASSESSOR_MANAGER_B = "assessor_officer_b", "assessor_manager_b"
+MIXED = {ASSESSOR_OFFICER_B: OFFICER_B, ASSESSOR_MANAGER_B: MANAGER_B}
 
 PRINCIPALS = (ANONYMOUS, VISITOR, OTHER_VISITOR, HOST, OTHER_HOST, ASSESSOR, OFFICER, MANAGER,
-              ASSESSOR_B, OFFICER_B, MANAGER_B, PROGRAMME)
+              ASSESSOR_B, OFFICER_B, MANAGER_B, PROGRAMME, ASSESSOR_OFFICER_B, ASSESSOR_MANAGER_B)
 SIGNED_IN = frozenset(PRINCIPALS) - {ANONYMOUS}
 EVERYBODY = frozenset(PRINCIPALS)
 STAFF_A = frozenset({ASSESSOR, OFFICER, MANAGER, PROGRAMME})
@@ -46,6 +51,10 @@ class Route:
     fresh: str | None = None  # a path parameter made anew for every request (the route destroys it):
     # subscription_id, call_id, export_id or erasure_id
     why: str = ""
+
+    def __post_init__(self):
+        mixed = {m for m, role_b in MIXED.items() if ASSESSOR in self.allowed or role_b in self.allowed}
+        object.__setattr__(self, "allowed", frozenset(self.allowed | mixed))
 
 
 def weekday(days: int) -> str:
@@ -81,11 +90,16 @@ TABLE: list[Route] = [
     Route(APPLICATIONS, "GET", "/organisations", SIGNED_IN),
     Route(APPLICATIONS, "GET", "/organisations/{organisation_id}", SIGNED_IN),
     Route(APPLICATIONS, "PATCH", "/organisations/{organisation_id}", frozenset({VISITOR, MANAGER, PROGRAMME}),
-          body=lambda s: {"revision": 1, "city": "Madrid"}),
+          body=lambda s: {"revision": 1, "city": "Madrid"},
+          why="the visitor joined A: A's manager acts for it (the host, which joined nothing, he does not)"),
+    Route(APPLICATIONS, "POST", "/organisations/{organisation_id}/partnerships", frozenset({VISITOR}),
+          body=lambda s: {"partnership_id": s.partnership_id},
+          why="membership is the organisation's own act; joined already: a pass is a 409"),
     Route(APPLICATIONS, "POST", "/partnerships", frozenset({PROGRAMME}),
           body=lambda s: {"name": "Matrix partnership", "members": consortium()}),
     Route(APPLICATIONS, "GET", "/partnerships", SIGNED_IN, why="a list: staff see their partnerships, others none"),
-    Route(APPLICATIONS, "GET", "/partnerships/{partnership_id}", SIGNED_IN),
+    Route(APPLICATIONS, "GET", "/partnerships/{partnership_id}", SIGNED_IN,
+          why="public fields; its contact e-mail only for its staff (test_membership_integration)"),
     Route(APPLICATIONS, "PATCH", "/partnerships/{partnership_id}", frozenset({MANAGER, PROGRAMME}),
           body=lambda s: {"revision": 1, "contact_email": f"matrix-{s.suffix}@example.eu"},
           why="changed already: a pass is a 409"),
@@ -100,14 +114,15 @@ TABLE: list[Route] = [
           fresh="call_id", why="on a call of its own: the route ends it"),
     Route(APPLICATIONS, "POST", "/calls/{call_id}/cancellation", frozenset({MANAGER, PROGRAMME}),
           body=lambda s: REASON, fresh="call_id", why="on a call of its own: the route ends it"),
-    Route(APPLICATIONS, "POST", "/offers", frozenset({HOST, MANAGER, PROGRAMME}),
+    Route(APPLICATIONS, "POST", "/offers", frozenset({HOST, PROGRAMME}),
           body=lambda s: {"host_id": s.host_id, "title": "Matrix offer", "ecosystem": "electronics",
-                          "window_start": weekday(30), "window_end": weekday(120), "capacity": 2}),
+                          "window_start": weekday(30), "window_end": weekday(120), "capacity": 2},
+          why="the host joined no partnership: its exchange in A gives A's manager no right over it"),
     Route(APPLICATIONS, "GET", "/offers", SIGNED_IN),
     Route(APPLICATIONS, "GET", "/offers/{offer_id}", SIGNED_IN),
-    Route(APPLICATIONS, "PATCH", "/offers/{offer_id}", frozenset({HOST, MANAGER, PROGRAMME}),
+    Route(APPLICATIONS, "PATCH", "/offers/{offer_id}", frozenset({HOST, PROGRAMME}),
           body=lambda s: {"revision": 1, "capacity": 4}, why="changed already: a pass is a 409"),
-    Route(APPLICATIONS, "POST", "/offers/{offer_id}/withdrawal", frozenset({HOST, MANAGER, PROGRAMME}),
+    Route(APPLICATIONS, "POST", "/offers/{offer_id}/withdrawal", frozenset({HOST, PROGRAMME}),
           body=lambda s: REASON, why="withdrawn already: a pass is a 409"),
     Route(APPLICATIONS, "POST", "/applications", frozenset({VISITOR}), body=lambda s: s.application_body()),
     Route(APPLICATIONS, "GET", "/applications", SIGNED_IN, why="a list: each sees only what is his"),
@@ -207,4 +222,7 @@ TABLE: list[Route] = [
           body=lambda s: {"subject_id": s.visitor_id}, why="the data subject, or a manager of its partnerships"),
     Route(APPLICATIONS, "GET", "/personal-data/erasures/{erasure_id}", frozenset({VISITOR, MANAGER, PROGRAMME}),
           fresh="erasure_id"),
+    # After every row that needs the visitor a member of A: it leaves (its own act).
+    Route(APPLICATIONS, "DELETE", "/organisations/{organisation_id}/partnerships/{partnership_id}",
+          frozenset({VISITOR}), why="membership is the organisation's own act"),
 ]

@@ -115,8 +115,14 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
         **{f"{name}_b": token(role, subject=f"{name}-b-{s.suffix}", partnership_ids=(partnership_b,))
            for name, role in staff.items()},
         "programme_manager": token("programme_manager", subject=f"programme-{s.suffix}", programme=True),
+        **{mixed: token("assessor", role_b, subject=f"{mixed}-{s.suffix}",
+                        partnership_roles={s.partnership_id: ("assessor",), partnership_b: (role_b,)})
+           for mixed, role_b in (("assessor_officer_b", "grant_officer"), ("assessor_manager_b", "programme_manager"))},
         ANONYMOUS: {},
     }
+    # The visitor joins A (its own act): A's managers act for it; the host joins nothing.
+    journey.post(f"/organisations/{s.visitor_id}/partnerships", {"partnership_id": s.partnership_id},
+                 journey.visitor_headers)
     s.offer_id = journey.post("/offers", {
         "host_id": s.host_id, "title": "Pilot line visit", "ecosystem": "electronics",
         "window_start": str(next_monday(20)), "window_end": str(next_monday(150)), "capacity": 3},
