@@ -115,12 +115,16 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
         **{f"{name}_b": token(role, subject=f"{name}-b-{s.suffix}", partnership_ids=(partnership_b,))
            for name, role in staff.items()},
         "programme_manager": token("programme_manager", subject=f"programme-{s.suffix}", programme=True),
-        **{name: token("assessor", "grant_officer", subject=f"{name}-{s.suffix}",  # a role in A, another in B
-                       partnership_roles={s.partnership_id: [in_a], partnership_b: [in_b]})
+        **{name: token("assessor", "grant_officer", "programme_manager", subject=f"{name}-{s.suffix}",
+                       partnership_roles={s.partnership_id: [in_a], partnership_b: [in_b]})  # a role in A, another in B
            for name, (in_a, in_b) in {"assessor_officer_b": ("assessor", "grant_officer"),
-                                      "officer_assessor_b": ("grant_officer", "assessor")}.items()},
+                                      "officer_assessor_b": ("grant_officer", "assessor"),
+                                      "assessor_manager_b": ("assessor", "programme_manager")}.items()},
         ANONYMOUS: {},
     }
+    # The visitor joins A (its own act): A's managers act for it; the host joins nothing.
+    journey.post(f"/organisations/{s.visitor_id}/partnerships", {"partnership_id": s.partnership_id},
+                 journey.visitor_headers)
     s.offer_id = journey.post("/offers", {
         "host_id": s.host_id, "title": "Pilot line visit", "ecosystem": "electronics",
         "window_start": str(next_monday(20)), "window_end": str(next_monday(150)), "capacity": 3},

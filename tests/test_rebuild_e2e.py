@@ -61,6 +61,9 @@ async def drive(journey: Journey, system: dict, accept: bool) -> str:
     Declined: assessment releases the reservation, grants records the release."""
     journey.open_call()
     journey.enrol_pair()
+    # the visitor joins the call's partnership (membership.joined: replayed into its organisation)
+    journey.post(f"/organisations/{journey.visitor['organisation_id']}/partnerships",
+                 {"partnership_id": journey.call["partnership_id"]}, journey.visitor_headers)
     app_id = journey.submit()["application_id"]
     await journey.wait_status(app_id, "approved")
     answer = {"accept": True} if accept else {"accept": False, "reason": "our lab is closed that week"}

@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import (ApplicationSubmittedV2, ApplicationWithdrawn, CallPublished,
                                            OfferPublished, OrganisationEnrolledV2, OrganisationUpdatedV2,
-                                           PartnershipFormed)
+                                           MembershipLeft, PartnershipFormed)
 from cx_shared.events.assessment import ApplicationApproved, EligibilityChecked, HostAccepted
 from cx_shared.events.common import RuleOutcome
 from cx_shared.events.grants import GrantCommitted
@@ -110,13 +110,24 @@ async def test_foundation_flow_folds_every_event_and_rebuilds_to_the_same_state(
         await p.ok("PATCH", f"/organisations/{visitor['organisation_id']}",
                    {"revision": 1, "city": "Villeurbanne"}, visitor_token)
         await p.ok("POST", f"/applications/{app_id}/withdraw", {"reason": "visa refused"}, visitor_token)
+        # Memberships come from their own events only (issue 23): the host joins, the visitor joins and leaves.
+        joins = "/organisations/{}/partnerships"
+        for org, who in ((host, host_token), (visitor, visitor_token)):
+            await p.ok("POST", joins.format(org["organisation_id"]), {"partnership_id": partnership["partnership_id"]},
+                       who, status=201)
+        await p.ok("DELETE", f"{joins.format(visitor['organisation_id'])}/{partnership['partnership_id']}",
+                   headers=visitor_token)
         await watcher.wait_for(lambda: watcher.of_type(ApplicationWithdrawn, app_id)
-                               and watcher.of_type(OrganisationUpdatedV2), 30, "the withdrawal and the update")
+                               and watcher.of_type(OrganisationUpdatedV2) and watcher.of_type(MembershipLeft),
+                               30, "the withdrawal, the update and the memberships")
         # The service reads its own topic too: its own events must change nothing on the way back.
         await asyncio.sleep(1.5)
         live = await read_model(p.db)
         assert live["applications"][0]["status"] == "withdrawn"
         assert len(live["applications"][0]["timeline"]) == 7
+        members = {o["organisation_id"]: o.get("memberships") for o in live["organisations"]}
+        assert members[host["organisation_id"]].keys() == {partnership["partnership_id"]}
+        assert members[visitor["organisation_id"]] == {}
 
     rebuilt_name = f"{p.db.name}_rebuilt"
     env = {**os.environ, **dict(run_env(p)), **infra.kafka_env("applications"), "MONGODB_DATABASE": rebuilt_name}

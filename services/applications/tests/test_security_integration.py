@@ -23,8 +23,9 @@ STAFF_NAMES = ("assessor-ann", "assessor-bob", "pm-zoe", "my cousin")
 
 
 async def two_partnerships(p, later):
-    """Partnership A: vera (visitor) applied to hans (host); partnership B: vicky to hugo.
-    A manager and an assessor of each; hella's host organisation took part nowhere yet."""
+    """Partnership A: vera (visitor) applied to hans (host); partnership B: vicky to hugo. Each
+    of them joined the partnership it applied in (applying joins nothing); a manager and an
+    assessor of each; hella's host organisation is a member of no partnership."""
     (ptn_a, call_a), (ptn_b, call_b) = await p.partnership_and_call(), await p.partnership_and_call()
     people = {name: p.token(role, subject=name) for name, role in
               (("vera", "visitor"), ("hans", "host"), ("vicky", "visitor"), ("hugo", "host"), ("hella", "host"))}
@@ -33,6 +34,9 @@ async def two_partnerships(p, later):
             "vicky": await p.enrol(people["vicky"], "FR", "Grenoble", ["visitor"]),
             "hugo": await p.enrol(people["hugo"], "DE", "Hamburg", ["host"]),
             "hella": await p.enrol(people["hella"], "DE", "Munich", ["host"])}
+    for name, ptn in (("vera", ptn_a), ("hans", ptn_a), ("vicky", ptn_b), ("hugo", ptn_b)):
+        await p.ok("POST", f"/organisations/{orgs[name]['organisation_id']}/partnerships",
+                   {"partnership_id": ptn["partnership_id"]}, people[name], status=201)
     apps = {}
     for visitor, host, call, weeks in (("vera", "hans", call_a, 30), ("vicky", "hugo", call_b, 40)):
         apps[visitor] = await p.ok("POST", "/applications", p.application_body(call, orgs[visitor], orgs[host],

@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 
-from cx_shared.auth import Principal, principal, require_role
+from cx_shared.auth import Principal, principal, require_role, require_role_in
 from cx_shared.errors import Conflict, Forbidden, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmittedV2, ApplicationWithdrawn,
                                            CallCancelled, CallClosed, CallPublished, ExchangeClosed, ExchangeCompleted,
-                                           ExchangeNoShow, ExchangeStarted, HostFeedbackSubmitted, OfferPublished,
+                                           ExchangeNoShow, ExchangeStarted, HostFeedbackSubmitted, MembershipJoined,
+                                           MembershipLeft, OfferPublished,
                                            OfferUpdated, OfferWithdrawn,
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
                                            PartnershipUpdated,
@@ -29,8 +30,9 @@ from cx_shared.vocabulary import Ecosystem, Role
 from applications import access, audience, documents, domain, followup, rules
 from applications.domain import OFFER_WITHDRAWN, Status
 from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, CountryFilter, DepartureIn, HostFeedbackIn,
-                                  IdFilter, IdPath, OfferIn, OfferPatch, OrganisationIn, OrganisationPatch,
-                                  PartnershipIn, PartnershipPatch, PreparationIn, ReasonIn, ReportIn, ReviewIn)
+                                  IdFilter, IdPath, MembershipIn, OfferIn, OfferPatch, OrganisationIn,
+                                  OrganisationPatch, PartnershipIn, PartnershipKeyPath, PartnershipPatch, PreparationIn,
+                                  ReasonIn, ReportIn, ReviewIn)
 from applications.storage import (APPLICATIONS, CALLS, OFFERS, ORGANISATIONS, PARTNERSHIPS, ApplicationFilter,
                                   Storage)
 
@@ -62,12 +64,26 @@ def out(doc: dict[str, Any]) -> dict[str, Any]:
 
 # --- organisations -------------------------------------------------------------------------
 
-def organisation_out(who: Principal, doc: dict) -> dict:
+def organisation_out(doc: dict, shown: bool) -> dict:
+    """An organisation, its contact person, owner and memberships only where `shown`."""
     result = out(doc)
-    if not access.sees_contact(who, doc):
-        for private in ("contact", "owner", access.TAKES_PART_IN):
+    if not shown:
+        for private in access.PRIVATE:
             result.pop(private, None)
     return result
+
+
+async def contacts_shown(store: Storage, who: Principal, docs: list[dict]) -> set[str]:
+    """Of these organisations, those whose contact person the caller reads (access.sees_contact);
+    the exchanges they are parties of are read only for those the rest does not decide."""
+    undecided = [d["_id"] for d in docs if not access.sees_contact(who, d)]
+    running = await store.exchange_parties(who.partnerships_with(*access.STAFF), undecided) if undecided else set()
+    return {d["_id"] for d in docs if access.sees_contact(who, d, d["_id"] in running)}
+
+
+async def organisations_out(store: Storage, who: Principal, docs: list[dict]) -> list[dict]:
+    shown = await contacts_shown(store, who, docs)
+    return [organisation_out(d, d["_id"] in shown) for d in docs]
 
 
 @router.post("/organisations", status_code=201, tags=["enrolment"])
@@ -96,7 +112,7 @@ async def organisation_or_404(store: Storage, organisation_id: str) -> dict:
 
 @router.get("/organisations/{organisation_id}", tags=["enrolment"])
 async def get_organisation(organisation_id: IdPath, who: Who, store: Store) -> dict:
-    return organisation_out(who, await organisation_or_404(store, organisation_id))
+    return (await organisations_out(store, who, [await organisation_or_404(store, organisation_id)]))[0]
 
 
 @router.get("/organisations", tags=["enrolment"])
@@ -104,7 +120,7 @@ async def list_organisations(who: Who, store: Store, role: Literal["visitor", "h
                              country: CountryFilter = None, ecosystem: Ecosystem | None = None) -> list[dict]:
     query = {k: v for k, v in (("roles", role), ("country", country and country.upper()), ("ecosystems", ecosystem))
              if v}
-    return [organisation_out(who, d) for d in await store.list_organisations(query)]
+    return await organisations_out(store, who, await store.list_organisations(query))
 
 
 @router.patch("/organisations/{organisation_id}", tags=["enrolment"])
@@ -126,7 +142,56 @@ async def update_organisation(organisation_id: IdPath, body: OrganisationPatch, 
     if not await store.update_revised(ORGANISATIONS, organisation_id, current["revision"], fields,
                                       emit(request, travelling, subject=organisation_id)):
         raise Conflict("the organisation changed meanwhile: reload it")
-    return organisation_out(who, await organisation_or_404(store, organisation_id))
+    return organisation_out(await organisation_or_404(store, organisation_id), True)  # the caller acts for it
+
+
+async def own_organisation(store: Storage, who: Principal, organisation_id: str) -> dict:
+    """The organisation, if the caller is the organisation itself: membership is its own act."""
+    organisation = await organisation_or_404(store, organisation_id)
+    if not access.is_party(who, organisation):
+        raise Forbidden("only the organisation itself (its owner or its token) joins or leaves a partnership")
+    return organisation
+
+
+@router.post("/organisations/{organisation_id}/partnerships", status_code=201, tags=["enrolment"])
+async def join_partnership(organisation_id: IdPath, body: MembershipIn, request: Request, who: Who,
+                           store: Store) -> dict:
+    """The organisation joins a partnership, by its own act: that partnership's programme managers
+    may then act for it (enrolment, offers, personal-data requests) and its staff read its contact
+    person. Applying to a call joins nothing. Emits MembershipJoined; 409 if a member already."""
+    organisation = await own_organisation(store, who, organisation_id)
+    if await store.get(PARTNERSHIPS, body.partnership_id) is None:
+        rules.refuse([rules.violation("partnership_id", "exists", f"no partnership {body.partnership_id}")])
+    held = organisation.get(access.MEMBERSHIPS) or {}
+    if body.partnership_id in held:
+        raise Conflict(f"the organisation is a member of {body.partnership_id} already")
+    if len(held) >= domain.MAX_MEMBERSHIPS:
+        rules.refuse([rules.violation("partnership_id", "at_most", f"an organisation belongs to at most "
+                                                                   f"{domain.MAX_MEMBERSHIPS} partnerships")])
+    event = MembershipJoined(organisation_id=organisation_id, partnership_id=body.partnership_id,
+                             joined_by=who.subject, joined_at=datetime.now(UTC))
+    envelope = emit(request, event, subject=organisation_id)
+    if not await store.change_membership(organisation_id, body.partnership_id, documents.membership(event),
+                                         event_id=envelope.id, events=(envelope,)):
+        raise Conflict(f"the organisation joined {body.partnership_id} meanwhile")
+    return organisation_out(await organisation_or_404(store, organisation_id), True)
+
+
+@router.delete("/organisations/{organisation_id}/partnerships/{partnership_id}", tags=["enrolment"])
+async def leave_partnership(organisation_id: IdPath, partnership_id: PartnershipKeyPath, request: Request,
+                            who: Who, store: Store) -> dict:
+    """The organisation leaves a partnership, by its own act: its managers act for it no more.
+    Emits MembershipLeft; 404 if it is no member."""
+    organisation = await own_organisation(store, who, organisation_id)
+    if partnership_id not in (organisation.get(access.MEMBERSHIPS) or {}):
+        raise NotFound(f"the organisation is no member of {partnership_id}")
+    event = MembershipLeft(organisation_id=organisation_id, partnership_id=partnership_id, left_by=who.subject,
+                           left_at=datetime.now(UTC))
+    envelope = emit(request, event, subject=organisation_id)
+    if not await store.change_membership(organisation_id, partnership_id, None, event_id=envelope.id,
+                                         events=(envelope,)):
+        raise NotFound(f"the organisation left {partnership_id} meanwhile")
+    return organisation_out(await organisation_or_404(store, organisation_id), True)
 
 
 # --- partnerships and calls ----------------------------------------------------------------
@@ -160,13 +225,16 @@ async def list_partnerships(who: Who, store: Store) -> list[dict]:
     """A programme-wide manager sees every partnership, staff see their own, anybody else none."""
     if access.programme_wide(who):
         return [out(d) for d in await store.list_partnerships(None)]
-    staff = who.has(*access.STAFF)
-    return [out(d) for d in await store.list_partnerships(set(who.partnership_ids) if staff else set())]
+    return [out(d) for d in await store.list_partnerships(set(who.partnerships_with(*access.STAFF)))]
 
 
 @router.get("/partnerships/{partnership_id}", tags=["calls"])
 async def get_partnership(partnership_id: IdPath, who: Who, store: Store) -> dict:
-    return out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
+    """A partnership; its contact e-mail only for its own staff and programme-wide managers."""
+    result = out(await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership"))
+    if not access.sees_partnership_contact(who, partnership_id):
+        result.pop("contact_email", None)
+    return result
 
 
 @router.patch("/partnerships/{partnership_id}", tags=["calls"])
@@ -174,10 +242,8 @@ async def update_partnership(partnership_id: IdPath, body: PartnershipPatch, req
                              store: Store) -> dict:
     """Change a partnership made against `revision` (409 if it changed since), its manager or a
     programme-wide one; the consortium rule holds after the change. Emits PartnershipUpdated."""
-    require_role(who, Role.PROGRAMME_MANAGER)
     current = await one_or_404(store, PARTNERSHIPS, partnership_id, "partnership")
-    if not who.in_partnership(partnership_id):
-        raise Forbidden("you do not manage this partnership")
+    require_role_in(who, partnership_id, Role.PROGRAMME_MANAGER)
     if body.revision != current.get("revision", 1):
         raise Conflict(f"the partnership is at revision {current.get('revision', 1)}, not {body.revision}: reload it")
     data = body.model_dump(mode="json")
@@ -199,11 +265,9 @@ def call_out(doc: dict) -> dict:
 
 
 async def call_to_end(store: Storage, who: Principal, call_id: str) -> dict:
-    """The call, if the caller manages its partnership and it is not cancelled."""
-    require_role(who, Role.PROGRAMME_MANAGER)
+    """The call, if the caller is a programme manager of its partnership and it is not cancelled."""
     call = await one_or_404(store, CALLS, call_id, "call")
-    if not who.in_partnership(call["partnership_id"]):
-        raise Forbidden("you do not manage this partnership")
+    require_role_in(who, call["partnership_id"], Role.PROGRAMME_MANAGER)
     if call.get("status") == domain.CALL_CANCELLED:
         raise Conflict("the call was cancelled")
     return call
@@ -241,9 +305,7 @@ async def cancel_call(call_id: IdPath, body: ReasonIn, request: Request, who: Wh
 @router.post("/calls", status_code=201, tags=["calls"])
 async def publish_call(body: CallIn, request: Request, who: Who, store: Store) -> dict:
     """Publish a partnership's call for exchanges: dates, eligible countries, budget, rule sets."""
-    require_role(who, Role.PROGRAMME_MANAGER)
-    if not who.in_partnership(body.partnership_id):
-        raise Forbidden("you do not manage this partnership")
+    require_role_in(who, body.partnership_id, Role.PROGRAMME_MANAGER)
     found = rules.call_violations(body.model_dump())
     if await store.get(PARTNERSHIPS, body.partnership_id) is None:
         found.append(rules.violation("partnership_id", "exists", f"no partnership {body.partnership_id}"))
@@ -408,8 +470,7 @@ async def check_and_submit(body: ApplicationIn, request: Request, who: Principal
     doc = documents.application(event, envelope)
     if not await store.create(APPLICATIONS, doc, envelope):  # the same key, submitted concurrently
         return await replay(store, who, await store.get(APPLICATIONS, application_id), body)
-    await store.take_part(event.partnership_id, event.visitor.organisation_id, event.host.organisation_id)
-    return await exchange_out(store, who, doc)
+    return await exchange_out(store, who, doc)  # an exchange: no membership of its partnership for anyone
 
 
 async def replay(store: Storage, who: Principal, first: dict, body: ApplicationIn) -> dict:
@@ -445,10 +506,9 @@ async def list_applications(who: Who, store: Store, call_id: IdFilter = None, pa
                             ecosystem: Ecosystem | None = None) -> list[dict]:
     """The caller's applications (visitor: its own; host: addressed to it; staff: its partnerships')."""
     mine = await my_organisations(who, store)
-    staff = who.has(*access.STAFF)
     scope = ApplicationFilter(
         visitor_ids=mine if who.has(Role.VISITOR) else set(), host_ids=mine if who.has(Role.HOST) else set(),
-        partnership_ids=None if access.programme_wide(who) else (set(who.partnership_ids) if staff else set()),
+        partnership_ids=None if access.programme_wide(who) else set(who.partnerships_with(*access.STAFF)),
         call_id=call_id, partnership_id=partnership_id, status=status, country=country and country.upper(),
         ecosystem=ecosystem)
     return [out(audience.exchange_for(d, access.viewers(who, d, mine))) for d in await store.list_applications(scope)]
@@ -469,7 +529,7 @@ async def cancel_application(application_id: IdPath, body: ReasonIn, request: Re
                              store: Store) -> dict:
     """A programme manager of the partnership cancels an exchange."""
     doc = await visible_application(store, who, application_id)
-    require_role(who, Role.PROGRAMME_MANAGER)
+    require_role_in(who, doc["partnership_id"], Role.PROGRAMME_MANAGER)
     event = ApplicationCancelled(application_id=application_id, call_id=doc["call_id"], reason=body.reason,
                                  cancelled_by=who.subject)
     return await change_status(store, request, who, doc, event, Status.CANCELLED)
@@ -548,9 +608,7 @@ async def review_report(application_id: IdPath, body: ReviewIn, request: Request
     """The partnership (its programme manager or grant officer) accepts the report, which lets
     grants pay the balance, or asks for changes with the reasons."""
     doc = await visible_application(store, who, application_id)
-    require_role(who, Role.PROGRAMME_MANAGER, Role.GRANT_OFFICER)
-    if not who.in_partnership(doc["partnership_id"]):
-        raise Forbidden("you do not review this partnership's reports")
+    require_role_in(who, doc["partnership_id"], Role.PROGRAMME_MANAGER, Role.GRANT_OFFICER)
     if not body.accept:
         if not [r for r in body.reasons if r.strip()]:
             rules.refuse([rules.violation("reasons", "reasons_given", "say what the visitor should change")])
@@ -570,7 +628,7 @@ async def close_exchange(application_id: IdPath, request: Request, who: Who, sto
                          body: Annotated[ReasonIn | None, Body()] = None) -> dict:
     """A programme manager closes the file (from reported or rejected)."""
     doc = await visible_application(store, who, application_id)
-    require_role(who, Role.PROGRAMME_MANAGER)
+    require_role_in(who, doc["partnership_id"], Role.PROGRAMME_MANAGER)
     event = ExchangeClosed(application_id=application_id, call_id=doc["call_id"], closed_by=who.subject,
                            reason=body.reason if body else "")
     return await change_status(store, request, who, doc, event, Status.CLOSED)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from cx_shared.auth import require_role
-from cx_shared.errors import Conflict, Forbidden
+from cx_shared.auth import require_role_in
+from cx_shared.errors import Conflict
 from cx_shared.events.applications import CallUpdated
 from cx_shared.http import emit
 from cx_shared.vocabulary import Role
@@ -28,10 +28,8 @@ router = APIRouter(tags=["calls"])
 async def update_call(call_id: IdPath, body: CallPatch, request: Request, who: Who, store: Store) -> dict:
     """Change a call before it opens, made against `revision` (409 if it changed since, or once
     it has opened, closed or been cancelled); emits CallUpdated."""
-    require_role(who, Role.PROGRAMME_MANAGER)
     call = await one_or_404(store, CALLS, call_id, "call")
-    if not who.in_partnership(call["partnership_id"]):
-        raise Forbidden("you do not manage this partnership")
+    require_role_in(who, call["partnership_id"], Role.PROGRAMME_MANAGER)
     revision = call.get("revision", 1)
     if call.get("status"):
         raise Conflict(f"the call was {call['status']}: it cannot change any more", field="status",

@@ -10,7 +10,7 @@ from typing import Any
 
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import (ApplicationSubmitted, CallCancelled, CallClosed, CallPublished,
-                                           OfferPublished, OfferWithdrawn,
+                                           MembershipJoined, OfferPublished, OfferWithdrawn,
                                            OrganisationEnrolled, PartnershipFormed, PersonalDataErased,
                                            PersonalDataExportRequested)
 
@@ -19,6 +19,11 @@ from applications import domain
 
 def organisation(event: OrganisationEnrolled) -> dict[str, Any]:
     return {"_id": event.organisation_id, **event.model_dump(mode="json")}
+
+
+def membership(event: MembershipJoined) -> dict[str, Any]:
+    """An organisation's membership of a partnership, as its document keeps it (under the partnership's id)."""
+    return {"state": str(domain.Membership.JOINED), "since": event.joined_at.isoformat(), "by": event.joined_by}
 
 
 def partnership(event: PartnershipFormed) -> dict[str, Any]:

@@ -320,3 +320,17 @@ def summarise(name: str, d: Mapping[str, Any]) -> str:
                     f"({d.get('language', '')}) {outcome}")
         case _:
             return name.replace(".", " ").capitalize()
+
+
+# --- membership: the partnerships an organisation belongs to ----------------------------------
+
+class Membership(StrEnum):
+    """Where an organisation stands in a partnership. It joins by its own act (joined); a later
+    change may have it ask and the partnership validate (requested, then validated)."""
+
+    JOINED = "joined"
+
+
+# The states that make an organisation a member: its partnership's staff have rights over it.
+MEMBER = frozenset({Membership.JOINED})
+MAX_MEMBERSHIPS = 50  # partnerships one organisation may belong to at once

@@ -20,7 +20,8 @@ from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubm
                                            OrganisationEnrolled, OrganisationUpdated, PartnershipFormed,
                                            PartnershipUpdated, PersonalDataErased, ApplicationsErasureReported,
                                            ApplicationSubmittedV2, OrganisationEnrolledV2, OrganisationUpdatedV2,
-                                           ApplicationsExported, PersonalDataExportRequested)
+                                           ApplicationsExported, MembershipJoined, MembershipLeft,
+                                           PersonalDataExportRequested)
 from cx_shared.events.assessment import AssessmentErasureReported, AssessmentExported
 from cx_shared.events.common import ErasureReport, ExportPart
 from cx_shared.events.grants import GrantsErasureReported, GrantsExported
@@ -47,8 +48,16 @@ def recording(collection: str, to_document: Callable[[Any], dict]) -> Handler:
 async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
     doc = documents.application(event, delivery.envelope)
     await storage.record("applications", doc, delivery.event_id)
-    await storage.take_part(event.partnership_id, event.visitor.organisation_id, event.host.organisation_id)
     await storage.note(event.application_id, documents.entry(delivery.envelope))
+
+
+async def on_membership_joined(event: MembershipJoined, delivery: Delivery, storage: Storage) -> None:
+    await storage.change_membership(event.organisation_id, event.partnership_id, documents.membership(event),
+                                    event_id=delivery.event_id)
+
+
+async def on_membership_left(event: MembershipLeft, delivery: Delivery, storage: Storage) -> None:
+    await storage.change_membership(event.organisation_id, event.partnership_id, None, event_id=delivery.event_id)
 
 
 async def on_lifecycle_event(event: Event, delivery: Delivery, storage: Storage) -> None:
@@ -135,6 +144,9 @@ HANDLERS: dict[type[Event], Handler] = {
 CREATIONS = frozenset(HANDLERS)
 # In a rebuild, after the creations and in time order: it cancels what was not granted by then.
 HANDLERS[CallCancelled] = on_call_cancelled
+# After the enrolments, in time order: an organisation's joins and leaves (the only source of its memberships).
+HANDLERS[MembershipJoined] = on_membership_joined
+HANDLERS[MembershipLeft] = on_membership_left
 HANDLERS.update({report: on_erasure_reported for report in (ApplicationsErasureReported, AssessmentErasureReported,
                                                               GrantsErasureReported, NotificationsErasureReported)})
 HANDLERS.update({part: on_exported for part in (ApplicationsExported, AssessmentExported, GrantsExported,

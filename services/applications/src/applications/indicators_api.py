@@ -47,9 +47,9 @@ async def compute(request: Request, who: Principal, partnership_id: str | None, 
                   ecosystem: Ecosystem | None, country: str | None) -> dict:
     require_role(who, *READERS)
     everything = access.programme_wide(who)
-    if partnership_id and not who.in_partnership(partnership_id):
+    if partnership_id and not who.has_in(partnership_id, *READERS):
         raise Forbidden("you do not follow this partnership")
-    scope = ApplicationFilter(partnership_ids=None if everything else set(who.partnership_ids),
+    scope = ApplicationFilter(partnership_ids=None if everything else set(who.partnerships_with(*READERS)),
                               call_id=call_id, partnership_id=partnership_id, ecosystem=ecosystem,
                               country=country.upper() if country else None)
     storage: Storage = request.app.state.storage

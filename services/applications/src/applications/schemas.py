@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -129,6 +129,17 @@ class PartnershipPatch(Strict):
     contact_email: EmailStr | None = Field(default=None, max_length=254)
 
     _not_null = field_validator("name", "members", "ecosystems")(_refuse_null)
+
+
+# A partnership's id as a membership names it (a key of the organisation's memberships: no dot).
+PartnershipKey = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_:-]+$")]
+PartnershipKeyPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_:-]+$")]
+
+
+class MembershipIn(Strict):
+    """The partnership an organisation joins (its own act)."""
+
+    partnership_id: PartnershipKey
 
 
 class CallIn(Strict):

@@ -8,7 +8,7 @@ request (with the event in its outbox) and from a replay of the topics (rebuild)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -28,7 +28,7 @@ from cx_shared.events.common import Kept
 from cx_shared.store import PROCESSED, change, new_document, not_processed
 
 from applications import domain
-from applications.access import TAKES_PART_IN
+from applications.access import MEMBERSHIPS
 
 log = get_logger(__name__)
 
@@ -37,6 +37,7 @@ ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS, TIMELINE = (
 MILESTONES = "milestones"
 ERASURES = "erasures"  # erasure requests and the services' reports on them
 EXPORTS = "exports"  # export requests and the services' sealed parts
+PARTIES_READ = 5000  # exchanges read to tell whose contact their staff see (fewer found: fewer shown)
 TIMELINE_LIMIT = 2000  # entries shown for one exchange (a lifecycle has a few dozen)
 OUTBOX_COLLECTIONS = [ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS, ERASURES, TOMBSTONES, EXPORTS, ANSWERS]
 
@@ -89,6 +90,10 @@ class Storage:
         await self.timeline.create_index([("application_id", ASCENDING)])
         await self.offers.create_index([("host_id", ASCENDING)])
         await self.organisations.create_index([("owner", ASCENDING)])
+        # Before issue 23 applying to a call linked both parties to its partnership (partnership_ids):
+        # that link gave rights nobody consented to. Membership is joined now; the old links go.
+        await self.organisations.update_many({"partnership_ids": {"$exists": True}},
+                                             {"$unset": {"partnership_ids": ""}})
 
     # --- creation from a request or from a replayed event ------------------------------------
 
@@ -153,12 +158,32 @@ class Storage:
 
     # --- organisations -----------------------------------------------------------------------
 
-    async def take_part(self, partnership_id: str, *organisation_ids: str) -> None:
-        """Link the parties of an application to its partnership (its staff may then act for
-        them and read their contact); idempotent, and one indexed update per organisation."""
-        for organisation_id in organisation_ids:
-            await self.organisations.update_one({"_id": organisation_id},
-                                                {"$addToSet": {TAKES_PART_IN: partnership_id}})
+    async def change_membership(self, organisation_id: str, partnership_id: str, membership: Mapping[str, Any] | None,
+                                *, event_id: str, events: tuple[Envelope, ...] = ()) -> bool:
+        """Set the organisation's membership of a partnership (joining) or remove it (None: leaving),
+        with its event, once: it lands only where the membership is not there (or is); False otherwise."""
+        if "." in partnership_id or partnership_id.startswith("$"):  # a key of the memberships object
+            raise ValueError(f"not a partnership id: {partnership_id!r}")
+        key = f"{MEMBERSHIPS}.{partnership_id}"
+        there, update = ((False, {"$set": {key: dict(membership)}}) if membership is not None
+                         else (True, {"$unset": {key: ""}}))
+        result = await self.organisations.update_one(
+            not_processed({"_id": organisation_id, key: {"$exists": there}}, event_id),
+            change(update, events=events, processed=event_id))
+        return result.matched_count == 1
+
+    async def exchange_parties(self, partnership_ids: Collection[str], organisation_ids: Collection[str]) -> set[str]:
+        """Those of the organisations that are a party of an exchange of these partnerships its staff
+        run: its visitor (it applied), or its host once it accepted the visit (host.accepted)."""
+        if not partnership_ids or not organisation_ids:
+            return set()
+        scope, ids = {"partnership_id": {"$in": sorted(partnership_ids)}}, {"$in": sorted(organisation_ids)}
+        # find, not distinct: FerretDB's distinct finds nothing with a filter into an array's documents
+        found = set()
+        for party, more in (("visitor_id", {}), ("host_id", {"milestones.event": "host.accepted"})):
+            cursor = self.applications.find({**scope, party: ids, **more}, {party: 1}).limit(PARTIES_READ)
+            found |= {d[party] async for d in cursor}
+        return found
 
     async def organisations_owned_by(self, subject: str) -> list[str]:
         return [d["_id"] async for d in self.organisations.find({"owner": subject}, {"_id": 1})]

@@ -68,6 +68,30 @@ class OrganisationUpdatedV2(OrganisationEnrolledV2, name="organisation.updated",
     pass
 
 
+# Membership (issue 23): an organisation belongs to the partnerships it joined. Keyed by the
+# organisation's id, so they follow its enrolment's events. An application makes no membership.
+
+class MembershipJoined(Event, name="membership.joined", topic=APPLICATIONS):
+    """An organisation joined a partnership by its own act (its owner or its token's organisation):
+    from now on that partnership's programme managers may act for it (its enrolment, offers,
+    personal-data requests) and its staff read its contact person. A later version may need the
+    partnership's validation first (a requested state); this one is a member at once."""
+
+    organisation_id: Id
+    partnership_id: Id
+    joined_by: Subject
+    joined_at: datetime
+
+
+class MembershipLeft(Event, name="membership.left", topic=APPLICATIONS):
+    """An organisation left a partnership by its own act: its managers act for it no more."""
+
+    organisation_id: Id
+    partnership_id: Id
+    left_by: Subject
+    left_at: datetime
+
+
 class CallPublished(Event, name="call.published", topic=APPLICATIONS):
     call_id: Id
     partnership_id: Id
