@@ -113,8 +113,10 @@ def token():
     settings = ServiceSettings()
 
     def make(*roles: str, subject: str = "tester", organisation_id: str | None = None,
-             partnership_ids: tuple[str, ...] = (), programme: bool = False) -> dict[str, str]:
+             partnership_ids: tuple[str, ...] = (), programme: bool = False,
+             partnership_roles: dict[str, list[str]] | None = None) -> dict[str, str]:
         jwt = issue_token(settings.jwt_secret, settings.jwt_issuer, subject, roles,
-                          organisation_id=organisation_id, partnership_ids=partnership_ids, programme=programme)
+                          organisation_id=organisation_id, partnership_ids=partnership_ids, programme=programme,
+                          partnership_roles=partnership_roles)
         return {"Authorization": f"Bearer {jwt}"}
     return make
