@@ -363,7 +363,8 @@ async def take_effect(request: Request, action: dict[str, Any]) -> None:
     the verifier on its events."""
     storage, kind, verifier = storage_of(request), action["kind"], action["verified_by"]
     change_id = effect_id(action["action_id"])
-    cause = Cause(actor=action["initiated_by"], at=datetime.now(UTC), request_id=change_id)
+    cause = Cause(actor=action["initiated_by"], at=datetime.now(UTC),
+                  request_id=getattr(request.state, "correlation_id", None))  # as a rebuild makes it again
     wrap = wrap_for(request, cause, change_id)
     if kind == four_eyes.TOP_UP:
         key = action["action_id"]
