@@ -122,3 +122,27 @@ async def wait_mail_settled(notifications_url: str, application_id: str, headers
             return
         await asyncio.sleep(0.3)
     raise AssertionError(f"emails of {application_id} still pending after {timeout}s")
+
+
+def verified(grants_url: str, action: dict, initiator: dict, verifier: dict) -> dict:
+    """Four eyes (issue 23): the initiator's own verification is refused and changes nothing; another
+    officer's verifies the action, which takes effect once."""
+    url = f"{grants_url}/actions/{action['action_id']}/verification"
+    refused = httpx.post(url, headers=initiator, timeout=20)
+    assert refused.status_code == 403 and "initiator_cannot_verify" in refused.text, refused.text
+    done = httpx.post(url, headers=verifier, timeout=20)
+    assert done.status_code == 200 and done.json()["status"] == "verified", done.text
+    return done.json()
+
+
+async def pending_action(grants_url: str, call_id: str, kind: str, headers: dict, application_id: str | None = None,
+                         timeout: float = 60) -> dict:
+    """The action of `kind` (about `application_id`) awaiting verification, once grants shows it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        actions = httpx.get(f"{grants_url}/calls/{call_id}/actions", headers=headers, timeout=20).json()
+        for action in actions:
+            if (action["kind"], action["status"], action["application_id"]) == (kind, "pending", application_id):
+                return action
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no pending {kind} for {application_id or call_id}")

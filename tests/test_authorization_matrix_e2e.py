@@ -51,6 +51,7 @@ class Scenario:
     token: str = ""  # an email's opaque unsubscribe token
     export_id: str = ""  # made anew for each request (fresh)
     erasure_id: str = ""
+    action_id: str = ""  # a four-eyes action (a top-up) initiated by an officer outside the table
     headers: dict[str, dict] = field(default_factory=dict)
 
     def application_body(self) -> dict:
@@ -143,6 +144,11 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
     s.token = re.search(r"/unsubscribe/([\w\-]+)",
                                     json.dumps(mail_to(smtp_sink_url, journey.visitor_email))).group(1)
     s.subscription_id = s.new_subscription()
+    initiator = token("grant_officer", subject=f"initiator-{s.suffix}", partnership_ids=(s.partnership_id,))
+    initiated = httpx.post(f"{s.urls['grants']}/calls/{s.call_id}/budget/top-ups", headers=initiator, timeout=10,
+                           json={"amount_cents": 100, "reason": "matrix"})
+    assert initiated.status_code == 202, initiated.text
+    s.action_id = initiated.json()["action_id"]
     return s
 
 

@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, i
 from cx_shared.kafka import client_options
 from cx_shared.testing.kafka import _partitions, publish_raw, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, GRANTS, NOTIFICATIONS, SERVICES, consumer_group
-from tests.journey import Journey, next_monday
+from tests.journey import Journey, next_monday, verified
 
 pytestmark = pytest.mark.infra
 SEED = int(os.environ.get("BUDGET_TRUTH_SEED", "1313"))
@@ -72,8 +72,19 @@ class Call:
         self.id = self.journey.call["call_id"]
         self.officer = token("grant_officer", subject=f"officer-{self.journey.suffix}",
                              partnership_ids=(self.journey.call["partnership_id"],))
+        # four eyes (issue 23): the officer initiates, a second one verifies
+        self.verifier = token("grant_officer", subject=f"verifier-{self.journey.suffix}",
+                              partnership_ids=(self.journey.call["partnership_id"],))
         self.hosts = [self._enrol("host", i, country, city) for i, (country, city) in enumerate(HOST_CITIES)]
         self.apps: dict[str, dict] = {}  # application id -> its visitor and host headers
+
+    def top_up(self, amount: int, reason: str) -> None:
+        """Initiated by the officer, refused to him, verified by the second officer."""
+        grants = self.system["grants"].url
+        initiated = request("POST", f"{grants}/calls/{self.id}/budget/top-ups", self.officer,
+                            {"amount_cents": amount, "reason": reason})
+        assert initiated.status_code == 202, initiated.text
+        verified(grants, initiated.json(), self.officer, self.verifier)
 
     def _enrol(self, role: str, n: int, country: str, city: str) -> dict:
         subject = f"{role}-{n}-{self.journey.suffix}"
@@ -172,15 +183,27 @@ class BudgetTruth(RuleBasedStateMachine):
     @rule(pick=PICK)
     def cancel_grant(self, pick):
         if app := self._pick(pick, "grant_committed"):
-            code = request("POST", f"{self.system['grants'].url}/commitments/{app}/cancellation", self.call.officer,
-                           {"reason": "the visitor's cluster dissolved"}).status_code
-            self.step(f"officer cancels the grant of {app}: {code}")
+            initiated = request("POST", f"{self.system['grants'].url}/commitments/{app}/cancellation",
+                                self.call.officer, {"reason": "the visitor's cluster dissolved"})
+            code = initiated.status_code
+            if code == 202:
+                code = request("POST", f"{self.system['grants'].url}/actions/{initiated.json()['action_id']}"
+                               "/verification", self.call.verifier).status_code
+            self.step(f"officer cancels the grant of {app}, another verifies: {code}")
 
     @rule(amount=st.sampled_from([50_000, 120_000, 200_000]))
     def top_up(self, amount):
-        ok("POST", f"{self.system['grants'].url}/calls/{self.call.id}/budget/top-ups", self.call.officer,
-           {"amount_cents": amount, "reason": "more money from the programme"})
+        self.call.top_up(amount, "more money from the programme")
         self.step(f"top-up {amount}")
+
+    @rule()
+    def verify_balances(self):
+        """A second officer verifies every balance the reports' acceptance initiated."""
+        grants = self.system["grants"].url
+        actions = ok("GET", f"{grants}/calls/{self.call.id}/actions", self.call.officer)
+        codes = [request("POST", f"{grants}/actions/{a['action_id']}/verification", self.call.verifier).status_code
+                 for a in actions if a["kind"] == "balance_payment" and a["status"] == "pending"]
+        self.step(f"balances verified: {codes}")
 
     @rule(pick=PICK)
     def sign(self, pick):
@@ -296,10 +319,18 @@ def check_at_rest(call: Call, system: dict) -> None:
             (app, status, grant)
 
 
+def ledger_of(grants: str, call: Call) -> list[dict]:
+    """The whole ledger, page by page (issue 23: pages of at most 1,000 entries)."""
+    entries: list[dict] = []
+    while page := ok("GET", f"{grants}/calls/{call.id}/ledger?after_seq={len(entries)}&limit=1000", call.officer):
+        entries += page
+    return entries
+
+
 def check_indicators(call: Call, system: dict, budget: dict) -> None:
     """The call's indicators (applications) say what grants' ledger says: granted ever, released,
     ordered, paid and still committed."""
-    ledger = ok("GET", f"{system['grants'].url}/calls/{call.id}/ledger", call.officer)
+    ledger = ledger_of(system["grants"].url, call)
     total = {kind: sum(e["amount_cents"] for e in ledger if e["kind"] == kind)
              for kind in ("commitment", "release", "payment_ordered", "payment_confirmed")}
     money = ok("GET", f"{call.journey.applications}/indicators?call_id={call.id}", call.journey.manager)["budget"]
@@ -333,8 +364,7 @@ async def test_named_regressions_at_rest(system, infra, namespace, token):
     assert await _eventually(lambda: call.in_status("waitlisted") == sorted([first, second, third]), 60)
     lump = {e["application_id"]: e["lump_sum_cents"]
             for e in ok("GET", f"{system['assessment'].url}/calls/{call.id}", call.journey.manager)["entries"]}
-    ok("POST", f"{system['grants'].url}/calls/{call.id}/budget/top-ups", call.officer,
-       {"amount_cents": lump[first] + lump[second], "reason": "two places"})
+    call.top_up(lump[first] + lump[second], "two places")
     # (c) in the order they were submitted, whatever order assessment consumed them in
     promoted = await _eventually(lambda: call.in_status("approved") == sorted([first, second]), 60)
     assert promoted, ([first, second, third], [(e["application_id"], e["submitted_at"], e["arrival"], e["status"])
@@ -347,7 +377,11 @@ async def test_named_regressions_at_rest(system, infra, namespace, token):
     commitments = {c["application_id"]: c["amount_cents"]
                    for c in ok("GET", f"{system['grants'].url}/calls/{call.id}/commitments", call.officer)}
     assert commitments == {first: lump[first], second: lump[second]}  # (a)
-    ok("POST", f"{system['grants'].url}/commitments/{first}/cancellation", call.officer, {"reason": "fraud"})
+    cancelling = request("POST", f"{system['grants'].url}/commitments/{first}/cancellation", call.officer,
+                         {"reason": "fraud"})
+    assert cancelling.status_code == 202, cancelling.text
+    assert call.status(first) == "grant_committed"  # nothing happens on one officer's word
+    verified(system["grants"].url, cancelling.json(), call.officer, call.verifier)
     assert await _eventually(lambda: call.status(first) == "cancelled", 60)  # (e)
     ok("POST", f"{system['grants'].url}/agreements/{second}/acceptance", call.apps[second]["visitor"])
     assert await _eventually(lambda: call.status(second) == "agreement_signed", 60)

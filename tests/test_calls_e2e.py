@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from cx_shared.events.applications import ApplicationCancelled, CallCancelled, CallClosed, CallUpdated
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, GRANTS, SERVICES, consumer_group
-from tests.journey import Journey, mail_to
+from tests.journey import Journey, mail_to, verified
 
 pytestmark = pytest.mark.infra
 
@@ -125,7 +125,11 @@ async def test_issue_13g_calls_change_until_they_open(system, infra, namespace, 
     at_rest = [consumer_group(s, namespace) for s in SERVICES], topic_names(namespace, APPLICATIONS, GRANTS)
     await wait_consumed(infra.kafka, *at_rest)
     before = ok("GET", f"{assessment}/calls/{call_id}", journey.manager)
-    ok("POST", f"{grants}/calls/{call_id}/budget/top-ups", officer, {"amount_cents": 200_000, "reason": "early"})
+    top_up = httpx.post(f"{grants}/calls/{call_id}/budget/top-ups", headers=officer, timeout=20,
+                        json={"amount_cents": 200_000, "reason": "early"})
+    assert top_up.status_code == 202, top_up.text  # four eyes (issue 23): a second officer verifies it
+    verified(grants, top_up.json(), officer,
+             token("grant_officer", subject="second-officer", partnership_ids=(created["partnership_id"],)))
 
     # Who and what: another partnership's manager, a stale revision, a broken rule change nothing.
     other = token("programme_manager", subject="another", partnership_ids=("ptn-other",))

@@ -17,7 +17,7 @@ from cx_shared.testing.catalog import off_catalog
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.testing.consortium import consortium
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS
-from tests.journey import Journey, mail_to
+from tests.journey import Journey, mail_to, pending_action, verified
 
 pytestmark = pytest.mark.infra
 ALL = (APPLICATIONS, ASSESSMENT, GRANTS, NOTIFICATIONS)
@@ -94,7 +94,18 @@ async def test_a_shorter_exchange_is_reported_accepted_and_its_reduced_balance_o
 
         accepted = (await watch.wait_for(lambda: watch.of_type(ReportAccepted, app_id), what="ReportAccepted"))[0]
         assert (accepted.event().actual_working_days, accepted.event().planned_working_days) == (3, 5)
+        # Issue 23: the review initiated the balance in the manager's name; his own verification is
+        # refused and orders nothing; a second officer's verification pays exactly once.
+        action = await pending_action(system["grants"].url, accepted.event().call_id, "balance_payment",
+                                      journey.manager, app_id)
+        assert action["initiated_by"] == "manager" and not orders(watch, app_id, "balance")
+        officer = token("grant_officer", subject="second-officer", partnership_ids=(journey.call["partnership_id"],))
+        verified(system["grants"].url, action, journey.manager, officer)
+        again = httpx.post(f"{system['grants'].url}/actions/{action['action_id']}/verification", headers=officer)
+        assert again.status_code in (200, 409)  # a retry: nothing more
         balance = (await watch.wait_for(lambda: orders(watch, app_id, "balance"), what="the balance order"))[0]
+        assert (balance.accepted_by, balance.verified_by) == ("manager", "second-officer")
+        assert len(orders(watch, app_id, "balance")) == 1
         committed = watch.of_type(GrantCommitted, app_id)[0].event()
         prefinancing = orders(watch, app_id, "prefinancing")[0]
         reduced = watch.of_type(CommitmentReduced, app_id)[0].event()
@@ -156,6 +167,10 @@ async def test_a_late_report_is_escalated_blocks_the_balance_until_accepted(syst
         assert late["report"]["late"] is True and late["balance_blocked"] is True
         accepted = call("POST", f"{api}/report/review", journey.manager, {"accept": True})
         assert accepted["balance_blocked"] is False
+        action = await pending_action(system["grants"].url, journey.call["call_id"], "balance_payment",
+                                      journey.manager, app_id)
+        officer = token("grant_officer", subject="second-officer", partnership_ids=(journey.call["partnership_id"],))
+        verified(system["grants"].url, action, journey.manager, officer)
         balance = (await watch.wait_for(lambda: orders(watch, app_id, "balance"), what="the balance order"))[0]
         committed = watch.of_type(GrantCommitted, app_id)[0].event()
         prefinancing = orders(watch, app_id, "prefinancing")[0]

@@ -6,6 +6,7 @@ collection, document by document. Notifications' rebuild sends no email and post
 from __future__ import annotations
 
 import os
+from datetime import date, timedelta
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ from cx_shared.testing.kafka import topic_names, wait_consumed
 from cx_shared.testing.waiting import eventually
 from cx_shared.testing.webhooks import LOCAL_RECEIVERS, Receiver
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, GRANTS, NOTIFICATIONS, consumer_group
-from tests.journey import Journey, wait_mail_settled
+from tests.journey import Journey, pending_action, verified, wait_mail_settled
 
 pytestmark = pytest.mark.infra
 SERVICES = ("applications", "assessment", "grants", "notifications")
@@ -38,7 +39,8 @@ IGNORED = {
 # lapsed at rest. Notifications (see notifications.rebuild): a webhook delivery has no event saying
 # it was made, so a replay makes none; the configuration is copied, not replayed.
 LOCKS = {"locks"}
-NOT_REPLAYED = {"notifications": {"webhook_deliveries", "subscriptions", "subscription_scopes", "staff", "opt_outs",
+NOT_REPLAYED = {"grants": {"actions"},  # four eyes: a rebuild replays the verified changes, not the actions' steps
+                "notifications": {"webhook_deliveries", "subscriptions", "subscription_scopes", "staff", "opt_outs",
                                   "unsubscribe_tokens"}}
 
 
@@ -74,9 +76,24 @@ async def drive(journey: Journey, system: dict, accept: bool) -> str:
     await journey.wait_status(app_id, "grant_committed")
     grants = system["grants"].url
     ok("POST", f"{grants}/agreements/{app_id}/acceptance", journey.visitor_headers)
-    ok("POST", f"{grants}/commitments/{app_id}/report-acceptance", journey.manager, {"actual_working_days": 4})
-    ok("POST", f"{grants}/calls/{journey.call['call_id']}/budget/top-ups", {**journey.manager, "Idempotency-Key":
-       f"rebuild-{app_id}"}, {"amount_cents": 50_000, "reason": "a sponsor joined"})
+    # The report accepted by the partnership's review (4 working days) initiates the balance; a
+    # second officer verifies it, and a top-up (four eyes, issue 23).
+    api = f"{journey.applications}/applications/{app_id}"
+    start = date.fromisoformat(journey.status(app_id)["planned_start"])
+    for path, who, body in (("start", journey.host_headers, {}),
+                            ("complete", journey.host_headers, {"actual_end": str(start + timedelta(days=3))}),
+                            ("report", journey.visitor_headers, {"summary": "Useful", "satisfaction": 4}),
+                            ("report/review", journey.manager, {"accept": True})):
+        assert httpx.post(f"{api}/{path}", json=body, headers=who, timeout=20).status_code == 200
+    call_id = journey.call["call_id"]
+    officer = journey.token("grant_officer", subject="second-officer", partnership_ids=(journey.call["partnership_id"],))
+    balance = await pending_action(grants, call_id, "balance_payment", journey.manager, app_id)
+    verified(grants, balance, journey.manager, officer)
+    top_up = httpx.post(f"{grants}/calls/{call_id}/budget/top-ups", headers={
+        **journey.manager, "Idempotency-Key": f"rebuild-{app_id}"}, json={"amount_cents": 50_000,
+                                                                          "reason": "a sponsor joined"}, timeout=20)
+    assert top_up.status_code == 202, top_up.text
+    verified(grants, top_up.json(), journey.manager, officer)
     return app_id
 
 

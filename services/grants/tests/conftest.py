@@ -17,7 +17,7 @@ from cx_shared.kafka import Publisher
 from cx_shared.testing.kafka import TopicWatcher, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, ASSESSMENT, FINANCE, GRANTS, consumer_group
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
-                                           CallPublished)
+                                           CallPublished, ReportAccepted)
 from cx_shared.events.assessment import ApplicationApproved, HostAccepted, HostDeclined
 from cx_shared.events.common import Contact, Participant
 from cx_shared.events.grants import PaymentConfirmed
@@ -93,6 +93,14 @@ def payment_confirmed(payment_id: str, application_id: str, call_id: str, amount
     return Envelope.wrap(event, source=FINANCE_SOURCE, subject=application_id)
 
 
+def report_accepted(application_id: str, call_id: str, actual: int, accepted_by: str = "pm") -> Envelope:
+    """The partnership's review accepted the report (applications), for an exchange planned for 10 days."""
+    event = ReportAccepted(application_id=application_id, call_id=call_id, accepted_by=accepted_by,
+                           actual_start=date(2026, 4, 6), actual_end=date(2026, 4, 15), actual_working_days=actual,
+                           planned_working_days=10)
+    return Envelope.wrap(event, source=APPLICATIONS_SOURCE, subject=application_id)
+
+
 @pytest.fixture
 def upstream():
     """The event builders above, for the tests."""
@@ -102,7 +110,7 @@ def upstream():
                                  host_declined=host_declined,
                                  application_withdrawn=application_withdrawn,
                                  application_cancelled=application_cancelled, payment_confirmed=payment_confirmed,
-                                 new_id=new_id)
+                                 report_accepted=report_accepted, new_id=new_id)
 
 
 @pytest_asyncio.fixture

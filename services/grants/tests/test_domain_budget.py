@@ -1,16 +1,17 @@
-"""Commitments, releases, agreement acceptance, payments and the ledger: pure domain."""
+"""Commitments, releases, agreement acceptance, payments, the ledger and four eyes: pure domain."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pypdf import PdfReader
 
-from cx_shared.errors import Conflict, Forbidden
-from cx_shared.events.grants import (CommitmentReduced, CommitmentReleased, GrantCommitted, GrantRefused,
-                                     PaymentOrdered, PaymentSettled)
-from grants import domain
+from cx_shared.errors import Conflict, Forbidden, Invalid
+from cx_shared.events.grants import (ActionInitiated, ActionRejected, ActionVerified, CommitmentReduced,
+                                     CommitmentReleased, GrantCommitted, GrantRefused, PaymentOrdered, PaymentSettled)
+from grants import domain, four_eyes
+from grants.four_eyes import Officer
 from grants.agreement import render_agreement, render_from_commitment, sha256
 from grants.domain import Cause, Parties
 from cx_shared.lump_sums import Location, compute_lump_sum
@@ -196,3 +197,117 @@ def test_issue_13g_a_call_changed_before_opening_moves_its_budget_by_the_change_
                                                                            ("budget_lowered", 300_000)]
     assert domain.reconcile("call-1", budget.ledger, budget.balances)["balanced"]
     assert domain.call_budget_changed(budget, 0, 4, cause("applications")) is None  # the budget did not change
+
+
+# --- issue 23, findings 3 and 7: four eyes on money, the balance from the accepted report only ---
+
+def field_rule(refused) -> tuple[str, str]:
+    """The field and rule a problem names (what its RFC 9457 body carries)."""
+    error = refused.value.errors[0]
+    return error["field"], error["rule"]
+
+
+REPORT = {"accepted_by": "reviewer", "actual_start": "2026-04-06", "actual_end": "2026-04-17",
+          "actual_working_days": 10}
+
+
+def started(kind=four_eyes.BALANCE_PAYMENT, current=None, at=AT, action_id="act-1", initiator="alice"):
+    return four_eyes.initiate(kind, action_id=action_id, call_id="call-1", partnership_id="p-1", initiator=initiator,
+                              at=at, current=current, application_id="a1", amount_cents=1000)
+
+
+def test_an_action_is_initiated_by_one_officer_and_verified_by_another_each_step_an_event_naming_who():
+    action, events = started()
+    assert action["status"] == "pending" and isinstance(events[0], ActionInitiated)
+    assert events[0].initiated_by == "alice" and events[0].expires_at == AT + four_eyes.TTL
+    with pytest.raises(Forbidden) as refused:
+        four_eyes.verify(action, Officer("alice"), AT)
+    assert field_rule(refused) == ("verified_by", "initiator_cannot_verify")
+    done, events = four_eyes.verify(action, Officer("bob"), AT + timedelta(hours=1))
+    assert done["status"] == "verified" and done["verified_by"] == "bob"
+    assert isinstance(events[0], ActionVerified) and (events[0].initiated_by, events[0].verified_by) == ("alice", "bob")
+    with pytest.raises(Conflict):  # verified once
+        four_eyes.verify(done, Officer("carol"), AT)
+
+
+def test_a_pending_action_can_be_rejected_and_then_verifies_nothing():
+    action, _ = started()
+    done, events = four_eyes.reject(action, "bob", "wrong amount", AT)
+    assert done["status"] == "rejected" and isinstance(events[0], ActionRejected) and events[0].rejected_by == "bob"
+    with pytest.raises(Conflict):
+        four_eyes.verify(done, Officer("carol"), AT)
+
+
+def test_an_action_expires_and_is_superseded_by_the_next_initiation_but_never_while_pending():
+    action, _ = started()
+    with pytest.raises(Conflict) as refused:  # one live action per kind and subject
+        started(current=action, action_id="act-2")
+    assert field_rule(refused) == ("action_id", "one_pending_action")
+    later = AT + four_eyes.TTL
+    assert four_eyes.status_at(action, later) == "expired"
+    with pytest.raises(Conflict):
+        four_eyes.verify(action, Officer("bob"), later)
+    again, events = started(current=action, at=later, action_id="act-2")
+    assert again["supersedes"] == "act-1" and events[0].supersedes == "act-1"
+    rejected, _ = four_eyes.reject(again, "bob", "no", later)
+    third, _ = started(current=rejected, at=later, action_id="act-3")  # a decided one is simply replaced
+    assert third["supersedes"] is None
+
+
+def test_an_officer_of_a_party_has_a_conflict_of_interest():
+    action, _ = started()
+    parties = {"visitor_organisation_id": "org-v", "host_organisation_id": "org-h"}
+    with pytest.raises(Forbidden) as refused:
+        four_eyes.verify(action, Officer("bob", "org-h"), AT, parties)
+    assert field_rule(refused) == ("officer", "conflict_of_interest")
+    assert four_eyes.verify(action, Officer("bob", "org-other"), AT, parties)[0]["status"] == "verified"
+
+
+def test_a_top_up_is_bounded():
+    four_eyes.check_top_up(four_eyes.TOP_UP_MAX_CENTS)
+    for amount in (0, four_eyes.TOP_UP_MAX_CENTS + 1):
+        with pytest.raises(Invalid) as refused:
+            four_eyes.check_top_up(amount)
+        assert field_rule(refused)[0] == "amount_cents"
+
+
+def agreed_budget():
+    budget = new_budget(1_000_000)
+    applied(budget, commit(budget, "a1"))
+    applied(budget, domain.accept_agreement(budget, "a1", "org-v", cause("alice")))
+    return budget, budget.commitments[domain.commitment_key("a1")]
+
+
+def test_the_balance_follows_the_accepted_report_only_bounded_by_the_agreements_days():
+    budget = new_budget(1_000_000)
+    applied(budget, commit(budget, "a1"))
+    with pytest.raises(Conflict):  # no agreement accepted yet
+        domain.balance_days(budget.commitments[domain.commitment_key("a1")], REPORT)
+    budget, record = agreed_budget()
+    assert domain.balance_days(record, REPORT) == 10
+    assert domain.balance_days(record, {**REPORT, "actual_working_days": 7}) == 7
+    assert domain.balance_days(record, {**REPORT, "actual_working_days": 40}) == 10  # the agreement's days, at most
+    for not_held in ({**REPORT, "actual_working_days": 0}, {**REPORT, "actual_end": None},
+                     {**REPORT, "actual_end": "2026-04-01"}):
+        with pytest.raises(Conflict):
+            domain.balance_days(record, not_held)
+    with pytest.raises(Invalid) as refused:  # nobody picks more days than the agreement planned
+        domain.accept_report(budget, "a1", 11, DEFAULT_V1, cause())
+    assert field_rule(refused)[0] == "actual_working_days"
+    with pytest.raises(Conflict):
+        domain.accept_report(budget, "a1", 0, DEFAULT_V1, cause())
+    change = domain.accept_report(budget, "a1", 10, DEFAULT_V1, cause("reviewer"), verified_by="bob")
+    order = next(e for e in change.events if isinstance(e, PaymentOrdered))
+    assert (order.accepted_by, order.verified_by) == ("reviewer", "bob")
+    assert order.amount_cents == domain.balance_figures(record, 10, DEFAULT_V1)[2] == lump().total_cents * 30 // 100
+    applied(budget, change)
+    with pytest.raises(Conflict):  # paid once
+        domain.balance_days(budget.commitments[domain.commitment_key("a1")], REPORT)
+
+
+def test_issue_23_7_a_confirmation_of_another_call_is_refused_naming_the_field():
+    budget, _ = agreed_budget()
+    with pytest.raises(Conflict) as refused:
+        domain.confirm_payment(budget, "a1", "a1:prefinancing", "FIN-1", cause("finance"), call_id="call-Y")
+    assert field_rule(refused)[0] == "call_id"
+    assert domain.confirm_payment(budget, "a1", "a1:prefinancing", "FIN-1", cause("finance"), call_id="call-1")

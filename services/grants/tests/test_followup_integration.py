@@ -1,16 +1,16 @@
 """Grants consumes the follow-up events of the applications service (issue 7), as a real
-process over the real broker and database: ReportAccepted orders the balance reduced by rule
-(once, whatever the redeliveries); ExchangeNoShow releases the commitment exactly once."""
+process over the real broker and database: ReportAccepted initiates the balance reduced by rule
+(once, whatever the redeliveries), which a second officer verifies (issue 23); ExchangeNoShow
+releases the commitment exactly once."""
 
 from __future__ import annotations
-
-from datetime import date
 
 import pytest
 
 from cx_shared.envelope import Envelope
-from cx_shared.events.applications import ExchangeNoShow, ReportAccepted
-from cx_shared.events.grants import CommitmentReduced, CommitmentReleased, GrantCommitted, PaymentOrdered
+from cx_shared.events.applications import ExchangeNoShow
+from cx_shared.events.grants import (ActionInitiated, CommitmentReduced, CommitmentReleased, GrantCommitted,
+                                     PaymentOrdered)
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.topics import GRANTS
 
@@ -19,12 +19,6 @@ BUDGET = 2_000_000
 APPLICATIONS_SOURCE = "/clusterxchange/applications"
 # Brussels -> Vilnius: band 500-1999 km, green 320.00; Lithuania in group 3 (140.00 a day); 10 working days planned.
 GREEN_500_1999, GROUP_3_DAILY = 32_000, 14_000
-
-
-def report_accepted(app: str, call_id: str, actual: int) -> Envelope:
-    event = ReportAccepted(application_id=app, call_id=call_id, accepted_by="pm", actual_start=date(2026, 4, 6),
-                           actual_end=date(2026, 4, 15), actual_working_days=actual, planned_working_days=10)
-    return Envelope.wrap(event, source=APPLICATIONS_SOURCE, subject=app)
 
 
 async def test_report_accepted_orders_the_reduced_balance_and_a_no_show_releases_once(
@@ -45,17 +39,21 @@ async def test_report_accepted_orders_the_reduced_balance_and_a_no_show_releases
         prefinancing = planned * 70 // 100
 
         # The report says 8 working days of 10: the balance is reduced by rule; a redelivery changes nothing.
-        report = report_accepted(app, call_id, actual=8)
+        report = upstream.report_accepted(app, call_id, actual=8)
         await publish(report, report)
+        initiated = await topic.wait_for(lambda: topic.of_type(ActionInitiated, app), 60, "balance initiated")
+        assert initiated[0].causationid == report.id and initiated[0].event().initiated_by == "pm"
+        earned = GREEN_500_1999 + 8 * GROUP_3_DAILY
+        assert initiated[0].event().amount_cents == earned - prefinancing
+        verified = await http.post(f"{grants.url}/actions/{initiated[0].event().action_id}/verification",
+                                   headers=officer)
+        assert verified.status_code == 200, verified.text
         orders = await topic.wait_for(lambda: [e for e in topic.of_type(PaymentOrdered, app)
                                                if e.event().kind == "balance"], 60, "balance order")
-        earned = GREEN_500_1999 + 8 * GROUP_3_DAILY
         assert orders[0].event().amount_cents == earned - prefinancing
-        assert orders[0].causationid == report.id
         assert topic.of_type(CommitmentReduced, app)[0].event().released_cents == planned - earned
-        # a second acceptance by hand is refused: the balance is ordered once
-        by_hand = await http.post(f"{grants.url}/commitments/{app}/report-acceptance",
-                                  json={"actual_working_days": 8}, headers=officer)
+        # initiating it again by hand is refused: the balance is ordered once
+        by_hand = await http.post(f"{grants.url}/commitments/{app}/report-acceptance", headers=officer)
         assert by_hand.status_code == 409
 
         # The other visitor never came: its commitment is released once, however often it is said.
@@ -65,10 +63,12 @@ async def test_report_accepted_orders_the_reduced_balance_and_a_no_show_releases
         released = await topic.wait_for(lambda: topic.of_type(CommitmentReleased, absent), 60, "release")
         assert released[0].event().released_cents == planned and "never came" in released[0].event().reason
         await publish(Envelope.wrap(ExchangeNoShow(application_id=absent, call_id=call_id, reported_by="hans"),
-                                    source=APPLICATIONS_SOURCE, subject=absent), report_accepted(app, call_id, 8))
+                                    source=APPLICATIONS_SOURCE, subject=absent),
+                      upstream.report_accepted(app, call_id, 8))
         await drained(topic)
         assert len(topic.of_type(CommitmentReleased, absent)) == 1
         assert len([e for e in topic.of_type(PaymentOrdered, app) if e.event().kind == "balance"]) == 1
+        assert len(topic.of_type(ActionInitiated, app)) == 1  # the later report initiates nothing: paid
     budget = (await http.get(f"{grants.url}/calls/{call_id}/budget", headers=officer)).json()
     # the absent visitor's money is back; the reported exchange holds what it earned (ordered, not yet paid)
     assert budget["available_cents"] == BUDGET - earned

@@ -1,5 +1,6 @@
 """The grants service as a real process over the real broker and database: commitment on
-HostAccepted, redelivery, release exactly once, the agreement PDF, payments, reconciliation."""
+HostAccepted, redelivery, release exactly once, the agreement PDF, payments (a confirmation of
+another call refused), the balance verified by a second officer, reconciliation."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from cx_shared.events.grants import (CommitmentReduced, CommitmentReleased, GrantAgreementIssued, GrantCommitted,
-                                     GrantRefused, PaymentOrdered, PaymentSettled)
+from cx_shared.events.grants import (ActionInitiated, ActionVerified, BudgetOpened, CommitmentReduced,
+                                     CommitmentReleased, GrantAgreementIssued, GrantCommitted, GrantRefused,
+                                     PaymentOrdered, PaymentSettled)
 from cx_shared.testing.kafka import TopicWatcher, topic_names
 from cx_shared.topics import GRANTS
 
@@ -100,19 +102,39 @@ async def test_grant_lifecycle_over_the_broker(run_service, infra, namespace, pu
         assert (await http.post(f"{grants.url}/agreements/{app}/acceptance", headers=visitor)).status_code == 409
         order = (await grants_topic.wait_for(lambda: grants_topic.of_type(PaymentOrdered, app), 30, "order"))[0]
         assert order.event().kind == "prefinancing" and order.event().amount_cents == prefinancing
+        # Issue 23 (7): a confirmation naming another call (Y) settles nothing, on X or on Y; it
+        # comes first, on the same key, so the right one's settlement proves it was handled.
+        other_call = upstream.new_id("call")
+        await publish(upstream.call_published(other_call, BUDGET))
+        await grants_topic.wait_for(lambda: grants_topic.of_type(BudgetOpened, other_call), 30, "call Y's budget")
+        wrong = upstream.payment_confirmed(order.event().payment_id, app, other_call, prefinancing)
         confirmation = upstream.payment_confirmed(order.event().payment_id, app, call_id, prefinancing)
-        await publish(confirmation, confirmation)  # a duplicate confirmation counts once
+        await publish(wrong, confirmation, confirmation)  # a duplicate confirmation counts once
         await grants_topic.wait_for(lambda: grants_topic.of_type(PaymentSettled, app), 30, "settlement")
+        assert [e.event().call_id for e in grants_topic.of_type(PaymentSettled, app)] == [call_id]
+        y = (await http.get(f"{grants.url}/calls/{other_call}/budget", headers=officer)).json()
+        assert (y["available_cents"], y["committed_cents"], y["paid_cents"]) == (BUDGET, 0, 0)
+        y_recon = (await http.get(f"{grants.url}/calls/{other_call}/reconciliation", headers=officer)).json()
+        assert y_recon["balanced"] and y_recon["entries"] == 1, y_recon
 
-        # The report: the exchange lasted 7 working days instead of 10, so the balance is reduced by rule.
-        report = await http.post(f"{grants.url}/commitments/{app}/report-acceptance",
-                                 json={"actual_working_days": 7}, headers=officer)
-        assert report.status_code == 200, report.text
+        # The report: the partnership's review (pm) accepted 7 working days instead of 10; that
+        # initiates the balance, reduced by rule, which another officer verifies (four eyes).
+        nothing = await http.post(f"{grants.url}/commitments/{app}/report-acceptance", headers=officer)
+        assert nothing.status_code == 409 and "report" in nothing.text  # no accepted report yet
+        await publish(upstream.report_accepted(app, call_id, 7, accepted_by="pm"))
+        initiated = await grants_topic.wait_for(lambda: grants_topic.of_type(ActionInitiated, app), 30, "initiated")
+        action_id = initiated[0].event().action_id
+        reviewer = token("grant_officer", subject="pm", partnership_ids=("p-1",))
+        assert (await http.post(f"{grants.url}/actions/{action_id}/verification", headers=reviewer)).status_code == 403
+        report = await http.post(f"{grants.url}/actions/{action_id}/verification", headers=officer)
+        assert report.status_code == 200 and report.json()["verified_by"] == "olga", report.text
         earned = GREEN_500_1999 + 7 * GROUP_3_DAILY
         orders = await grants_topic.wait_for(lambda: len(grants_topic.of_type(PaymentOrdered, app)) == 2
                                              and grants_topic.of_type(PaymentOrdered, app), 30, "balance order")
         balance = orders[1].event()
         assert balance.kind == "balance" and balance.amount_cents == earned - prefinancing
+        assert (balance.accepted_by, balance.verified_by) == ("pm", "olga")
+        assert grants_topic.of_type(ActionVerified, app)[0].event().initiated_by == "pm"
         reduced = grants_topic.of_type(CommitmentReduced, app)[0].event()
         assert reduced.released_cents == expected - earned
         await publish(upstream.payment_confirmed(balance.payment_id, app, call_id, balance.amount_cents))

@@ -25,7 +25,11 @@ async def test_b_a_refused_grant_is_decided_again_on_the_next_acceptance(run_ser
         refused = (await topic.wait_for(lambda: topic.of_type(GrantRefused, app), 60, "the refusal"))[0].event()
         response = await http.post(f"{grants.url}/calls/{call_id}/budget/top-ups", headers=officer,
                                    json={"amount_cents": refused.required_cents, "reason": "money is back"})
-        assert response.status_code == 200, response.text
+        assert response.status_code == 202, response.text  # four eyes (issue 23): a second officer verifies
+        second_officer = token("grant_officer", subject="oscar", partnership_ids=("p-1",))
+        verified = await http.post(f"{grants.url}/actions/{response.json()['action_id']}/verification",
+                                   headers=second_officer)
+        assert verified.status_code == 200, verified.text
         await publish(first)  # the first acceptance again (a redelivery): it stays refused
         await drained(topic)
         assert not topic.of_type(GrantCommitted, app) and len(topic.of_type(GrantRefused, app)) == 1

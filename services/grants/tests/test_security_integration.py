@@ -75,7 +75,7 @@ async def test_a_budget_opens_only_for_a_known_call_by_its_partnership(run_servi
     for headers in (squatter, scoped_manager):  # another partnership's staff, naming theirs or the call's
         for partnership in ("p-2", "p-1"):
             refused = await http.post(f"{grants.url}/budgets", json=opening(published, partnership), headers=headers)
-            assert refused.status_code == 403 and "another partnership" in refused.json()["detail"]
+            assert refused.status_code == 403 and "in partnership p-1" in refused.json()["detail"]
     assert (await http.post(f"{grants.url}/budgets", json=opening(published), headers=visitor)).status_code == 403
     wrong = await http.post(f"{grants.url}/budgets", json=opening(published, "p-2"), headers=officer)
     assert wrong.status_code == 409 and wrong.json()["errors"][0]["field"] == "partnership_id"

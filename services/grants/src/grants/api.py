@@ -1,8 +1,10 @@
 """HTTP API of the grants service: thin (HTTP -> domain -> storage), authenticated, authorised.
 
-Grant officers and programme managers of a call's partnership manage its budget and see its
-commitments, payments, ledger and reconciliation; a visitor sees and accepts only the
-agreement and payments of its own organisation's exchanges.
+Grant officers and programme managers of a call's partnership (roles held in that partnership:
+require_role_in / has_in) manage its budget and see its commitments, payments, ledger and
+reconciliation; a visitor sees and accepts only the agreement and payments of its own
+organisation's exchanges. A balance payment, a top-up and a cancellation are initiated by one
+officer and verified by another (four_eyes.py): only the verification moves money.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from cx_shared.auth import Principal, principal, require_role
+from cx_shared.auth import Principal, principal, require_role, require_role_in
 from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from cx_shared.events.grants import BudgetOpened
 from cx_shared.envelope import as_request
@@ -23,13 +25,13 @@ from cx_shared.vocabulary import Role, TravelMode
 
 from cx_shared.geography import UnknownCity, locate
 
-from grants import domain
+from grants import domain, four_eyes
 from grants.budgeting import act_on_budget, act_on_exchange
 from grants.domain import BALANCES, Cause
 from cx_shared.lump_sums import Location, LumpSumError, compute_lump_sum
 from cx_shared.lump_sum_rules import UnknownRuleSet, rule_set
 from grants.storage import REFUSED, Storage
-from grants.use_cases import ensure_agreement, release, subject_of
+from grants.use_cases import effect_id, ensure_agreement, initiate, initiate_balance, release, reject, subject_of, verify
 
 router = APIRouter(tags=["grants"])
 OFFICERS = (Role.GRANT_OFFICER, Role.PROGRAMME_MANAGER)
@@ -65,7 +67,8 @@ class BudgetCreate(BaseModel):
 
 
 class TopUp(BaseModel):
-    amount_cents: int = Field(gt=0, le=MAX_CENTS)
+    amount_cents: int = Field(gt=0, le=four_eyes.TOP_UP_MAX_CENTS,
+                              description="at most EUR 100,000 per top-up; verified by a second officer")
     reason: Reason
 
 
@@ -73,8 +76,12 @@ class Cancellation(BaseModel):
     reason: Reason
 
 
-class ReportAcceptance(BaseModel):
-    actual_working_days: int = Field(ge=0, le=MAX_WORKING_DAYS, description="working days the exchange actually lasted")
+class Rejection(BaseModel):
+    reason: Reason
+
+
+ActionId = Annotated[str, ID]
+LEDGER_PAGE_MAX, ACTIONS_MAX = 1000, 200
 
 
 class BudgetView(BaseModel):
@@ -112,12 +119,12 @@ def request_cause() -> str:
 
 
 async def budget_for_officer(request: Request, who: Principal, call_id: str, *extra_roles: Role) -> dict[str, Any]:
+    """The call's budget, if the caller holds an officer's role (or one of `extra_roles`) in its partnership."""
     require_role(who, *OFFICERS, *extra_roles)
     doc = await storage_of(request).view(call_id)
     if doc is None:
         raise NotFound(f"no budget for call {call_id}")
-    if not who.in_partnership(doc["partnership_id"]):
-        raise Forbidden(f"call {call_id} belongs to another partnership")
+    require_role_in(who, doc["partnership_id"], *OFFICERS, *extra_roles)
     return doc
 
 
@@ -133,7 +140,7 @@ async def commitment_for(request: Request, who: Principal, application_id: str, 
     record = outcome["record"]
     own = (visitor_allowed and who.has(Role.VISITOR) and who.organisation_id is not None
            and who.organisation_id == record["parties"]["visitor_organisation_id"])
-    if not own and not (who.has(*OFFICERS) and who.in_partnership(doc["partnership_id"])):
+    if not own and not who.has_in(doc["partnership_id"], *OFFICERS):
         raise Forbidden("only the visitor of this exchange and its partnership's grant officers may do this")
     return doc, record
 
@@ -156,8 +163,7 @@ async def call_for_officer(request: Request, who: Principal, call_id: str, partn
     call = await storage_of(request).call(call_id)
     if call is None:
         raise NotFound(f"call {call_id} is not known to grants (no call.published seen)")
-    if not who.in_partnership(call["partnership_id"]):
-        raise Forbidden(f"call {call_id} belongs to another partnership")
+    require_role_in(who, call["partnership_id"], *OFFICERS)
     if partnership_id != call["partnership_id"]:
         raise Conflict(f"call {call_id} belongs to partnership {call['partnership_id']}, not {partnership_id}",
                        field="partnership_id", rule="the call's partnership")
@@ -189,7 +195,7 @@ async def list_budgets(request: Request, who: Principal = Depends(principal)) ->
     require_role(who, *OFFICERS)
     everything = who.programme_wide
     storage = storage_of(request)
-    calls = await storage.calls_of(None if everything else who.partnership_ids)
+    calls = await storage.calls_of(None if everything else who.partnerships_with(*OFFICERS))
     return [budget_view(await storage.view(call_id)) for call_id in calls]
 
 
@@ -198,17 +204,23 @@ async def get_budget(call_id: CallId, request: Request, who: Who) -> BudgetView:
     return budget_view(await budget_for_officer(request, who, call_id, Role.ASSESSOR))
 
 
-@router.post("/calls/{call_id}/budget/top-ups")
+@router.post("/calls/{call_id}/budget/top-ups", status_code=202)
 async def top_up(call_id: CallId, body: TopUp, request: Request, who: Who,
-                 idempotency_key: IdempotencyKey = None) -> BudgetView:
-    """Add money to a call's budget. Send an Idempotency-Key header to make a retry safe."""
-    await budget_for_officer(request, who, call_id)
+                 idempotency_key: IdempotencyKey = None) -> dict:
+    """Initiate a top-up of a call's budget (at most EUR 100,000): another officer of the
+    partnership verifies it (`POST /actions/{action_id}/verification`), and only then is the money
+    added. Send an Idempotency-Key header to make a retry safe (it names the action)."""
+    budget = await budget_for_officer(request, who, call_id)
+    four_eyes.check_top_up(body.amount_cents)
     cause = cause_of(request, who)
-    storage = storage_of(request)
-    key = idempotency_key or uuid.uuid4().hex
-    await act_on_budget(storage, call_id, key, lambda b: domain.top_up(b, body.amount_cents, cause, body.reason, key),
-                        wrap_for(request, cause, request_cause()), cause=f"top-up:{key}")
-    return budget_view(await storage.view(call_id))
+    action_id = f"act-{idempotency_key or uuid.uuid4().hex}"
+    return await initiate(
+        storage_of(request), four_eyes.slot(four_eyes.TOP_UP, call_id),
+        lambda current: four_eyes.initiate(four_eyes.TOP_UP, action_id=action_id, call_id=call_id,
+                                           partnership_id=budget["partnership_id"], initiator=who.subject,
+                                           at=cause.at, current=current, amount_cents=body.amount_cents,
+                                           reason=body.reason),
+        wrap_for(request, cause, request_cause()), action_id)
 
 
 @router.get("/calls/{call_id}/commitments")
@@ -224,9 +236,17 @@ async def list_payments(call_id: CallId, request: Request, who: Who) -> list[dic
 
 
 @router.get("/calls/{call_id}/ledger")
-async def ledger(call_id: CallId, request: Request, who: Who) -> list[dict]:
+async def ledger(call_id: CallId, request: Request, response: Response, who: Who,
+                 after_seq: Annotated[int, Query(ge=0, le=MAX_CENTS, description="entries after this seq")] = 0,
+                 limit: Annotated[int, Query(ge=1, le=LEDGER_PAGE_MAX)] = 100) -> list[dict]:
+    """A page of the call's ledger in order: the entries after `after_seq`, at most `limit`; a
+    `Link: <...>; rel="next"` header names the next page while one may follow. The
+    reconciliation replays the whole ledger itself."""
     await budget_for_officer(request, who, call_id)
-    return (await storage_of(request).ledger(call_id))[0]
+    entries = (await storage_of(request).ledger(call_id, after_seq, limit))[0]
+    if len(entries) == limit:
+        response.headers["link"] = f'<{request.url.path}?after_seq={entries[-1]["seq"]}&limit={limit}>; rel="next"'
+    return entries
 
 
 @router.get("/calls/{call_id}/reconciliation")
@@ -251,33 +271,116 @@ async def get_commitment(application_id: ApplicationId, request: Request, who: W
     return record
 
 
-@router.post("/commitments/{application_id}/cancellation")
+@router.post("/commitments/{application_id}/cancellation", status_code=202)
 async def cancel_commitment(application_id: ApplicationId, body: Cancellation, request: Request,
                             who: Who) -> dict:
-    """Cancel an exchange's grant: the unspent commitment returns to the budget (once)."""
-    doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
+    """Initiate the cancellation of an exchange's grant; once another officer verifies it, the
+    unspent commitment returns to the budget (once)."""
+    doc, record = await commitment_for(request, who, application_id, visitor_allowed=False)
+    four_eyes.check_no_conflict(officer(who), record["parties"])
+    if record["state"] != "committed":
+        raise Conflict(f"the commitment of {application_id} is not open (already released?)", field="commitment",
+                       rule="committed")
+    cause, action_id = cause_of(request, who), f"act-{uuid.uuid4().hex}"
+    return await initiate(
+        storage_of(request), four_eyes.slot(four_eyes.CANCELLATION, application_id),
+        lambda current: four_eyes.initiate(four_eyes.CANCELLATION, action_id=action_id, call_id=doc["call_id"],
+                                           partnership_id=doc["partnership_id"], initiator=who.subject, at=cause.at,
+                                           current=current, application_id=application_id,
+                                           amount_cents=domain.releasable(record), reason=body.reason),
+        wrap_for(request, cause, request_cause()), action_id)
+
+
+@router.post("/commitments/{application_id}/report-acceptance", status_code=202)
+async def accept_report(application_id: ApplicationId, request: Request, who: Who) -> dict:
+    """Initiate the balance payment again from the report the partnership's review accepted
+    (report.accepted initiates it in the reviewer's name; this is for one rejected or expired).
+    The working days are the accepted report's, never the caller's; another officer verifies."""
+    _, record = await commitment_for(request, who, application_id, visitor_allowed=False)
+    four_eyes.check_no_conflict(officer(who), record["parties"])
     cause = cause_of(request, who)
-    storage = storage_of(request)
-    request_id = request_cause()
-    if not await release(storage, doc["call_id"], application_id, f"cancelled: {body.reason}", cause,
-                         wrap_for(request, cause, request_id), event_id=request_id, by_hand=True):
-        raise Conflict(f"the commitment of {application_id} is not open (already released?)")
-    return (await commitment_for(request, who, application_id, visitor_allowed=False))[1]
+    return await initiate_balance(storage_of(request), application_id, who.subject, cause.at,
+                                  action_id=f"act-{uuid.uuid4().hex}", wrap=wrap_for(request, cause, request_cause()))
 
 
-@router.post("/commitments/{application_id}/report-acceptance")
-async def accept_report(application_id: ApplicationId, body: ReportAcceptance, request: Request,
-                        who: Who) -> dict:
-    """The follow-up report is accepted by hand: order the balance (reduced for a shorter exchange).
-    The applications service's ReportAccepted event does the same; whichever comes first wins."""
-    doc, _ = await commitment_for(request, who, application_id, visitor_allowed=False)
-    rules = rule_set(doc["rule_set_version"])
-    cause, request_id = cause_of(request, who), request_cause()
-    await act_on_exchange(
-        storage_of(request), doc["call_id"], application_id,
-        lambda b: domain.accept_report(b, application_id, body.actual_working_days, rules, cause),
-        wrap_for(request, cause, request_id), cause=request_id)
-    return (await commitment_for(request, who, application_id, visitor_allowed=False))[1]
+# --- four eyes: actions awaiting a second officer ----------------------------------------------
+
+def officer(who: Principal) -> four_eyes.Officer:
+    return four_eyes.Officer(who.subject, who.organisation_id)
+
+
+async def action_for_officer(request: Request, who: Principal, action_id: str) -> dict[str, Any]:
+    """An action, if the caller holds an officer's role in its partnership."""
+    require_role(who, *OFFICERS)
+    action = await storage_of(request).action_by_id(action_id)
+    if action is None:
+        raise NotFound(f"no action {action_id}")
+    require_role_in(who, action["partnership_id"], *OFFICERS)
+    return action
+
+
+@router.get("/calls/{call_id}/actions")
+async def list_actions(call_id: CallId, request: Request, who: Who,
+                       limit: Annotated[int, Query(ge=1, le=ACTIONS_MAX)] = 50) -> list[dict]:
+    """The call's latest actions (one per kind and subject), newest first: pending, verified,
+    rejected or expired."""
+    await budget_for_officer(request, who, call_id)
+    now = datetime.now(UTC)
+    return [four_eyes.view(a, now) for a in await storage_of(request).actions_of(call_id, limit)]
+
+
+@router.get("/actions/{action_id}")
+async def get_action(action_id: ActionId, request: Request, who: Who) -> dict:
+    action = await action_for_officer(request, who, action_id)
+    return four_eyes.view({k: v for k, v in action.items() if k not in ("_id", "rev")}, datetime.now(UTC))
+
+
+@router.post("/actions/{action_id}/verification")
+async def verify_action(action_id: ActionId, request: Request, who: Who) -> dict:
+    """A second officer of the partnership verifies the action, which then takes effect: the
+    balance is ordered, the top-up added, the commitment released. The initiator cannot verify
+    (403), nor an officer of the visitor's or host's organisation; an expired, rejected or
+    already verified action is a 409."""
+    action = await action_for_officer(request, who, action_id)
+    cause = cause_of(request, who)
+    done = await verify(storage_of(request), action, officer(who), cause.at,
+                        wrap_for(request, cause, request_cause()), lambda a: take_effect(request, a))
+    return await get_action(done["action_id"], request, who)
+
+
+@router.post("/actions/{action_id}/rejection")
+async def reject_action(action_id: ActionId, body: Rejection, request: Request, who: Who) -> dict:
+    """Any officer of the partnership rejects a pending action (its initiator withdraws it): nothing changes."""
+    action = await action_for_officer(request, who, action_id)
+    cause = cause_of(request, who)
+    await reject(storage_of(request), action, who.subject, body.reason, cause.at,
+                 wrap_for(request, cause, request_cause()))
+    return await get_action(action_id, request, who)
+
+
+async def take_effect(request: Request, action: dict[str, Any]) -> None:
+    """What a verified action does, once (under its `effect_id`), in the initiator's name with
+    the verifier on its events."""
+    storage, kind, verifier = storage_of(request), action["kind"], action["verified_by"]
+    change_id = effect_id(action["action_id"])
+    cause = Cause(actor=action["initiated_by"], at=datetime.now(UTC),
+                  request_id=getattr(request.state, "correlation_id", None))  # as a rebuild makes it again
+    wrap = wrap_for(request, cause, change_id)
+    if kind == four_eyes.TOP_UP:
+        key = action["action_id"]
+        await act_on_budget(storage, action["call_id"], key,
+                            lambda b: domain.top_up(b, action["amount_cents"], cause, action["reason"], key, verifier),
+                            wrap, cause=f"top-up:{key}")
+    elif kind == four_eyes.CANCELLATION:
+        await release(storage, action["call_id"], action["application_id"], f"cancelled: {action['reason']}", cause,
+                      wrap, event_id=change_id, by_hand=True, verified_by=verifier)
+    else:
+        budget = await storage.view(action["call_id"])
+        rules, days, app = rule_set(budget["rule_set_version"]), action["params"]["actual_working_days"], \
+            action["application_id"]
+        await act_on_exchange(storage, action["call_id"], app,
+                              lambda b: domain.accept_report(b, app, days, rules, cause, verifier), wrap,
+                              cause=change_id)
 
 
 # --- agreements and payments (visitors see their own) -----------------------------------------

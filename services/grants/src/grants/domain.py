@@ -142,7 +142,9 @@ def opening(call_id: str, partnership_id: str, budget_cents: int, rule_set_versi
     return budget, change
 
 
-def top_up(budget: Budget, amount_cents: int, cause: Cause, reason: str, key: str | None = None) -> BudgetChange:
+def top_up(budget: Budget, amount_cents: int, cause: Cause, reason: str, key: str | None = None,
+           verified_by: str | None = None) -> BudgetChange:
+    """Add money to the budget (a verified top-up: four_eyes bounds and verifies it first)."""
     if amount_cents <= 0:
         raise Invalid("a top-up must be a positive amount", field="amount_cents", rule="gt=0")
     change = BudgetChange()
@@ -151,7 +153,7 @@ def top_up(budget: Budget, amount_cents: int, cause: Cause, reason: str, key: st
     change.events.append(BudgetToppedUp(call_id=budget.call_id, amount_cents=amount_cents,
                                         budget_after_cents=book.balances["budget_cents"],
                                         available_after_cents=book.balances["available_cents"], reason=reason,
-                                        topped_up_by=cause.actor, idempotency_key=key))
+                                        topped_up_by=cause.actor, idempotency_key=key, verified_by=verified_by))
     return change
 
 
@@ -252,7 +254,7 @@ def commit(budget: Budget, application_id: str, parties: Parties, lump_sum: Lump
 
 
 def release(budget: Budget, application_id: str, cause: Cause, reason: str,
-            by_hand: bool = False) -> BudgetChange | None:
+            by_hand: bool = False, verified_by: str | None = None) -> BudgetChange | None:
     """Return the unspent commitment to the budget (withdrawal, host decline, cancellation; an
     officer's cancellation, `by_hand`, names him).
 
@@ -262,16 +264,17 @@ def release(budget: Budget, application_id: str, cause: Cause, reason: str,
     if record is None or record["state"] != "committed":
         return None
     reason = clip(reason)
-    releasable = _releasable(record)
+    unspent = releasable(record)
     change = BudgetChange()
-    if releasable:
-        _Book(budget, change).post("release", releasable, cause, reason, application_id)
+    if unspent:
+        _Book(budget, change).post("release", unspent, cause, reason, application_id)
     change.commitments[commitment_key(application_id)] = {
-        **record, "state": "released", "released_cents": record["released_cents"] + releasable,
+        **record, "state": "released", "released_cents": record["released_cents"] + unspent,
         "released_at": cause.at.isoformat(), "release_reason": reason}
     change.events.append(CommitmentReleased(application_id=application_id, call_id=budget.call_id,
-                                            released_cents=releasable, reason=reason,
-                                            released_by=cause.actor if by_hand else None))
+                                            released_cents=unspent, reason=reason,
+                                            released_by=cause.actor if by_hand else None,
+                                            verified_by=verified_by))
     return change
 
 
@@ -294,25 +297,65 @@ def accept_agreement(budget: Budget, application_id: str, organisation_id: str |
     return change
 
 
-def accept_report(budget: Budget, application_id: str, actual_working_days: int, rules: LumpSumRuleSet,
-                  cause: Cause) -> BudgetChange:
-    """The follow-up report is accepted: the balance is ordered, reduced by rule for a shorter
-    exchange, and what the exchange did not earn goes back to the budget."""
-    record = _live_commitment(budget, application_id)
+def planned_days(record: Mapping[str, Any]) -> int:
+    """The working days the agreement was made for (its lump sum's)."""
+    return record["lump_sum"]["inputs"]["working_days"]
+
+
+def check_balance_due(record: Mapping[str, Any], actual_working_days: int) -> None:
+    """A balance is due only on an accepted agreement whose report is not yet paid, for an exchange
+    that took place (at least one working day), for no more days than the agreement planned."""
     if record["agreement"]["status"] != "accepted":
-        raise Conflict("the grant agreement must be accepted before the report can be")
+        raise Conflict("the grant agreement must be accepted before the balance can be paid",
+                       field="agreement", rule="accepted")
     if record["report"] is not None:
-        raise Conflict(f"the report of {application_id} was already accepted")
-    if actual_working_days < 0:
-        raise Invalid("working days cannot be negative", field="actual_working_days", rule="ge=0")
+        raise Conflict(f"the report of {record['application_id']} was already accepted and its balance ordered",
+                       field="report", rule="once")
+    if actual_working_days < 1:
+        raise Conflict("the exchange did not take place (no working day): no balance is due",
+                       field="actual_working_days", rule="ge=1")
+    if actual_working_days > planned_days(record):
+        raise Invalid(f"{actual_working_days} working days exceed the {planned_days(record)} the agreement planned",
+                      field="actual_working_days", rule=f"le={planned_days(record)}")
+
+
+def balance_days(record: Mapping[str, Any], report: Mapping[str, Any]) -> int:
+    """The working days a balance is paid for, from the partnership's accepted report: it must
+    say the exchange took place (an actual start and end, in order, and at least one working
+    day); a longer exchange than planned is paid the agreement's days (the lump sum was fixed
+    by the agreement)."""
+    start, end = report.get("actual_start"), report.get("actual_end")
+    if start is None or end is None or str(end) < str(start):
+        raise Conflict("the accepted report does not show that the exchange took place (actual start and end)",
+                       field="report", rule="exchange_took_place")
+    days = min(report["actual_working_days"], planned_days(record))
+    check_balance_due(record, days)
+    return days
+
+
+def balance_figures(record: Mapping[str, Any], actual_working_days: int,
+                    rules: LumpSumRuleSet) -> tuple[LumpSum, int, int]:
+    """The final lump sum for the days the exchange lasted, what it earned (never more than is
+    still committed) and the balance still to order after the pre-financing."""
     final = final_lump_sum(rules, record["lump_sum"], actual_working_days)
-    report = {"accepted_by": cause.actor, "actual_working_days": actual_working_days}  # on its events
     earned = min(final.total_cents, record["amount_cents"] - record["released_cents"])
-    balance = max(0, earned - record["ordered_cents"])
-    unearned = _releasable(record) - balance
+    return final, earned, max(0, earned - record["ordered_cents"])
+
+
+def accept_report(budget: Budget, application_id: str, actual_working_days: int, rules: LumpSumRuleSet,
+                  cause: Cause, verified_by: str | None = None) -> BudgetChange:
+    """The follow-up report is accepted and its balance verified: the balance is ordered,
+    reduced by rule for a shorter exchange, and what the exchange did not earn goes back to the
+    budget. `cause.actor` is who accepted the report (initiated the payment), `verified_by` the
+    second officer."""
+    record = _live_commitment(budget, application_id)
+    check_balance_due(record, actual_working_days)
+    final, earned, balance = balance_figures(record, actual_working_days, rules)
+    report = {"accepted_by": cause.actor, "actual_working_days": actual_working_days}  # on its events
+    unearned = releasable(record) - balance
     change = BudgetChange()
     record = {**record, "report": {"accepted_at": cause.at.isoformat(), "accepted_by": cause.actor,
-                                   "actual_working_days": actual_working_days, "final_lump_sum": final.as_record(),
+                                   "verified_by": verified_by, "actual_working_days": actual_working_days, "final_lump_sum": final.as_record(),
                                    "earned_cents": earned,
                                    "overpaid_cents": max(0, record["ordered_cents"] - earned)}}
     if unearned > 0:
@@ -323,19 +366,23 @@ def accept_report(budget: Budget, application_id: str, actual_working_days: int,
         change.events.append(CommitmentReduced(application_id=application_id, call_id=budget.call_id,
                                                released_cents=unearned, reason=reason,
                                                total_after_cents=record["amount_cents"] - record["released_cents"],
-                                               **report))
+                                               **report, verified_by=verified_by))
     if balance > 0:
-        record = _order_payment(budget, change, record, "balance", balance, cause, **report)
+        record = _order_payment(budget, change, record, "balance", balance, cause, **report, verified_by=verified_by)
     change.commitments[commitment_key(application_id)] = record
     return change
 
 
 def confirm_payment(budget: Budget, application_id: str, payment_id: str, finance_reference: str,
-                    cause: Cause) -> BudgetChange | None:
+                    cause: Cause, call_id: str | None = None) -> BudgetChange | None:
     """The finance system executed a payment order: the money moves from committed to paid.
-    None for an unknown or already confirmed order (a confirmation counts once)."""
+    None for an unknown or already confirmed order (a confirmation counts once). A confirmation
+    naming another call than the commitment's is refused (it would settle call Y's money on X)."""
     key = commitment_key(application_id)
     record = budget.commitments.get(key)
+    if record is not None and call_id is not None and call_id != record["call_id"]:
+        raise Conflict(f"the confirmation names call {call_id}, the commitment of {application_id} is of call "
+                       f"{record['call_id']}", field="call_id", rule="the commitment's call")
     payment = (record or {}).get("payments", {}).get(payment_key(payment_id))
     if payment is None or payment["status"] != "ordered":
         return None
@@ -360,7 +407,8 @@ def _order_payment(budget: Budget, change: BudgetChange, record: dict[str, Any],
     _Book(budget, change).post("payment_ordered", amount, cause, f"{kind} of the lump sum",
                                record["application_id"], payment_id)
     payment = {"payment_id": payment_id, "kind": kind, "amount_cents": amount, "status": "ordered",
-               "ordered_at": cause.at.isoformat(), "payee_organisation_id": parties["visitor_organisation_id"]}
+               "ordered_at": cause.at.isoformat(), "payee_organisation_id": parties["visitor_organisation_id"],
+               "initiated_by": report.get("accepted_by"), "verified_by": report.get("verified_by")}
     change.events.append(PaymentOrdered(payment_id=payment_id, application_id=record["application_id"],
                                         call_id=budget.call_id, kind=kind, amount_cents=amount,
                                         payee_organisation_id=parties["visitor_organisation_id"],
@@ -379,7 +427,7 @@ def _live_commitment(budget: Budget, application_id: str) -> dict[str, Any]:
     return record
 
 
-def _releasable(record: Mapping[str, Any]) -> int:
+def releasable(record: Mapping[str, Any]) -> int:
     return record["amount_cents"] - record["released_cents"] - record["ordered_cents"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cx_shared.consumer import Delivery
-from cx_shared.errors import Conflict, Invalid, NotFound
+from cx_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from cx_shared.events.applications import (ApplicationCancelled, ApplicationSubmitted, ApplicationWithdrawn,
                                            ApplicationSubmittedV2, CallPublished, CallUpdated, ExchangeNoShow,
                                            PersonalDataErased, PersonalDataExportRequested, ReportAccepted)
@@ -24,9 +24,8 @@ from cx_shared.personal_data.export import answer
 from grants import domain
 from grants.budgeting import act_on_budget, act_on_exchange
 from grants.domain import Cause, Parties
-from cx_shared.lump_sum_rules import rule_set
 from grants.storage import REFUSED, Storage
-from grants.use_cases import release, settle_exchange, wrapper
+from grants.use_cases import initiate_balance, release, settle_exchange, wrapper
 
 log = get_logger(__name__)
 
@@ -140,29 +139,33 @@ async def on_exchange_no_show(event: ExchangeNoShow, delivery: Delivery, storage
 
 
 async def on_report_accepted(event: ReportAccepted, delivery: Delivery, storage: Storage) -> None:
-    """The partnership accepted the report: order the balance from the actual working days
-    (reduced by the rule set's recomputation when shorter than planned). The API's
-    report-acceptance does the same for an officer acting by hand; whichever comes first wins."""
-    budget = await storage.view(event.call_id)
-    if budget is None:
-        log.warning("report accepted for a call without a budget", call_id=event.call_id)
-        return
-    rules = rule_set(budget["rule_set_version"])
-    cause = cause_of(delivery)
+    """The partnership's review accepted the report: keep its figures and initiate the balance
+    payment in the reviewer's name; another officer of the partnership verifies it (four eyes)
+    and only then is the balance ordered (use_cases.initiate_balance)."""
+    report = {"accepted_by": event.accepted_by, "actual_start": event.actual_start.isoformat(),
+              "actual_end": event.actual_end.isoformat(), "actual_working_days": event.actual_working_days,
+              "planned_working_days": event.planned_working_days, "event_id": delivery.event_id}
+    await storage.record_report(event.application_id, event.call_id, report)
     try:
-        await act_on_exchange(
-            storage, event.call_id, event.application_id,
-            lambda b: domain.accept_report(b, event.application_id, event.actual_working_days, rules, cause),
-            delivery_wrap(delivery), cause=delivery.event_id)
-    except (Conflict, NotFound, Invalid) as refused:  # no open commitment, or already accepted by hand
-        log.info("report acceptance changes nothing", application_id=event.application_id, reason=refused.detail)
+        await initiate_balance(storage, event.application_id, event.accepted_by, delivery.envelope.time,
+                               action_id=f"act-{delivery.event_id}", wrap=delivery_wrap(delivery))
+    except (Conflict, NotFound, Invalid, Forbidden) as refused:  # no open commitment, already paid, pending...
+        log.info("report acceptance initiates no balance", application_id=event.application_id,
+                 reason=refused.detail)
 
 
 async def on_payment_confirmed(event: PaymentConfirmed, delivery: Delivery, storage: Storage) -> None:
+    outcome = await storage.commitment(event.application_id)
+    if outcome is not None and outcome["call_id"] != event.call_id:
+        # A confirmation of call Y must never settle money on X (nor Y's on X's exchange).
+        log.error("payment confirmation refused: call_id is not the commitment's call", payment_id=event.payment_id,
+                  field="call_id", call_id=event.call_id, commitment_call_id=outcome["call_id"])
+        return
     cause = cause_of(delivery)
     result = await act_on_exchange(
         storage, event.call_id, event.application_id,
-        lambda b: domain.confirm_payment(b, event.application_id, event.payment_id, event.finance_reference, cause),
+        lambda b: domain.confirm_payment(b, event.application_id, event.payment_id, event.finance_reference, cause,
+                                         event.call_id),
         delivery_wrap(delivery), cause=delivery.event_id)
     if result is None:
         log.info("payment confirmation with no open order (duplicate or unknown)", payment_id=event.payment_id)

@@ -1,16 +1,17 @@
 """`python -m grants.rebuild [--drop]`: budgets, commitments and the ledger rebuilt from the
 topics grants consumes and from its own topic (cx_shared.rebuild).
 
-What HTTP requests changed (an agreement accepted, a report accepted by hand and the payment or
-reduction it ordered, a grant cancelled, a budget topped up) comes back from our own events: the
+What HTTP requests changed (an agreement accepted, a balance verified and the payment or
+reduction it ordered, a grant's cancellation verified, a top-up verified) comes back from our own events: the
 first event of a request records it (no causation, its id the change's cause, its time the
 change's: cx_shared.envelope.as_request) and carries who made it; the change is made again from
 it through the same domain function, under the same cause, at the same time, by the same actor,
 so the ledger and the exchange's document are those of the live service. Every other event of
 our own (caused by an event, or following a request's first one) is made again by its cause, and
 skipped. Not replayed: a budget opened by hand (call.published opens every call's budget first;
-opening one by hand succeeds only when that opening failed half-way) and a report accepted by
-hand that ordered nothing and reduced nothing (no event records it).
+opening one by hand succeeds only when that opening failed half-way), a verified balance that
+ordered nothing and reduced nothing (no event records it), and the four-eyes actions still
+awaiting verification (initiate them again; those decided are in their events).
 """
 
 from __future__ import annotations
@@ -63,13 +64,14 @@ async def report_accepted(e: CommitmentReduced | PaymentOrdered, delivery: Deliv
     budget = await storage.view(e.call_id)
     rules, cause = rule_set(budget["rule_set_version"]), request_cause(delivery, e.accepted_by)
     await act_on_exchange(storage, e.call_id, e.application_id,
-                          lambda b: domain.accept_report(b, e.application_id, e.actual_working_days, rules, cause),
+                          lambda b: domain.accept_report(b, e.application_id, e.actual_working_days, rules, cause,
+                                                         e.verified_by),
                           delivery_wrap(delivery), cause=delivery.event_id)
 
 
 async def grant_cancelled(e: CommitmentReleased, delivery: Delivery, storage: Storage) -> None:
     await release(storage, e.call_id, e.application_id, e.reason, request_cause(delivery, e.released_by),
-                  delivery_wrap(delivery), event_id=delivery.event_id, by_hand=True)
+                  delivery_wrap(delivery), event_id=delivery.event_id, by_hand=True, verified_by=e.verified_by)
 
 
 async def topped_up(e: BudgetToppedUp, delivery: Delivery, storage: Storage) -> None:
@@ -77,7 +79,8 @@ async def topped_up(e: BudgetToppedUp, delivery: Delivery, storage: Storage) -> 
         return  # an older event: the key it was kept under is not known
     cause = request_cause(delivery, e.topped_up_by)
     await act_on_budget(storage, e.call_id, e.idempotency_key,
-                        lambda b: domain.top_up(b, e.amount_cents, cause, e.reason, e.idempotency_key),
+                        lambda b: domain.top_up(b, e.amount_cents, cause, e.reason, e.idempotency_key,
+                                                e.verified_by),
                         delivery_wrap(delivery), cause=f"top-up:{e.idempotency_key}")
 
 

@@ -14,7 +14,12 @@ first and in the ten-thousandth exchange of a call:
   the ledger report (indexed by call and seq);
 - ``exchange_facts``, ``approvals``, ``host_acceptances``, ``withdrawals``, ``agreements``: insert-only;
 - ``calls``: the calls seen in ``CallPublished`` with their partnership (insert-only): a budget is
-  opened only for one of them, by its partnership's staff.
+  opened only for one of them, by its partnership's staff;
+- ``accepted_reports``: the figures of the report the partnership's review accepted (insert-only),
+  the only source of a balance;
+- ``actions``: four eyes (four_eyes.py): one document per kind and subject (``_id`` = the slot,
+  ``balance_payment:<application>``, ``cancellation:<application>``, ``top_up:<call>``) holding
+  the latest action, changed by compare-and-set on ``rev`` with its events in its outbox.
 
 No transaction (FerretDB has none), so a change of money is written in this order:
 
@@ -58,18 +63,24 @@ from cx_shared.events.common import Kept
 from cx_shared.personal_data.erasure import TOMBSTONES, Forgotten, Tombstones
 from cx_shared.personal_data.export import ANSWERS, documents_in
 from cx_shared.personal_data.keys import KeyRing
-from cx_shared.store import change as with_events, new_document
+from cx_shared.store import PLUMBING, change as with_events, new_document
 
 from grants.domain import BALANCES, Budget, BudgetChange, commitment_key
 
 BUDGETS, COMMITMENTS, TOP_UPS, LEDGER = "budgets", "commitments", "top_ups", "ledger"
 FACTS, ACCEPTANCES, WITHDRAWALS, AGREEMENTS = "exchange_facts", "host_acceptances", "withdrawals", "agreements"
-APPROVALS, CALLS = "approvals", "calls"
-OUTBOX_COLLECTIONS = [BUDGETS, COMMITMENTS, TOP_UPS, TOMBSTONES, ANSWERS]
+APPROVALS, CALLS, REPORTS, ACTIONS = "approvals", "calls", "accepted_reports", "actions"
+OUTBOX_COLLECTIONS = [BUDGETS, COMMITMENTS, TOP_UPS, ACTIONS, TOMBSTONES, ANSWERS]
+DECISION = ("verified_by", "rejected_by", "rejection_reason", "decided_at")  # of an action, reset by the next
 PARTIES = ("parties.visitor_organisation_id", "parties.host_organisation_id")  # on an exchange's facts
 META = ("call_id", "partnership_id", "rule_set_version", "title")
 LAST_ENTRIES = "last_entries"
 REFUSED = "refused"
+HIDDEN = dict.fromkeys(PLUMBING, 0)  # the outbox and its marks are the relay's, not a reader's
+
+
+def strip(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in ("_id", "rev")}
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class Storage:
         self.facts, self.acceptances, self.withdrawals = db[FACTS], db[ACCEPTANCES], db[WITHDRAWALS]
         self.agreements = db[AGREEMENTS]
         self.approvals, self.calls = db[APPROVALS], db[CALLS]
+        self.reports, self.actions = db[REPORTS], db[ACTIONS]
         self.tombstones = Tombstones(db)
         self.keys: KeyRing | None = None  # the subjects' keys (to seal an export): the service gives them
 
@@ -111,6 +123,8 @@ class Storage:
         await self.db[COMMITMENTS].create_index([("call_id", ASCENDING)])
         await self.ledger_entries.create_index([("call_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.acceptances.create_index([("call_id", ASCENDING)])
+        await self.actions.create_index([("action_id", ASCENDING)], unique=True)
+        await self.actions.create_index([("call_id", ASCENDING)])
         for party in PARTIES:  # an export finds the subject's exchanges
             await self.facts.create_index([(party, ASCENDING)])
 
@@ -248,13 +262,62 @@ class Storage:
         docs = self.db[COMMITMENTS].find({"call_id": call_id}, {"state": 1, "record": 1})
         return [d["record"] async for d in docs if d.get("record") is not None and d["state"] != REFUSED]
 
-    async def ledger(self, call_id: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        """Every ledger entry of the call in order, and the balances its budget records."""
+    async def ledger(self, call_id: str, after_seq: int = 0,
+                     limit: int | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The call's ledger entries in order after `after_seq` (at most `limit`; all without one,
+        for the reconciliation's replay), and the balances its budget records."""
         envelope = await self.budget(call_id)
         if envelope:
             await self.post(envelope)  # the last change's entries, still only in the budget
-        entries = await self.ledger_entries.find({"call_id": call_id}, {"_id": 0}).sort("seq", ASCENDING).to_list()
+        found = self.ledger_entries.find({"call_id": call_id, "seq": {"$gt": after_seq}}, {"_id": 0}).sort(
+            "seq", ASCENDING)
+        entries = await (found.limit(limit) if limit else found).to_list()
         return entries, {k: envelope[k] for k in BALANCES} if envelope else dict.fromkeys(BALANCES, 0)
+
+    # --- four eyes: actions awaiting a second officer --------------------------------------
+
+    async def action(self, slot: str) -> dict[str, Any] | None:
+        return await self.actions.find_one({"_id": slot}, HIDDEN)
+
+    async def action_by_id(self, action_id: str) -> dict[str, Any] | None:
+        return await self.actions.find_one({"action_id": action_id}, HIDDEN)
+
+    async def actions_of(self, call_id: str, limit: int) -> list[dict[str, Any]]:
+        """A call's latest action per slot, newest first (bounded)."""
+        found = self.actions.find({"call_id": call_id}, HIDDEN).sort("initiated_at", -1).limit(limit)
+        return [strip(d) for d in await found.to_list()]
+
+    async def put_action(self, slot: str, current: Mapping[str, Any] | None, action: Mapping[str, Any],
+                         events: Sequence[Envelope]) -> None:
+        """Keep a new action in its slot (the one before it decided or expired), with its events;
+        LostRace when another initiation or decision came first."""
+        if current is None:
+            try:
+                await self.actions.insert_one(new_document({"_id": slot, **action, "rev": 1}, events=events))
+            except DuplicateKeyError:
+                raise LostRace(f"action {slot} was initiated meanwhile") from None
+            return
+        update = with_events({"$set": {**action, "rev": current["rev"] + 1}, "$unset": dict.fromkeys(DECISION, "")},
+                             events=events)
+        if (await self.actions.update_one({"_id": slot, "rev": current["rev"]}, update)).matched_count != 1:
+            raise LostRace(f"action {slot} moved past rev {current['rev']}")
+
+    async def decide_action(self, current: Mapping[str, Any], decided: Mapping[str, Any],
+                            events: Sequence[Envelope]) -> bool:
+        """Verify or reject a pending action, once: False when someone else decided it first."""
+        update = with_events({"$set": {**{k: v for k, v in decided.items() if k != "_id"}, "rev": current["rev"] + 1}},
+                             events=events)
+        result = await self.actions.update_one({"_id": current["_id"], "rev": current["rev"], "status": "pending"},
+                                               update)
+        return result.matched_count == 1
+
+    # --- accepted reports (applications' report.accepted) -----------------------------------
+
+    async def record_report(self, application_id: str, call_id: str, report: Mapping[str, Any]) -> bool:
+        return await self._insert_once(self.reports, {"_id": application_id, "call_id": call_id, **report})
+
+    async def report(self, application_id: str) -> dict[str, Any] | None:
+        return await self.reports.find_one({"_id": application_id})
 
     # --- calls seen in CallPublished ---------------------------------------------------------
 

@@ -10,14 +10,17 @@ arrive triggers the commitment or the refusal. A host acceptance alone never mov
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from cx_shared.envelope import Envelope
+from cx_shared.errors import Conflict, NotFound
 from cx_shared.events import Event
 from cx_shared.logging import get_logger
 
-from grants import domain
+from grants import domain, four_eyes
 from grants.agreement import agreement_path, render_agreement, render_from_commitment, sha256
 from grants.budgeting import Wrap, act_on_exchange
 from grants.domain import Cause, Parties
@@ -111,11 +114,11 @@ def cause_of_acceptance(accepted: dict[str, Any]) -> Cause:
 
 
 async def release(storage: Storage, call_id: str, application_id: str, reason: str, cause: Cause, wrap: Wrap, *,
-                  event_id: str, by_hand: bool = False) -> bool:
+                  event_id: str, by_hand: bool = False, verified_by: str | None = None) -> bool:
     """Return the unspent commitment to the budget, once: False when there was nothing to release."""
     outcome = await act_on_exchange(storage, call_id, application_id,
-                                    lambda b: domain.release(b, application_id, cause, reason, by_hand), wrap,
-                                    cause=event_id)
+                                    lambda b: domain.release(b, application_id, cause, reason, by_hand, verified_by),
+                                    wrap, cause=event_id)
     return outcome is not None
 
 
@@ -139,3 +142,87 @@ def lump_sum_of(facts: dict[str, Any], rules) -> LumpSum:
     origin, destination = (Location(p["name"], p["country"], p["latitude"], p["longitude"])
                            for p in facts["locations"])
     return compute_lump_sum(rules, origin, destination, facts["working_days"], facts["travel_mode"])
+
+
+# --- four eyes: initiate, verify, reject (four_eyes.py has the rules) ---------------------------
+
+def effect_id(action_id: str) -> str:
+    """The id (and cause) of the change a verified action makes: one per action, so a second
+    verification, a retry or a race changes the money once; a rebuild makes it again under it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"clusterxchange:grants:verified:{action_id}"))
+
+
+async def initiate(storage: Storage, slot: str, make: Callable[[dict[str, Any] | None], tuple[dict, list]],
+                   wrap: Wrap, action_id: str) -> dict[str, Any]:
+    """Keep a new action in its slot with its event (once: a redelivery finds it kept)."""
+    current = await storage.action(slot)
+    if current is not None and current["action_id"] == action_id:
+        return current
+    action, events = make(current)
+    await storage.put_action(slot, current, action, wrap(domain.BudgetChange(events=events)))
+    return action
+
+
+async def initiate_balance(storage: Storage, application_id: str, initiator: str, at: datetime, *, action_id: str,
+                           wrap: Wrap) -> dict[str, Any]:
+    """The balance payment of an exchange, from the partnership's accepted report only: 409 without
+    one, or when the agreement is not accepted, the balance already ordered, or the exchange did
+    not take place; the days are bounded by the agreement's."""
+    record = await still_open(storage, application_id)
+    report = await storage.report(application_id)
+    if report is None:
+        raise Conflict("no report of this exchange was accepted by the partnership's review: the balance follows "
+                       "the accepted report only", field="report", rule="accepted_by_review")
+    days = domain.balance_days(record, report)
+    budget = await storage.view(record["call_id"])
+    rules = rule_set(budget["rule_set_version"])
+    amount = domain.balance_figures(record, days, rules)[2]
+    return await initiate(
+        storage, four_eyes.slot(four_eyes.BALANCE_PAYMENT, application_id),
+        lambda current: four_eyes.initiate(
+            four_eyes.BALANCE_PAYMENT, action_id=action_id, call_id=record["call_id"],
+            partnership_id=budget["partnership_id"], initiator=initiator, at=at, current=current,
+            application_id=application_id, amount_cents=amount,
+            params={"actual_working_days": days, "report_accepted_by": report["accepted_by"]},
+            reason=f"balance for {days} of {domain.planned_days(record)} planned working days"),
+        wrap, action_id)
+
+
+async def verify(storage: Storage, action: dict[str, Any], verifier: four_eyes.Officer, at: datetime, wrap: Wrap,
+                 effect: Callable[[dict[str, Any]], Awaitable[Any]]) -> dict[str, Any]:
+    """The second officer's verification, then its effect (exactly once, by `effect_id`). A retry
+    of an action verified already only finishes its effect."""
+    if action["status"] != four_eyes.VERIFIED:
+        parties = None
+        if action.get("application_id"):  # still as it was initiated for: else nothing is verified
+            record = await still_open(storage, action["application_id"])
+            if action["kind"] == four_eyes.BALANCE_PAYMENT:
+                domain.check_balance_due(record, action["params"]["actual_working_days"])
+            parties = record["parties"]
+        decided, events = four_eyes.verify(action, verifier, at, parties)
+        if not await storage.decide_action(action, decided, wrap(domain.BudgetChange(events=events))):
+            raise Conflict(f"action {action['action_id']} was decided meanwhile", field="action_id", rule="pending")
+        action = decided
+    elif action.get("verified_by") != verifier.subject:
+        raise Conflict(f"action {action['action_id']} was verified already", field="action_id", rule="pending")
+    await effect(action)
+    return action
+
+
+async def still_open(storage: Storage, application_id: str) -> dict[str, Any]:
+    """An exchange's commitment record, if it is still committed (409 otherwise)."""
+    outcome = await storage.commitment(application_id)
+    if outcome is None or outcome["record"] is None or outcome["state"] == REFUSED:
+        raise NotFound(f"no grant for exchange {application_id}")
+    if outcome["state"] != "committed":
+        raise Conflict(f"the commitment of {application_id} was {outcome['state']}", field="commitment",
+                       rule="committed")
+    return outcome["record"]
+
+
+async def reject(storage: Storage, action: dict[str, Any], by: str, reason: str, at: datetime,
+                 wrap: Wrap) -> dict[str, Any]:
+    decided, events = four_eyes.reject(action, by, reason, at)
+    if not await storage.decide_action(action, decided, wrap(domain.BudgetChange(events=events))):
+        raise Conflict(f"action {action['action_id']} was decided meanwhile", field="action_id", rule="pending")
+    return decided

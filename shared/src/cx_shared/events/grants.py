@@ -4,7 +4,7 @@ confirmations it consumes on cx.finance.v1)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -49,8 +49,10 @@ class CommitmentReleased(Event, name="commitment.released", topic=GRANTS):
     call_id: str
     released_cents: int = Field(ge=0)
     reason: Reason
-    # Added later (absent on older events): the officer who cancelled the grant by hand.
+    # Added later (absent on older events): the officer who cancelled the grant by hand, and the
+    # second officer who verified that cancellation (four eyes).
     released_by: str | None = None
+    verified_by: str | None = None
 
 
 # Added later to the events a report's acceptance orders (absent on older events): who accepted
@@ -70,6 +72,7 @@ class CommitmentReduced(Event, name="commitment.reduced", topic=GRANTS):
     reason: Reason
     accepted_by: AcceptedBy = None
     actual_working_days: ActualWorkingDays = None
+    verified_by: str | None = None  # added later: the second officer who verified the balance (four eyes)
 
 
 class BudgetOpened(Event, name="budget.opened", topic=GRANTS):
@@ -89,6 +92,7 @@ class BudgetToppedUp(Event, name="budget.topped_up", topic=GRANTS):
     # (a retry with it adds nothing; a rebuild keeps the top-up under it).
     topped_up_by: str | None = None
     idempotency_key: str | None = Field(None, max_length=100)
+    verified_by: str | None = None  # added later: the second officer who verified it (four eyes)
 
 
 class GrantAgreementIssued(Event, name="grant_agreement.issued", topic=GRANTS):
@@ -122,6 +126,10 @@ class PaymentOrdered(Event, name="payment.ordered", topic=GRANTS):
     payee_country: str
     accepted_by: AcceptedBy = None  # a balance: the report's acceptance
     actual_working_days: ActualWorkingDays = None
+    # Added later (absent on older events and on a pre-financing): the second officer who verified
+    # a balance initiated by the report's acceptance (four eyes). The finance system pays a
+    # balance only with it.
+    verified_by: str | None = None
 
 
 class PaymentSettled(Event, name="payment.settled", topic=GRANTS):
@@ -144,6 +152,46 @@ class PaymentConfirmed(Event, name="payment.confirmed", topic=FINANCE):
     amount_cents: int = Field(ge=0)
     finance_reference: Reference = ""
     executed_at: datetime | None = None
+
+
+# Four eyes (issue 23): a balance payment, a top-up and a cancellation by hand are initiated by
+# one officer and verified by another officer of the same partnership (the EU's financial rules
+# separate the initiating agent from the verifying one). Every step is an event naming who.
+ActionKind = Literal["balance_payment", "top_up", "cancellation"]
+
+
+class FourEyesAction(Event):
+    action_id: str
+    kind: ActionKind
+    call_id: str
+    partnership_id: str
+    application_id: str | None = None  # a balance payment or a cancellation: the exchange
+    amount_cents: int | None = Field(None, ge=0)  # a balance payment or a top-up: the amount at stake
+
+
+class ActionInitiated(FourEyesAction, name="action.initiated", topic=GRANTS):
+    """An officer (or the partnership's report review) initiated an action; it waits for another
+    officer's verification until `expires_at`."""
+
+    initiated_by: str
+    expires_at: datetime
+    reason: Reason = ""
+    supersedes: str | None = None  # an expired action of the same kind and subject it replaces
+
+
+class ActionVerified(FourEyesAction, name="action.verified", topic=GRANTS):
+    """A second officer verified the action: it takes effect (its own events follow)."""
+
+    initiated_by: str
+    verified_by: str
+
+
+class ActionRejected(FourEyesAction, name="action.rejected", topic=GRANTS):
+    """An officer rejected (or the initiator withdrew) the action: nothing changes."""
+
+    initiated_by: str
+    rejected_by: str
+    reason: Reason = ""
 
 
 class GrantsErasureReported(ErasureReport, name="personal_data.erasure_reported.grants", topic=GRANTS):
