@@ -185,11 +185,16 @@ TABLE: list[Route] = [
             frozenset({MANAGER, PROGRAMME}), fresh="subscription_id" if method != "GET" else None,
             why="made by the programme manager for A: A's managers manage it; officers only their own")
       for method, tail in (("GET", ""), ("GET", "/deliveries"), ("POST", "/enable"), ("POST", "/disable"),
-                           ("POST", "/rotation"), ("DELETE", ""))],
+                           ("DELETE", ""))],
+    Route(NOTIFICATIONS, "POST", "/webhooks/subscriptions/{subscription_id}/rotation", frozenset({PROGRAMME}),
+          fresh="subscription_id", why="the new secret goes to the subscription's owner only (the programme "
+                                       "manager made it); A's managers may suspend or delete it"),
     Route(NOTIFICATIONS, "GET", "/unsubscribe/{token}", EVERYBODY,
-          why="the link in an email: its opaque token is the credential"),
-    Route(NOTIFICATIONS, "POST", "/unsubscribe/{token}", EVERYBODY),
-    Route(NOTIFICATIONS, "POST", "/resubscribe/{token}", EVERYBODY),
+          why="the link in an email: its opaque token is the credential (logged as {token})"),
+    Route(NOTIFICATIONS, "POST", "/unsubscribe/{token}", EVERYBODY, why="RFC 8058 one-click, to the link itself"),
+    Route(NOTIFICATIONS, "POST", "/unsubscribe", EVERYBODY, body=lambda s: {"token": s.token},
+          why="the page's button: the token in the body"),
+    Route(NOTIFICATIONS, "POST", "/resubscribe", EVERYBODY, body=lambda s: {"token": s.token}),
     # Last: these end the exchange (a later pass is a 409, which is still a pass).
     Route(APPLICATIONS, "POST", "/applications/{application_id}/close", frozenset({MANAGER, PROGRAMME}),
           body=lambda s: REASON),

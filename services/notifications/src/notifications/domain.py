@@ -309,6 +309,13 @@ def within(scope: list[str] | None, sub: dict) -> bool:
     return not sub.get("programme_wide") and set(sub.get("partnership_ids") or ["?"]) <= set(scope)
 
 
+def owner_lapsed(sub: dict, now: datetime, check_seconds: float) -> bool:
+    """Has the owner not shown for ``check_seconds`` that he still belongs to the partnerships the
+    subscription hears of (a call of his with a token holding his role there)? Then it stops."""
+    seen = sub.get("owner_seen_at") or sub.get("created_at")
+    return seen is not None and (now - seen).total_seconds() >= check_seconds
+
+
 def signing_secrets(sub: dict, now: datetime) -> list[str]:
     """The secrets in force: the current one, and the previous one during its grace period."""
     until = sub.get("previous_secret_until")

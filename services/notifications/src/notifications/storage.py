@@ -52,6 +52,9 @@ PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "fail
 # Webhook delivery states: pending -> sending -> delivered | pending (retry) | failed; suspended while disabled.
 DELIVERED, SUSPENDED = "delivered", "suspended"
 ACTIVE, DISABLED = "active", "disabled"
+# Why a subscription is disabled: its endpoint kept failing, someone disabled it, or its owner left
+# the partnerships it hears of (or did not show up for WEBHOOK_OWNER_CHECK_DAYS): then only he enables it.
+FAILING, BY_HAND, OWNER_LEFT = "failing", "by_hand", "owner_left"
 REMINDER_CAUSE = "reminder:"  # the cause id of a reminder's emails: reminder:<reminder id>
 ENROLMENT = "enrolment:"  # events parked for a party's enrolment: parked under enrolment:<organisation id>
 ROUTING = {"_id": 1, "event_types": 1, "programme_wide": 1, "partnership_ids": 1, "status": 1}
@@ -434,7 +437,7 @@ class Storage:
         """The scope's entries first: an entry whose subscription never came is ignored, while a
         subscription without its entries would silently hear nothing."""
         doc = {**sub, "_id": str(uuid.uuid4()), "status": ACTIVE, "created_at": self.clock.now(),
-               "failing_since": None, "last_error": None, "disabled_at": None}
+               "owner_seen_at": self.clock.now(), "failing_since": None, "last_error": None, "disabled_at": None}
         for partnership_id in doc["partnership_ids"]:
             await _insert(self.scopes, {"_id": _scope_id(partnership_id, doc["_id"]),
                                         "partnership_id": partnership_id, "subscription_id": doc["_id"]})
@@ -543,9 +546,17 @@ class Storage:
                                                             {"$set": {"last_error": error}},
                                                             return_document=ReturnDocument.AFTER)
 
-    async def disable_subscription(self, subscription_id: str) -> bool:
+    async def owner_seen(self, subscription_id: str) -> None:
+        """Its owner called with a token that still holds his role in its partnerships."""
+        await self.subscriptions.update_one({"_id": subscription_id}, {"$set": {"owner_seen_at": self.clock.now()}})
+
+    async def owner_left(self, subscription_id: str) -> bool:
+        return await self.disable_subscription(subscription_id, OWNER_LEFT)
+
+    async def disable_subscription(self, subscription_id: str, reason: str = BY_HAND) -> bool:
         result = await self.subscriptions.update_one({"_id": subscription_id, "status": ACTIVE},
-                                                     {"$set": {"status": DISABLED, "disabled_at": self.clock.now()}})
+                                                     {"$set": {"status": DISABLED, "disabled_at": self.clock.now(),
+                                                               "disabled_reason": reason}})
         self.routes.changed()
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": PENDING},
                                           {"$set": {"status": SUSPENDED}})
@@ -553,7 +564,8 @@ class Storage:
 
     async def enable_subscription(self, subscription_id: str) -> None:
         await self.subscriptions.update_one({"_id": subscription_id},
-                                            {"$set": {"status": ACTIVE, "failing_since": None, "disabled_at": None}})
+                                            {"$set": {"status": ACTIVE, "failing_since": None, "disabled_at": None,
+                                                      "disabled_reason": None}})
         self.routes.changed()
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": SUSPENDED},
                                           {"$set": {"status": PENDING, "next_attempt_at": self.clock.now()}})

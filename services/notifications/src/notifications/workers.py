@@ -26,13 +26,14 @@ from notifications.domain import (
     language,
     message_id,
     notification_id,
+    owner_lapsed,
     plan_reminder,
     reminder_still_relevant,
     should_disable,
     signing_secrets,
 )
 from notifications.handlers import exchange_dates
-from notifications.storage import DELIVERED, DELIVERIES, FAILED, NOTIFICATIONS, PENDING, REMINDER_CAUSE, Storage
+from notifications.storage import DELIVERED, DELIVERIES, FAILED, FAILING, NOTIFICATIONS, PENDING, REMINDER_CAUSE, Storage
 
 log = get_logger(__name__)
 
@@ -225,6 +226,10 @@ async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient, hint
     if doc is None:
         return False
     sub = await storage.subscription(doc["subscription_id"])
+    if sub is not None and sub["status"] == "active" and owner_lapsed(sub, storage.clock.now(),
+                                                                       s.webhook_owner_check_seconds):
+        await storage.owner_left(sub["_id"])  # its owner has not shown he still belongs for too long
+        sub = await storage.subscription(sub["_id"])
     if sub is None or sub["status"] != "active":
         await storage.delivery_attempted(doc, {"at": storage.clock.now(), "error": "subscription not active"},
                                          "cancelled" if sub is None else "suspended")
@@ -289,5 +294,5 @@ async def _disable(storage: Storage, sub: dict) -> None:
                "failing_since": sub["failing_since"].isoformat(timespec="seconds")}
     # about no exchange: seen in the mail log by programme-wide managers only
     await storage.enqueue_emails([email], cause=cause, application_id=None, context=context, partnership_id=None)
-    if await storage.disable_subscription(sub["_id"]):
+    if await storage.disable_subscription(sub["_id"], FAILING):
         log.warning("webhook subscription disabled", subscription_id=sub["_id"], url=sub["url"])
