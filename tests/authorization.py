@@ -195,6 +195,10 @@ TABLE: list[Route] = [
     Route(NOTIFICATIONS, "POST", "/unsubscribe", EVERYBODY, body=lambda s: {"token": s.token},
           why="the page's button: the token in the body"),
     Route(NOTIFICATIONS, "POST", "/resubscribe", EVERYBODY, body=lambda s: {"token": s.token}),
+    Route(NOTIFICATIONS, "GET", "/confirmations/{confirmation_token}", EVERYBODY,
+          why="the link in the first email to a contact address: its token is the credential"),
+    Route(NOTIFICATIONS, "POST", "/confirmations", EVERYBODY, body=lambda s: {"token": s.confirmation_token},
+          why="the page's button: the token in the body"),
     # Last: these end the exchange (a later pass is a 409, which is still a pass).
     Route(APPLICATIONS, "POST", "/applications/{application_id}/close", frozenset({MANAGER, PROGRAMME}),
           body=lambda s: REASON),

@@ -5,10 +5,14 @@ receives), unsubscribe tokens kept out of logs and answers."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 from cx_shared.auth import issue_token
 from cx_shared.settings import ServiceSettings
 from cx_shared.testing.services import free_port
@@ -159,3 +163,51 @@ async def test_unsubscribe_tokens_stay_out_of_logs_and_answers(run_service, upst
     log = service.log_path.read_text(errors="replace")
     assert '"GET /unsubscribe/{token} HTTP/1.1" 200' in log  # the access log has the requests...
     assert token not in log  # ...and never the token
+
+
+async def test_a_new_contact_address_hears_only_its_confirmation_until_confirmed(
+        run_service, upstream, sink, helpers, stored, service_env, infra):
+    """Anyone may enrol an organisation with any contact address: the platform's first email there
+    is a confirmation showing nothing the enroller wrote; what else concerns it waits (held) until
+    the link is followed, then goes; the confirmation survives a rebuild."""
+    port = free_port()
+    service = run_service("notifications", HTTP_PORT=str(port), PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+                          MAIL_POLL_SECONDS="0.3")
+    uid = helpers.uid()
+    victim = f"victim-{uid}@example.org"
+    visitor = helpers.participant("Buy cheap pills at spam.example", "BE", "Gent", "fr", victim)
+    host = helpers.participant("Hub Tallinn", "EE", "Tallinn", "en", f"h-{uid}@example.org")
+    await upstream.publish(upstream.enrolled(visitor, "visitor"), confirmed=False)
+    (first,) = await sink.wait_for(victim, subject="ClusterXchange")
+    assert "confirmer" in first["subject"].lower()  # in the contact's language
+    shown = json.dumps(first)
+    assert "spam.example" not in shown and "Contact of" not in shown  # nothing the enroller chose
+    link = re.search(r"http://127\.0\.0\.1:\d+/confirmations/[\w-]+", shown)[0]
+    token = link.rsplit("/", 1)[1]
+
+    await upstream.publish(upstream.submitted(f"app-{uid}", f"call-{uid}", visitor, host), confirmed=False)
+    await stored("notifications", {"application_id": f"app-{uid}", "recipient.email": victim, "status": "held"},
+                 "the submission's email to the visitor, held")
+    await upstream.confirm(host.contact.email)
+    assert httpx.get(link).status_code == 200  # the page (a scanner following the link confirms nothing)
+    assert [m["subject"] for m in sink.to(victim)] == [first["subject"]]
+    done = httpx.post(f"{service.url}/confirmations", data={"token": token})
+    assert done.status_code == 200 and "confirmed" in done.text
+    await sink.wait_for(victim, subject="reçue")  # the held email goes now
+    assert len([m for m in sink.to(victim) if m["subject"] == first["subject"]]) == 1  # asked once
+    assert token not in service.log_path.read_text(errors="replace")
+
+    # A rebuild copies the confirmation: nothing is held again, nothing is asked again.
+    live = service_env("notifications")["MONGODB_DATABASE"]
+    env = {**os.environ, **service_env("notifications", MONGODB_DATABASE=f"{live}_rebuilt")}
+    done = subprocess.run([sys.executable, "-m", "notifications.rebuild", "--drop", "--configuration-from", live],
+                          capture_output=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    client = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    try:
+        rebuilt = client[f"{live}_rebuilt"]
+        assert await rebuilt.confirmed_addresses.count_documents({"_id": victim}) == 1
+        assert await rebuilt.notifications.count_documents({"status": "held", "recipient.email": victim}) == 0
+    finally:
+        await client.drop_database(f"{live}_rebuilt")
+        await client.close()

@@ -30,7 +30,7 @@ from notifications.storage import OWNER_LEFT, Storage
 
 router = APIRouter()
 Who = Annotated[Principal, Depends(principal)]
-EmailStatus = Literal["pending", "sending", "sent", "failed", "suppressed"]  # storage's PENDING...SUPPRESSED
+EmailStatus = Literal["pending", "sending", "sent", "failed", "suppressed", "held"]  # storage's PENDING...HELD
 STAFF_ROLES = (Role.PROGRAMME_MANAGER, Role.GRANT_OFFICER, Role.ASSESSOR)
 SUBSCRIBER_ROLES = (Role.PROGRAMME_MANAGER, Role.GRANT_OFFICER)
 
@@ -193,6 +193,32 @@ async def resubscribe(request: Request) -> dict:
     no address."""
     await storage_of(request).opt_in(await _address(request, await token_in(request)))
     return {"optional_messages": True}
+
+
+# ---- confirming a contact address -------------------------------------------------------------
+
+@router.get("/confirmations/{confirmation_token}", response_class=HTMLResponse, tags=["email"])
+async def confirmation_page(confirmation_token: Token, request: Request) -> str:
+    """The link in the first email to an organisation's contact address: a page whose button POSTs
+    the token in the body (a mail scanner following the link confirms nothing; the path is logged
+    and traced as ``/confirmations/{token}``)."""
+    await _confirmed_address(request, confirmation_token)
+    return _form("../confirmations", confirmation_token, "Confirm that this e-mail address is yours, so that ClusterXchange "
+                 "may write to it about your organisation's exchanges.", "Confirm")
+
+
+@router.post("/confirmations", response_class=HTMLResponse, tags=["email"], openapi_extra=TOKEN_BODY)
+async def confirm_address(request: Request) -> str:
+    """Confirm the token's address (the token in the body): the emails kept for it go now."""
+    await storage_of(request).confirm(await _confirmed_address(request, await token_in(request)))
+    return "<p>Thank you: your address is confirmed.</p>"
+
+
+async def _confirmed_address(request: Request, token: str) -> str:
+    address = await storage_of(request).address_of_confirmation_token(token)
+    if address is None:
+        raise NotFound("this confirmation link is not valid")
+    return address
 
 
 # ---- webhook subscriptions ---------------------------------------------------------------------
