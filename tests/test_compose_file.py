@@ -85,7 +85,8 @@ def test_each_service_has_its_own_database_user_and_no_other_service_its_credent
         url = services[name]["environment"]["MONGODB_URL"]
         user, password = re.match(r"^mongodb://([^:@/]+):([^@/]+)@mongodb:27017/\?authSource=admin$", url).groups()
         assert (user, password) == (name, variables[f"MONGODB_PASSWORD_{name.upper()}"]), name
-        others = {k: v for k, v in variables.items() if k.startswith("MONGODB_PASSWORD_") and k != f"MONGODB_PASSWORD_{name.upper()}"}
+        others = {k: v for k, v in variables.items()
+                  if k.startswith("MONGODB_PASSWORD_") and k != f"MONGODB_PASSWORD_{name.upper()}"}
         assert not [k for k, v in others.items() if v in json.dumps(services[name])], name
         users[name] = user
     assert len(set(users.values())) == len(SERVICES)

@@ -203,8 +203,8 @@ async def confirmation_page(confirmation_token: Token, request: Request) -> str:
     the token in the body (a mail scanner following the link confirms nothing; the path is logged
     and traced as ``/confirmations/{token}``)."""
     await _confirmed_address(request, confirmation_token)
-    return _form("../confirmations", confirmation_token, "Confirm that this e-mail address is yours, so that ClusterXchange "
-                 "may write to it about your organisation's exchanges.", "Confirm")
+    return _form("../confirmations", confirmation_token, "Confirm that this e-mail address is yours, so that "
+                 "ClusterXchange may write to it about your organisation's exchanges.", "Confirm")
 
 
 @router.post("/confirmations", response_class=HTMLResponse, tags=["email"], openapi_extra=TOKEN_BODY)

@@ -34,7 +34,8 @@ from notifications.domain import (
     signing_secrets,
 )
 from notifications.handlers import ask_confirmations, exchange_dates
-from notifications.storage import DELIVERED, DELIVERIES, FAILED, FAILING, NOTIFICATIONS, PENDING, REMINDER_CAUSE, Storage
+from notifications.storage import (DELIVERED, DELIVERIES, FAILED, FAILING, NOTIFICATIONS, PENDING, REMINDER_CAUSE,
+                                   Storage)
 
 log = get_logger(__name__)
 
@@ -119,7 +120,8 @@ async def _send(storage: Storage, doc: dict, connection: mail.Connection) -> boo
         f"{s.public_base_url}/unsubscribe/{await storage.unsubscribe_token(recipient['email'])}"
     context = {**doc["context"], "recipient_name": recipient["name"], "role": recipient["role"]}
     if doc["template"] == ADDRESS_CONFIRMATION:  # the token is made at sending: the mail log never holds it
-        context["confirm_url"] = f"{s.public_base_url}/confirmations/{await storage.confirmation_token(recipient['email'])}"
+        token = await storage.confirmation_token(recipient["email"])
+        context["confirm_url"] = f"{s.public_base_url}/confirmations/{token}"
     try:
         rendered = mail.render(doc["template"], recipient["language"], context, unsubscribe)
         message = mail.build_message(s, to=recipient["email"], rendered=rendered,
