@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 
 from notifications.clock import Clock
 from notifications.domain import (
+    ADDRESS_CONFIRMATION,
     ASSESSOR,
     CONTACT,
     GRANT_OFFICER,
@@ -38,6 +39,7 @@ from notifications.domain import (
     Recipient,
     Reminder,
     language,
+    notification_id,
     within,
 )
 from notifications.memory import Fresh, Recent, Routes
@@ -242,7 +244,14 @@ class Storage:
         places, _ = await self.places(subject_id)
         emails = sorted({c["email"].lower() for c in await self.contacts(subject_id)})
         return await documents_in([*places, *[(self.opt_outs, {"_id": e}) for e in emails],
-                                   *[(self.unsubscribe_tokens, {"email": e}) for e in emails]])
+                                   *[(self.unsubscribe_tokens, {"email": e}) for e in emails],
+                                   *self._confirmation_places(emails)])
+
+    def _confirmation_places(self, emails) -> list[Place]:
+        """An address's confirmation: the email asking it, its link's token, the record it was confirmed."""
+        return [place for e in emails for place in (
+            (self.notifications, {"_id": notification_id(ADDRESS_CONFIRMATION, e)}),
+            (self.confirmation_tokens, {"email": e}), (self.confirmed, {"_id": e}))]
 
     async def forget(self, subject_id: str) -> Forgotten:
         """The subject's contact person out of the read models, the mail log, webhook deliveries and
@@ -250,7 +259,8 @@ class Storage:
         places, exchanges = await self.places(subject_id)
         contacts = await self.contacts(subject_id)
         emails = {c["email"].lower() for c in contacts}
-        changed = await forget_in(places, subject_id, contacts)
+        # the confirmation asked of each address (every third place: the email, of no exchange, by its id)
+        changed = await forget_in([*places, *self._confirmation_places(emails)[::3]], subject_id, contacts)
         for email in emails:
             await self.opt_outs.delete_one({"_id": email})
             await self.unsubscribe_tokens.delete_one({"email": email})
