@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -54,10 +57,15 @@ class Journey:
             "contact": {"name": f"{role} contact", "email": email, "language": language}},
             self.token(role, subject=subject))
 
-    def enrol_pair(self) -> None:
+    def enrol_pair(self, confirm: bool = True) -> None:
+        """The visitor and the host enrol, and their contact people confirm their addresses (by the
+        link of notifications' first email, when a mail sink is there to read it; ``confirm=False``
+        where notifications does not run)."""
         self.visitor_email = f"visitor-{self.suffix}@example.es"
         self.visitor = self.enrol("visitor", self.visitor_sub, "ES", "Madrid", self.visitor_email, "en")
         self.host = self.enrol("host", self.host_sub, "DE", "Munich", f"host-{self.suffix}@example.de", "de")
+        contacts = (self.visitor_email, f"host-{self.suffix}@example.de")
+        self.confirmation_tokens = {a: confirm_address(a) if confirm else None for a in contacts}
 
     @property
     def visitor_headers(self) -> dict:
@@ -103,6 +111,23 @@ class Journey:
                 return seen
             await asyncio.sleep(0.3)
         raise AssertionError(f"status {wanted!r} not reached in {timeout}s; last: {seen}")
+
+
+def confirm_address(address: str, timeout: float = 60) -> str | None:
+    """Follow the confirmation link notifications mails to a new contact address (its token POSTed
+    in the body, as the page's button does); the token, or None without a mail sink."""
+    sink = os.environ.get("SMTP_SINK_URL")
+    if not sink:
+        return None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"(http://[^\s\"<>]+)/confirmations/([\w-]+)", json.dumps(mail_to(sink, address)))
+        if found:
+            done = httpx.post(f"{found[1]}/confirmations", data={"token": found[2]}, timeout=20)
+            assert done.status_code == 200, done.text
+            return found[2]
+        time.sleep(0.3)
+    raise AssertionError(f"no confirmation email to {address} in {timeout}s")
 
 
 def mail_to(sink_url: str, address: str) -> list[dict]:

@@ -49,6 +49,7 @@ class Scenario:
     notification_id: str = ""
     subscription_id: str = ""
     token: str = ""  # an email's opaque unsubscribe token
+    confirmation_token: str = ""  # the visitor's contact address's confirmation link's token
     export_id: str = ""  # made anew for each request (fresh)
     erasure_id: str = ""
     action_id: str = ""  # a four-eyes action (a top-up) initiated by an officer outside the table
@@ -106,6 +107,7 @@ async def build(system: dict, token, smtp_sink_url: str) -> Scenario:
     s.partnership_id, s.call_id = call["partnership_id"], call["call_id"]
     s.visitor_id = s.organisation_id = journey.visitor["organisation_id"]
     s.host_id = journey.host["organisation_id"]
+    s.confirmation_token = journey.confirmation_tokens[journey.visitor_email] or ""
     partnership_b = other.call["partnership_id"]
     staff = {"assessor": "assessor", "grant_officer": "grant_officer", "manager": "programme_manager"}
     s.headers = {

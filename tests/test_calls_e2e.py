@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from cx_shared.events.applications import ApplicationCancelled, CallCancelled, CallClosed, CallUpdated
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, topic_names, wait_consumed
 from cx_shared.topics import APPLICATIONS, GRANTS, SERVICES, consumer_group
-from tests.journey import Journey, mail_to, verified
+from tests.journey import Journey, confirm_address, mail_to, verified
 
 pytestmark = pytest.mark.infra
 
@@ -41,6 +41,7 @@ async def test_issue_13g_calls_are_closed_early_and_cancelled(system, infra, nam
     subject = f"visitor-2-{journey.suffix}"
     email = f"v2-{journey.suffix}@example.eu"
     second = journey.enrol("visitor", subject, "PT", "Lisbon", email, "en")
+    confirm_address(email)  # its contact person follows the link of notifications' first email
     second_headers = token("visitor", subject=subject, organisation_id=second["organisation_id"])
 
     # A: granted (the host accepted, grants committed); B: approved, its lump sum held by assessment.

@@ -62,3 +62,49 @@ def test_with_the_secrets_set_the_services_start_without_development_tokens(comp
     for name, environment in ours.items():
         assert environment["JWT_SECRET"] == variables["JWT_SECRET"], name
         assert environment["DEV_TOKENS"] == "false", name
+
+
+SERVICES = ("applications", "assessment", "grants", "notifications")
+USERS_SCRIPT = ROOT / "deploy" / "mongodb" / "create-service-users.js"
+
+
+def test_each_service_has_its_own_database_user_and_no_other_service_its_credentials(compose_config):
+    """MongoDB with authentication; each service connects as its own user, with its own password,
+    which no other service is given; the init script limits each user to its own database."""
+    variables = all_required()
+    assert {f"MONGODB_PASSWORD_{s.upper()}" for s in (*SERVICES, "root")} <= required_variables()
+    result = load(compose_config, **variables)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    database = services["mongodb"]
+    assert database["environment"]["MONGO_INITDB_ROOT_PASSWORD"] == variables["MONGODB_PASSWORD_ROOT"]
+    assert any(v["source"].endswith("deploy/mongodb/create-service-users.js")
+               and v["target"].startswith("/docker-entrypoint-initdb.d/") for v in database["volumes"])
+    users = {}
+    for name in SERVICES:
+        url = services[name]["environment"]["MONGODB_URL"]
+        user, password = re.match(r"^mongodb://([^:@/]+):([^@/]+)@mongodb:27017/\?authSource=admin$", url).groups()
+        assert (user, password) == (name, variables[f"MONGODB_PASSWORD_{name.upper()}"]), name
+        others = {k: v for k, v in variables.items()
+                  if k.startswith("MONGODB_PASSWORD_") and k != f"MONGODB_PASSWORD_{name.upper()}"}
+        assert not [k for k, v in others.items() if v in json.dumps(services[name])], name
+        users[name] = user
+    assert len(set(users.values())) == len(SERVICES)
+    script = USERS_SCRIPT.read_text()
+    assert re.search(r'roles: \[\{ role: "readWrite", db: own \}, \{ role: "readWrite", db: rebuilt \}, '
+                     r'\{ role: "dbAdmin", db: rebuilt \}\]', script)
+    assert 'const own = `cx_${service}`, rebuilt = `cx_${service}_rebuilt`;' in script
+    assert "password.length < 24" in script
+
+
+def test_a_database_password_missing_stops_compose(compose_config):
+    for name in (*SERVICES, "root"):
+        variable = f"MONGODB_PASSWORD_{name.upper()}"
+        result = load(compose_config, **{k: v for k, v in all_required().items() if k != variable})
+        assert result.returncode == 1 and variable in result.stderr, variable
+
+
+def test_the_mail_ui_listens_on_this_machine_only(compose_config):
+    result = load(compose_config, **all_required())
+    (port,) = json.loads(result.stdout)["services"]["smtp"]["ports"]
+    assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "8025", 8025)

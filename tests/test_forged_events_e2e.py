@@ -23,7 +23,7 @@ async def test_a_forged_host_acceptance_commits_no_grant(run_service, infra, nam
     system = {name: run_service(name) for name in ("applications", "assessment", "grants")}
     journey = Journey(system["applications"].url, token)
     journey.open_call(budget_cents=1_000_000)
-    journey.enrol_pair()
+    journey.enrol_pair(confirm=False)  # no notifications here
     app_id = journey.submit()["application_id"]
     await journey.wait_status(app_id, "approved")
     accepted = HostAccepted(application_id=app_id, call_id=journey.call["call_id"],

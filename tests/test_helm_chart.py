@@ -46,11 +46,15 @@ def operator_values() -> dict:
             "secrets": {"jwtSecret": secrets.token_urlsafe(32)},
             "kafka": {"bootstrapServers": "kafka-0.kafka.example.eu:9093,kafka-1.kafka.example.eu:9093",
                       "setup": {"adminPassword": secrets.token_urlsafe(24)}},
-            "mongodb": {"url": f"mongodb://cx:{secrets.token_urlsafe(16)}@mongodb.data:27017/?tls=true"},
             "notifications": {"publicBaseUrl": "https://cx.example.eu/notifications",
                               "smtp": {"host": "smtp.example.eu", "username": "cx",
                                        "password": secrets.token_urlsafe(16)}},
-            "services": {name: {"kafkaPassword": secrets.token_urlsafe(24)} for name in SERVICES}}
+            "services": {name: {"kafkaPassword": secrets.token_urlsafe(24), "mongodbUrl": database_url(name)}
+                         for name in SERVICES}}
+
+
+def database_url(user: str) -> str:
+    return f"mongodb://{user}:{secrets.token_urlsafe(18)}@mongodb.data:27017/?authSource=admin&tls=true"
 
 
 def merged(base: dict, extra: dict) -> dict:
@@ -161,8 +165,9 @@ def deployed(docs: list[dict], name: str) -> dict:
 
 
 def secret_values(values: dict) -> list[str]:
-    return [values["secrets"]["jwtSecret"], values["kafka"]["setup"]["adminPassword"], values["mongodb"]["url"],
-            values["notifications"]["smtp"]["password"], *(v["kafkaPassword"] for v in values["services"].values())]
+    return [values["secrets"]["jwtSecret"], values["kafka"]["setup"]["adminPassword"],
+            values["notifications"]["smtp"]["password"], *(v["kafkaPassword"] for v in values["services"].values()),
+            *(v["mongodbUrl"] for v in values["services"].values())]
 
 
 def test_each_service_reaches_only_the_broker_its_database_and_for_notifications_mail_and_webhooks(helm, tmp_path):
@@ -240,7 +245,10 @@ def test_the_admins_job_creates_the_topics_with_their_retention_before_the_servi
     ({"kafka": {"securityProtocol": "PLAINTEXT"}}, "/kafka/securityProtocol': value must be one of 'SASL_SSL'"),
     ({"kafka": {"bootstrapServers": ""}}, "kafka.bootstrapServers is required"),
     ({"kafka": {"setup": {"adminPassword": ""}}}, "kafka.setup.adminPassword is required"),
-    ({"mongodb": {"url": ""}}, "services.applications.mongodbUrl (or mongodb.url) is required"),
+    ({"services": {"applications": {"mongodbUrl": ""}}}, "services.applications.mongodbUrl is required"),
+    ({"services": {"grants": {"mongodbUrl": "mongodb://mongodb.data:27017/"}}},
+     "services.grants.mongodbUrl must name the service's own database user"),
+    ({"mongodb": {"url": "mongodb://cx:pw@mongodb.data:27017/"}}, "mongodb.url is no longer read"),
     ({"config": {"topicRetentionMs": 0}}, "config.topicRetentionMs must be -1"),
     ({"notifications": {"publicBaseUrl": "http://cx.example.eu"}}, "notifications.publicBaseUrl must be an https://"),
     ({"services": {"grants": {"replicas": "two"}}}, "/services/grants/replicas': got string, want integer"),
@@ -265,3 +273,36 @@ def test_a_changed_setting_or_secret_rolls_only_the_pods_of_the_service_that_rea
     before, after = checksums(values), checksums(changed)
     assert [n for n in SERVICES if before[n]["checksum/config"] != after[n]["checksum/config"]] == ["notifications"]
     assert [n for n in SERVICES if before[n]["checksum/secret"] != after[n]["checksum/secret"]] == ["grants"]
+
+
+def test_each_service_connects_as_its_own_database_user_and_holds_no_other_credentials(helm, tmp_path):
+    values = operator_values()
+    credentials = of_kind(render(helm, values, tmp_path), "Secret")
+    urls = {name: credentials[name]["stringData"]["MONGODB_URL"] for name in SERVICES}
+    assert urls == {name: values["services"][name]["mongodbUrl"] for name in SERVICES}
+    users = {name: re.match(r"^mongodb://([^:@/]+):", url)[1] for name, url in urls.items()}
+    assert users == {name: name for name in SERVICES}
+    for name in SERVICES:
+        others = [urls[n] for n in SERVICES if n != name]
+        assert not any(u in yaml.safe_dump(credentials[name]) for u in others), name
+    assert "url" not in yaml.safe_load((CHART / "values.yaml").read_text())["mongodb"]  # no shared default
+
+
+def test_two_services_sharing_a_database_user_are_refused(helm, tmp_path):
+    shared = database_url("cx")
+    values = merged(operator_values(), {"services": {"grants": {"mongodbUrl": shared},
+                                                     "notifications": {"mongodbUrl": shared.replace("@", "x@")}}})
+    result = run(helm, "template", values, tmp_path)
+    assert result.returncode != 0
+    assert "services.notifications.mongodbUrl uses the database user of another service" in result.stderr
+
+
+def test_by_default_only_the_namespace_and_the_ingress_controller_reach_the_services(helm, tmp_path):
+    policies = of_kind(render(helm, operator_values(), tmp_path), "NetworkPolicy")
+    for name in SERVICES:
+        (rule,) = policies[name]["spec"]["ingress"]
+        assert rule["from"] == [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "ingress-nginx"}}}], name
+    closed = of_kind(render(helm, merged(operator_values(), {"networkPolicy": {"ingressFrom": []}}), tmp_path),
+                     "NetworkPolicy")
+    assert all(closed[name]["spec"]["ingress"] == [] for name in SERVICES)

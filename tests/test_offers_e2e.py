@@ -44,7 +44,7 @@ async def test_issue_13g_offers_are_edited_and_withdrawn(system, infra, namespac
     apps, assessment = system["applications"].url, system["assessment"].url
     journey = Journey(apps, token)
     journey.open_call()
-    journey.enrol_pair()
+    journey.enrol_pair(confirm=False)  # no notifications here
     visitors = [(journey.visitor, journey.visitor_headers)]
     for n, (country, city) in enumerate((("PT", "Lisbon"), ("IT", "Rome"), ("LT", "Vilnius"), ("FR", "Lyon"))):
         subject = f"visitor-{n}-{journey.suffix}"

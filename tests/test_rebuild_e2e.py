@@ -41,7 +41,7 @@ IGNORED = {
 LOCKS = {"locks"}
 NOT_REPLAYED = {"grants": {"actions"},  # four eyes: a rebuild replays the verified changes, not the actions' steps
                 "notifications": {"webhook_deliveries", "subscriptions", "subscription_scopes", "staff", "opt_outs",
-                                  "unsubscribe_tokens"}}
+                                  "unsubscribe_tokens", "confirmed_addresses", "confirmation_tokens"}}
 
 
 @pytest.fixture

@@ -32,15 +32,36 @@ def wrap(event, subject: str, producer: str) -> Envelope:
     return Envelope.wrap(event, source=f"/clusterxchange/{producer}", subject=subject)
 
 
+def contact_addresses(envelope: Envelope) -> set[str]:
+    """The organisations' contact addresses an enrolment or a submission carries."""
+    data = envelope.data
+    people = [data, data.get("visitor") or {}, data.get("host") or {}]
+    return {p["contact"]["email"].lower() for p in people if isinstance(p.get("contact"), dict)}
+
+
 class Upstream:
     """What applications, assessment and grants would publish, on this test's topics."""
 
-    def __init__(self, kafka: str, namespace: str):
-        self.kafka, self.namespace = kafka, namespace
+    def __init__(self, kafka: str, namespace: str, mongodb_url: str):
+        self.kafka, self.namespace, self.mongodb_url = kafka, namespace, mongodb_url
 
-    async def publish(self, *envelopes: Envelope) -> None:
+    async def publish(self, *envelopes: Envelope, confirmed: bool = True) -> None:
+        """Publish; ``confirmed``: the people these events name have confirmed their addresses (as
+        they would by the link of their first email), so that the test hears what it is about."""
+        if confirmed:
+            await self.confirm(*{a for e in envelopes for a in contact_addresses(e)})
         for e in envelopes:
             await publish_envelope(self.kafka, e, self.namespace)
+
+    async def confirm(self, *addresses: str) -> None:
+        client = AsyncMongoClient(self.mongodb_url, tz_aware=True)
+        try:
+            confirmed = client[f"{self.namespace.replace('.', '')}_notifications"].confirmed_addresses
+            for address in addresses:
+                await confirmed.update_one({"_id": address}, {"$set": {"confirmed_at": datetime.now(UTC)}},
+                                           upsert=True)
+        finally:
+            await client.close()
 
     @staticmethod
     def call(call_id: str, contact_email: str | None = None, mode: str = "automatic",
@@ -142,7 +163,7 @@ class Sink:
 
 @pytest.fixture
 def upstream(infra, namespace) -> Upstream:
-    return Upstream(infra.kafka, namespace)
+    return Upstream(infra.kafka, namespace, infra.mongodb_url)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ CONTEXT = {"recipient_name": "Vera <Admin>", "role": "visitor", "application_id"
            "prefinancing_cents": 60_000, "amount_cents": 60_000, "total_after_cents": 100_000,
            "finance_reference": "FIN-1", "due_on": "2026-06-08",
            "subscription_id": "sub-1", "url": "https://crm.example.org/hook", "last_error": "HTTP 500",
-           "failing_since": "2026-01-01T00:00:00+00:00"}
+           "failing_since": "2026-01-01T00:00:00+00:00", "confirm_url": "https://cx.example.eu/confirmations/c0ffee"}
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -21,7 +21,11 @@ CONTEXT = {"recipient_name": "Vera <Admin>", "role": "visitor", "application_id"
 def test_every_template_renders_subject_text_and_html(template, lang):
     mail = render(template, lang, CONTEXT, unsubscribe_url="https://cx.example.eu/unsubscribe?token=t")
     assert mail.language == lang and mail.subject and "\n" not in mail.subject
-    assert "Vera <Admin>" in mail.text and "Vera &lt;Admin&gt;" in mail.html  # HTML escaped, text not
+    if template == "address_confirmation":  # shows nothing the enroller wrote, no name either
+        assert "Vera" not in mail.text + mail.html and "Optique" not in mail.text + mail.html
+        assert "confirmations/c0ffee" in mail.text and 'href="https://cx.example.eu/confirmations/c0ffee"' in mail.html
+    else:
+        assert "Vera <Admin>" in mail.text and "Vera &lt;Admin&gt;" in mail.html  # HTML escaped, text not
     assert f'<html lang="{lang}">' in mail.html and "unsubscribe?token=t" in mail.text
 
 

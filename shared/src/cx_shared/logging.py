@@ -1,12 +1,15 @@
 """structlog JSON logs; the correlation id of the event or request is bound per task.
 
 Access logs name the path, never the query string: a query may carry what must not be kept
-(a one-time link, an address, a token someone pasted).
+(a one-time link, an address, a token someone pasted); and a path segment that is a credential
+(an unsubscribe or confirmation link's token: the segment after one of SECRET_SEGMENTS) is
+logged as ``{token}``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
@@ -15,14 +18,25 @@ bind_contextvars = structlog.contextvars.bind_contextvars
 clear_contextvars = structlog.contextvars.clear_contextvars
 
 
+# Links mailed to people carry their credential in the path (RFC 8058's one-click unsubscribe
+# needs it in the URL itself): the segment after these is never logged nor traced.
+SECRET_SEGMENTS = ("unsubscribe", "confirmations")
+_SECRET = re.compile(rf"(/(?:{'|'.join(SECRET_SEGMENTS)}))/[^/?#]+")
+
+
+def redacted(path: str) -> str:
+    """A path or URL as it may be kept: no query string, no credential segment."""
+    return _SECRET.sub(r"\1/{token}", path.split("?", 1)[0])
+
+
 class WithoutQuery(logging.Filter):
-    """Cuts the query string off the path in uvicorn's access log records
+    """Cuts the query string and credential segments off the path in uvicorn's access log records
     ('%s - "%s %s HTTP/%s" %d': client, method, path with query, version, status)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and len(record.args) == 5 and isinstance(record.args[2], str):
             client, method, path, version, status = record.args
-            record.args = (client, method, path.split("?", 1)[0], version, status)
+            record.args = (client, method, redacted(path), version, status)
         return True
 
 

@@ -57,7 +57,22 @@ def configure(service_name: str):
 def instrument_app(app) -> None:
     if ENABLED:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls="health/,metrics")
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls="health/,metrics",
+                                           server_request_hook=without_secrets)
+
+
+URL_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full", "url.query")
+
+
+def without_secrets(span, scope) -> None:
+    """A request span keeps no query string nor credential segment (cx_shared.logging.redacted)."""
+    from cx_shared.logging import redacted
+    if span is None or not span.is_recording():
+        return
+    for key in URL_ATTRIBUTES:
+        value = (span.attributes or {}).get(key)
+        if isinstance(value, str):
+            span.set_attribute(key, "" if key == "url.query" else redacted(value))
 
 
 def shutdown() -> None:

@@ -14,7 +14,7 @@ type: Opaque
 stringData:
   JWT_SECRET: {{ $root.Values.secrets.jwtSecret | quote }}
   KAFKA_PASSWORD: {{ $svc.kafkaPassword | quote }}
-  MONGODB_URL: {{ $svc.mongodbUrl | default $root.Values.mongodb.url | quote }}
+  MONGODB_URL: {{ $svc.mongodbUrl | quote }}
   {{- if and (eq $name "notifications") $root.Values.notifications.smtp.password }}
   SMTP_PASSWORD: {{ $root.Values.notifications.smtp.password | quote }}
   {{- end }}

@@ -48,7 +48,13 @@ TEMPLATES: dict[str, bool] = {
     "report_changes_requested": True,
     "report_overdue": True,
     "payment_ordered": True,
+    "address_confirmation": True,
 }
+ADDRESS_CONFIRMATION = "address_confirmation"
+# Addresses anyone may give (an organisation's contact, at enrolment or on a change) hear nothing
+# but the confirmation until their owner confirmed them; staff and the partnership's contact are
+# entered by the partnership's managers.
+CONFIRMED_ROLES = (VISITOR, HOST)
 
 # Event name -> who hears of it, with which template. The whole routing in one table.
 ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -126,6 +132,7 @@ class PlannedEmail:
     template: str
     mandatory: bool
     suppressed: bool = False  # optional and the address unsubscribed: recorded, not sent
+    held: bool = False  # to an address not confirmed yet: kept until it is (then sent), or never sent
 
 
 def notification_id(cause_id: str, email: str) -> str:
@@ -144,9 +151,10 @@ def language(preferred: str | None) -> str:
     return tag if tag in LANGUAGES else FALLBACK_LANGUAGE
 
 
-def plan_emails(cause_id: str, event_name: str, audience: Audience,
-                opted_out: frozenset[str] = frozenset()) -> list[PlannedEmail]:
-    """The emails one event causes: one per recipient address, whatever roles it holds."""
+def plan_emails(cause_id: str, event_name: str, audience: Audience, opted_out: frozenset[str] = frozenset(),
+                unconfirmed: frozenset[str] = frozenset()) -> list[PlannedEmail]:
+    """The emails one event causes: one per recipient address, whatever roles it holds; those to
+    an organisation's contact address not confirmed yet are held."""
     planned: dict[str, PlannedEmail] = {}
     for role, template in ROUTES.get(event_name, ()):
         for recipient in audience.of(role):
@@ -155,8 +163,26 @@ def plan_emails(cause_id: str, event_name: str, audience: Audience,
                 continue  # the same person in two roles hears once; an erased contact person never
             mandatory = TEMPLATES[template]
             planned[address] = PlannedEmail(notification_id(cause_id, address), recipient, template, mandatory,
-                                            suppressed=not mandatory and address in opted_out)
+                                            suppressed=not mandatory and address in opted_out,
+                                            held=held(recipient, unconfirmed))
     return list(planned.values())
+
+
+def held(recipient: Recipient, unconfirmed: frozenset[str]) -> bool:
+    return recipient.role in CONFIRMED_ROLES and recipient.email.strip().lower() in unconfirmed
+
+
+def needs_confirmation(recipients: list[Recipient]) -> list[str]:
+    """The addresses among ``recipients`` that must be confirmed before they hear anything."""
+    return sorted({r.email.strip().lower() for r in recipients
+                   if r.role in CONFIRMED_ROLES and r.email.strip().lower() != ERASED_EMAIL})
+
+
+def confirmation(address: str, language_tag: str | None) -> PlannedEmail:
+    """The first email to a contact address: the confirmation, one per address (its id says so),
+    showing nothing its giver wrote (the template uses no name)."""
+    recipient = Recipient(VISITOR, address, "", language(language_tag))
+    return PlannedEmail(notification_id(ADDRESS_CONFIRMATION, address), recipient, ADDRESS_CONFIRMATION, True)
 
 
 def backoff(attempt: int, base_seconds: float, cap_seconds: float) -> float:
@@ -241,13 +267,14 @@ def rescheduled_reminders(event_name: str, application_id: str, data: dict,
     return []
 
 
-def plan_reminder(cause_id: str, kind: str, audience: Audience,
-                  opted_out: frozenset[str] = frozenset()) -> list[PlannedEmail]:
+def plan_reminder(cause_id: str, kind: str, audience: Audience, opted_out: frozenset[str] = frozenset(),
+                  unconfirmed: frozenset[str] = frozenset()) -> list[PlannedEmail]:
     """Reminders go to the visitor, who has something to do (accept, travel, report)."""
     template = REMINDER_TEMPLATES[kind]
     mandatory = TEMPLATES[template]
     return [PlannedEmail(notification_id(cause_id, r.email), r, template, mandatory,
-                         suppressed=not mandatory and r.email.strip().lower() in opted_out)
+                         suppressed=not mandatory and r.email.strip().lower() in opted_out,
+                         held=held(r, unconfirmed))
             for r in audience.of(VISITOR)]
 
 
@@ -307,6 +334,13 @@ def within(scope: list[str] | None, sub: dict) -> bool:
     if scope is None:
         return True
     return not sub.get("programme_wide") and set(sub.get("partnership_ids") or ["?"]) <= set(scope)
+
+
+def owner_lapsed(sub: dict, now: datetime, check_seconds: float) -> bool:
+    """Has the owner not shown for ``check_seconds`` that he still belongs to the partnerships the
+    subscription hears of (a call of his with a token holding his role there)? Then it stops."""
+    seen = sub.get("owner_seen_at") or sub.get("created_at")
+    return seen is not None and (now - seen).total_seconds() >= check_seconds
 
 
 def signing_secrets(sub: dict, now: datetime) -> list[str]:

@@ -23,9 +23,14 @@ from cx_shared.personal_data.sealed import in_clear
 
 from notifications.domain import (
     CANCELLED_BY,
+    VISITOR,
     ExchangeDates,
+    Recipient,
     ReminderPolicy,
     concerns_people,
+    confirmation,
+    language,
+    needs_confirmation,
     email_context,
     morning_of,
     plan_emails,
@@ -45,7 +50,7 @@ log = get_logger(__name__)
 async def on_event(event: Event, delivery: Delivery, storage: Storage, offer: bool = True) -> None:
     event, delivery = await in_clear(event, delivery, storage.keys)  # a sealed contact opened with its key
     event, delivery = await without_erased(event, delivery, storage.tombstones)  # what was erased stays so
-    await remember(event, storage)
+    await remember(event, delivery.envelope, storage)
     if offer:  # an erasure too: a subscriber holding the subject's data learns to erase it
         await offer_to_subscribers(event, delivery.envelope, storage)
     if isinstance(event, PersonalDataErased):
@@ -59,10 +64,13 @@ async def on_event(event: Event, delivery: Delivery, storage: Storage, offer: bo
         await replay_parked(ENROLMENT + event.organisation_id, storage, offer)
 
 
-async def remember(event: Event, storage: Storage) -> None:
+async def remember(event: Event, envelope: Envelope, storage: Storage) -> None:
     """The read models: recipients from enrolment, calls' contacts, applications' parties and dates."""
     if isinstance(event, OrganisationEnrolled):  # OrganisationUpdated too (a subclass)
         await storage.save_organisation(event.model_dump(mode="json"))
+        if event.contact is not None:  # a new contact address is asked to confirm at once
+            recipient = Recipient(VISITOR, event.contact.email, "", language(event.contact.language))
+            await ask_confirmations([recipient], envelope, storage)
     elif isinstance(event, CallPublished):
         await storage.save_call(event.model_dump(mode="json"))
     elif isinstance(event, ApplicationSubmitted):
@@ -115,12 +123,12 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
         await storage.park(envelope, ENROLMENT + unknown[0])
         log.info("event parked until the party's enrolment is known", organisation_id=unknown[0])
         return
-    cause = {"event_id": envelope.id, "event_type": envelope.type, "subject": envelope.subject,
-             "correlation_id": envelope.correlationid}
+    cause = cause_of(envelope)
     call = await storage.call(application["call_id"])
     audience = await storage.audience(application, call)
     opted_out = await storage.opted_out([r.email for r in audience.everyone()])
-    planned = plan_emails(envelope.id, routing_key(name, envelope.data), audience, opted_out)
+    unconfirmed = await ask_confirmations(audience.everyone(), envelope, storage)
+    planned = plan_emails(envelope.id, routing_key(name, envelope.data), audience, opted_out, unconfirmed)
     context = email_context(application, call, event.model_dump(mode="json"))
     partnership_id = application["partnership_id"]
     await storage.enqueue_emails(planned, cause=cause, application_id=application_id, context=context,
@@ -131,6 +139,25 @@ async def notify(event: Event, envelope: Envelope, storage: Storage) -> None:
                              cause, partnership_id)
     if name in CANCELLED_BY:
         await storage.cancel_reminders(application_id, CANCELLED_BY[name], at=envelope.time)
+
+
+def cause_of(envelope: Envelope) -> dict:
+    return {"event_id": envelope.id, "event_type": envelope.type, "subject": envelope.subject,
+            "correlation_id": envelope.correlationid}
+
+
+async def ask_confirmations(recipients: list[Recipient], envelope: Envelope | None, storage: Storage,
+                            cause: dict | None = None) -> frozenset[str]:
+    """The organisations' contact addresses among ``recipients`` not confirmed yet, each sent its
+    confirmation (once: its id is the address's) before anything else can go to it."""
+    at = envelope.time if storage.replaying and envelope is not None else None
+    unconfirmed = await storage.unconfirmed(needs_confirmation(recipients), at)
+    cause = cause or cause_of(envelope)
+    for r in recipients:
+        if (address := r.email.strip().lower()) in unconfirmed:
+            await storage.enqueue_emails([confirmation(address, r.language)], cause=cause, application_id=None,
+                                         context={}, partnership_id=None)
+    return unconfirmed
 
 
 async def replay_parked(application_id: str, storage: Storage, offer: bool = True) -> None:

@@ -6,8 +6,9 @@ whether it was made, so none is made again and the rebuilt database has no deliv
 history stays in the old database). An email is queued as live, then ends as its EmailSent or
 EmailFailed on our own topic says; one with neither was not sent live either and goes when the
 service starts (its claim lapses). The mailer, dispatcher and reminder loops are not run.
-Subscriptions, staff, opt-outs and unsubscribe tokens are entered over HTTP and carried by no
-event: they are copied from the live database first, since they decide who gets what.
+Subscriptions, staff, opt-outs, unsubscribe tokens, confirmed contact addresses and confirmation
+tokens are entered over HTTP and carried by no event: they are copied from the live database
+first, since they decide who gets what (an address confirmed live stays confirmed).
 """
 
 from cx_shared.consumer import Delivery
@@ -19,10 +20,12 @@ from notifications.handlers import HANDLERS, on_event
 from notifications.settings import Settings
 from notifications.storage import OUTBOX_COLLECTIONS, Storage
 
-CONFIGURATION = ("subscriptions", "subscription_scopes", "staff", "opt_outs", "unsubscribe_tokens")
+CONFIGURATION = ("subscriptions", "subscription_scopes", "staff", "opt_outs", "unsubscribe_tokens",
+                 "confirmed_addresses", "confirmation_tokens")
 
 
 async def on_replayed_event(event: Event, delivery: Delivery, storage: Storage) -> None:
+    storage.replaying = True  # an address is confirmed as of each event's time, as it was live
     await on_event(event, delivery, storage, offer=False)
 
 

@@ -53,6 +53,10 @@ class Settings(ServiceSettings):
     # Read models that may change (contacts, staff, calls, opt-outs) are trusted this long after a
     # read (notifications/memory.py Fresh); 0 reads them for every event.
     read_model_memory_seconds: float = 1.0
+    # A subscription stops (suspended) when its owner has not called its management routes with a
+    # token that still holds his role in its partnerships for this long (roles live in the identity
+    # provider: each call is where the service sees them); he enables it again himself.
+    webhook_owner_check_days: float = 90.0
     # After a rotation the previous secret still signs deliveries for this long (two signatures).
     webhook_secret_grace_seconds: float = 24 * 3600.0
 
@@ -69,6 +73,10 @@ class Settings(ServiceSettings):
     retention_sweep_seconds: float = 3600.0
     # Time travel for tests and demos: the service believes "now" is this far ahead.
     clock_offset_seconds: float = 0.0
+
+    @property
+    def webhook_owner_check_seconds(self) -> float:
+        return self.webhook_owner_check_days * 24 * 3600
 
     def refusals(self) -> list[str]:
         try:

@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 
 from notifications.clock import Clock
 from notifications.domain import (
+    ADDRESS_CONFIRMATION,
     ASSESSOR,
     CONTACT,
     GRANT_OFFICER,
@@ -38,6 +39,7 @@ from notifications.domain import (
     Recipient,
     Reminder,
     language,
+    notification_id,
     within,
 )
 from notifications.memory import Fresh, Recent, Routes
@@ -49,9 +51,14 @@ PARTIES = ("visitor.organisation_id", "host.organisation_id")  # an application'
 
 # Email states: pending -> sending (claimed, leased) -> sent | pending (retry) | failed; suppressed never goes.
 PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "failed", "suppressed"
+# held: to a contact address not confirmed yet; pending once it is, deleted with the mail log's retention if never.
+HELD = "held"
 # Webhook delivery states: pending -> sending -> delivered | pending (retry) | failed; suspended while disabled.
 DELIVERED, SUSPENDED = "delivered", "suspended"
 ACTIVE, DISABLED = "active", "disabled"
+# Why a subscription is disabled: its endpoint kept failing, someone disabled it, or its owner left
+# the partnerships it hears of (or did not show up for WEBHOOK_OWNER_CHECK_DAYS): then only he enables it.
+FAILING, BY_HAND, OWNER_LEFT = "failing", "by_hand", "owner_left"
 REMINDER_CAUSE = "reminder:"  # the cause id of a reminder's emails: reminder:<reminder id>
 ENROLMENT = "enrolment:"  # events parked for a party's enrolment: parked under enrolment:<organisation id>
 ROUTING = {"_id": 1, "event_types": 1, "programme_wide": 1, "partnership_ids": 1, "status": 1}
@@ -70,6 +77,8 @@ class Storage:
         # plain values an index serves (our FerretDB build's index misses matches inside arrays).
         self.scopes = db.subscription_scopes
         self.unsubscribe_tokens = db.unsubscribe_tokens
+        # Contact addresses their owner confirmed, and the tokens of the confirmation links.
+        self.confirmed, self.confirmation_tokens = db.confirmed_addresses, db.confirmation_tokens
         # What holds personal data only for a while: an entry gets ``expires_at`` when it ends.
         self.expiring = (self.notifications, self.deliveries, self.parked)
         days = timedelta(days=1)
@@ -78,10 +87,11 @@ class Storage:
             days * self.settings.parked_event_retention_days)
         self.tombstones = Tombstones(db)
         self.keys: KeyRing | None = None  # the subjects' keys: the service gives them at start
+        self.replaying = False  # a rebuild: what depends on the time of a confirmation is as of each event's
         self.routes = Routes(self._active_subscriptions, self.settings.webhook_routes_refresh_seconds)
         # Stored once, never changed: an application's snapshot, a call's partnership, an address's token.
         self._applications, self._call_partnerships = Recent(4096), Recent(1024)
-        self._tokens = Recent(4096)  # an address's unsubscribe token
+        self._tokens = Recent(4096)  # an address's unsubscribe and confirmation tokens
         self._fresh = Fresh(self.settings.read_model_memory_seconds)
         # Claims are taken one at a time in a process. MongoDB makes each claim atomic, but
         # FerretDB (local mode) lets concurrent conditional updates of one document all succeed
@@ -116,6 +126,8 @@ class Storage:
         await self.subscriptions.create_index([("programme_wide", ASCENDING), ("status", ASCENDING)])
         await self.subscriptions.create_index([("owner", ASCENDING)])
         await self.unsubscribe_tokens.create_index([("email", ASCENDING)], unique=True)
+        await self.confirmation_tokens.create_index([("email", ASCENDING)], unique=True)
+        await self.notifications.create_index([("held_for", ASCENDING)])  # released when the address is confirmed
         for collection in self.expiring:  # the retention sweep's look-up (see sweep_expired)
             await collection.create_index([("expires_at", ASCENDING)])
         # an erasure finds a subject's snapshots and the deliveries of its events
@@ -232,7 +244,14 @@ class Storage:
         places, _ = await self.places(subject_id)
         emails = sorted({c["email"].lower() for c in await self.contacts(subject_id)})
         return await documents_in([*places, *[(self.opt_outs, {"_id": e}) for e in emails],
-                                   *[(self.unsubscribe_tokens, {"email": e}) for e in emails]])
+                                   *[(self.unsubscribe_tokens, {"email": e}) for e in emails],
+                                   *self._confirmation_places(emails)])
+
+    def _confirmation_places(self, emails) -> list[Place]:
+        """An address's confirmation: the email asking it, its link's token, the record it was confirmed."""
+        return [place for e in emails for place in (
+            (self.notifications, {"_id": notification_id(ADDRESS_CONFIRMATION, e)}),
+            (self.confirmation_tokens, {"email": e}), (self.confirmed, {"_id": e}))]
 
     async def forget(self, subject_id: str) -> Forgotten:
         """The subject's contact person out of the read models, the mail log, webhook deliveries and
@@ -240,18 +259,22 @@ class Storage:
         places, exchanges = await self.places(subject_id)
         contacts = await self.contacts(subject_id)
         emails = {c["email"].lower() for c in contacts}
-        changed = await forget_in(places, subject_id, contacts)
+        # the confirmation asked of each address (every third place: the email, of no exchange, by its id)
+        changed = await forget_in([*places, *self._confirmation_places(emails)[::3]], subject_id, contacts)
         for email in emails:
             await self.opt_outs.delete_one({"_id": email})
             await self.unsubscribe_tokens.delete_one({"email": email})
+            await self.confirmation_tokens.delete_one({"email": email})
+            await self.confirmed.delete_one({"_id": email})
             self._fresh.forget(("opt-out", email))
+            self._fresh.forget(("confirmed", email))
         for a in exchanges:
             self._applications.pop(a)
         self._fresh.forget(("organisation", subject_id))
         return Forgotten(removed=[f"the contact person, and the texts the organisation wrote (reports, feedback), in "
                                   f"{changed} documents of the read models, mail log, webhook deliveries and parked "
                                   f"events ({len(exchanges)} exchanges)",
-                                  "opt-outs and unsubscribe links of the contact's addresses"],
+                                  "opt-outs, unsubscribe and confirmation links of the contact's addresses"],
                          kept=[Kept(what="the mail log's entries and deliveries, without the contact person",
                                     why="what was sent when, for the partnership's record")])
 
@@ -298,9 +321,13 @@ class Storage:
         """One queue item per planned email; items already there (a redelivery) are left alone."""
         now, added = self.clock.now(), 0
         for email in planned:
-            claim = {"status": SUPPRESSED, "attempts": 0, **self.mail_lease.released(),
-                     "expires_at": now + self.keep_mail} if email.suppressed \
-                else {"status": SENDING, "attempts": 1, **self.mail_lease.fields(now, self.claimant)}
+            if email.suppressed or email.held:
+                claim = {"status": SUPPRESSED if email.suppressed else HELD, "attempts": 0,
+                         **self.mail_lease.released(), "expires_at": now + self.keep_mail}
+                if not email.suppressed:
+                    claim["held_for"] = email.recipient.email.strip().lower()
+            else:
+                claim = {"status": SENDING, "attempts": 1, **self.mail_lease.fields(now, self.claimant)}
             doc = {"_id": email.notification_id, **claim, "template": email.template, "mandatory": email.mandatory,
                    "recipient": {"role": email.recipient.role, "email": email.recipient.email,
                                  "name": email.recipient.name, "language": email.recipient.language},
@@ -309,7 +336,7 @@ class Storage:
                    "created_at": now, "last_error": None, "outbox": [], "processed": []}
             if await _insert(self.notifications, doc):
                 added += 1
-                if not email.suppressed:
+                if doc["status"] == SENDING:
                     self._queued.put(doc["_id"], doc)
         return added
 
@@ -359,7 +386,8 @@ class Storage:
         """A rebuild: the email ends as its event says (sent or failed), so it is never sent again;
         a reminder's email says its reminder fired (the email itself is not queued again)."""
         data = event.data
-        await self.notifications.update_one({"_id": data["notification_id"]}, {"$set": finished(event, self.keep_mail)})
+        await self.notifications.update_one({"_id": data["notification_id"]},
+                                            {"$set": finished(event, self.keep_mail), "$unset": {"held_for": ""}})
         if (cause := data["cause_event_id"]).startswith(REMINDER_CAUSE):
             await self.reminders.update_one({"_id": cause.removeprefix(REMINDER_CAUSE)},
                                             {"$set": {"status": "fired", "fired_at": event.time}})
@@ -434,7 +462,7 @@ class Storage:
         """The scope's entries first: an entry whose subscription never came is ignored, while a
         subscription without its entries would silently hear nothing."""
         doc = {**sub, "_id": str(uuid.uuid4()), "status": ACTIVE, "created_at": self.clock.now(),
-               "failing_since": None, "last_error": None, "disabled_at": None}
+               "owner_seen_at": self.clock.now(), "failing_since": None, "last_error": None, "disabled_at": None}
         for partnership_id in doc["partnership_ids"]:
             await _insert(self.scopes, {"_id": _scope_id(partnership_id, doc["_id"]),
                                         "partnership_id": partnership_id, "subscription_id": doc["_id"]})
@@ -483,23 +511,56 @@ class Storage:
 
     async def unsubscribe_token(self, email: str) -> str:
         """The address's opaque token (random, made once, good for opting out and in only)."""
+        return await self._token(self.unsubscribe_tokens, email)
+
+    async def confirmation_token(self, email: str) -> str:
+        """The address's confirmation link's token (random, made once, good for confirming only)."""
+        return await self._token(self.confirmation_tokens, email)
+
+    async def _token(self, collection, email: str) -> str:
         address = email.strip().lower()
-        if (token := self._tokens.get(address)) is None:
-            token = await self._stored_unsubscribe_token(address)
-            self._tokens.put(address, token)
+        if (token := self._tokens.get((collection.name, address))) is None:
+            token = await self._stored_token(collection, address)
+            self._tokens.put((collection.name, address), token)
         return token
 
-    async def _stored_unsubscribe_token(self, address: str) -> str:
-        if found := await self.unsubscribe_tokens.find_one({"email": address}):
+    async def _stored_token(self, collection, address: str) -> str:
+        if found := await collection.find_one({"email": address}):
             return found["_id"]
         token = secrets.token_urlsafe(24)
-        if await _insert(self.unsubscribe_tokens, {"_id": token, "email": address, "created_at": self.clock.now()}):
+        if await _insert(collection, {"_id": token, "email": address, "created_at": self.clock.now()}):
             return token
-        return (await self.unsubscribe_tokens.find_one({"email": address}))["_id"]  # another sender made it first
+        return (await collection.find_one({"email": address}))["_id"]  # another sender made it first
 
     async def address_of_unsubscribe_token(self, token: str) -> str | None:
         found = await self.unsubscribe_tokens.find_one({"_id": token})
         return found["email"] if found else None
+
+    async def address_of_confirmation_token(self, token: str) -> str | None:
+        found = await self.confirmation_tokens.find_one({"_id": token})
+        return found["email"] if found else None
+
+    # ---- confirmed contact addresses ------------------------------------------------------------
+
+    async def unconfirmed(self, addresses: list[str], at: datetime | None = None) -> frozenset[str]:
+        """Those of ``addresses`` (lower case) that their owner has not confirmed (by ``at``: a
+        rebuild asks as of each event's time, so that it plans what was planned live)."""
+        found = [await self._fresh.read(("confirmed", a), lambda a=a: self.confirmed.find_one({"_id": a}))
+                 for a in set(addresses)]
+        return frozenset(addresses) - {d["_id"] for d in found if d and (at is None or d["confirmed_at"] <= at)}
+
+    async def confirm(self, address: str) -> int:
+        """The owner followed the link: the address is confirmed (for good: copied by a rebuild, as
+        it is carried by no event), and the emails held for it go. Returns how many."""
+        now = self.clock.now()
+        with suppress(DuplicateKeyError):
+            await self.confirmed.update_one({"_id": address, "confirmed_at": {"$exists": False}},
+                                            {"$set": {"confirmed_at": now}}, upsert=True)
+        self._fresh.forget(("confirmed", address))
+        released = await self.notifications.update_many(
+            {"held_for": address, "status": HELD},
+            {"$set": {"status": PENDING, "next_attempt_at": now}, "$unset": {"held_for": "", "expires_at": ""}})
+        return released.modified_count
 
     async def delete_subscription(self, sub: dict) -> None:
         subscription_id = sub["_id"]
@@ -543,9 +604,17 @@ class Storage:
                                                             {"$set": {"last_error": error}},
                                                             return_document=ReturnDocument.AFTER)
 
-    async def disable_subscription(self, subscription_id: str) -> bool:
+    async def owner_seen(self, subscription_id: str) -> None:
+        """Its owner called with a token that still holds his role in its partnerships."""
+        await self.subscriptions.update_one({"_id": subscription_id}, {"$set": {"owner_seen_at": self.clock.now()}})
+
+    async def owner_left(self, subscription_id: str) -> bool:
+        return await self.disable_subscription(subscription_id, OWNER_LEFT)
+
+    async def disable_subscription(self, subscription_id: str, reason: str = BY_HAND) -> bool:
         result = await self.subscriptions.update_one({"_id": subscription_id, "status": ACTIVE},
-                                                     {"$set": {"status": DISABLED, "disabled_at": self.clock.now()}})
+                                                     {"$set": {"status": DISABLED, "disabled_at": self.clock.now(),
+                                                               "disabled_reason": reason}})
         self.routes.changed()
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": PENDING},
                                           {"$set": {"status": SUSPENDED}})
@@ -553,7 +622,8 @@ class Storage:
 
     async def enable_subscription(self, subscription_id: str) -> None:
         await self.subscriptions.update_one({"_id": subscription_id},
-                                            {"$set": {"status": ACTIVE, "failing_since": None, "disabled_at": None}})
+                                            {"$set": {"status": ACTIVE, "failing_since": None, "disabled_at": None,
+                                                      "disabled_reason": None}})
         self.routes.changed()
         await self.deliveries.update_many({"subscription_id": subscription_id, "status": SUSPENDED},
                                           {"$set": {"status": PENDING, "next_attempt_at": self.clock.now()}})

@@ -17,6 +17,7 @@ from cx_shared.logging import get_logger
 
 from notifications import mail, signature, targets
 from notifications.domain import (
+    ADDRESS_CONFIRMATION,
     SUBSCRIBER,
     VISITOR,
     PlannedEmail,
@@ -26,13 +27,15 @@ from notifications.domain import (
     language,
     message_id,
     notification_id,
+    owner_lapsed,
     plan_reminder,
     reminder_still_relevant,
     should_disable,
     signing_secrets,
 )
-from notifications.handlers import exchange_dates
-from notifications.storage import DELIVERED, DELIVERIES, FAILED, NOTIFICATIONS, PENDING, REMINDER_CAUSE, Storage
+from notifications.handlers import ask_confirmations, exchange_dates
+from notifications.storage import (DELIVERED, DELIVERIES, FAILED, FAILING, NOTIFICATIONS, PENDING, REMINDER_CAUSE,
+                                   Storage)
 
 log = get_logger(__name__)
 
@@ -115,10 +118,12 @@ async def _send(storage: Storage, doc: dict, connection: mail.Connection) -> boo
     # an opaque token in the path: no address in the URL, and no query string for access logs to keep
     unsubscribe = None if doc["mandatory"] else \
         f"{s.public_base_url}/unsubscribe/{await storage.unsubscribe_token(recipient['email'])}"
+    context = {**doc["context"], "recipient_name": recipient["name"], "role": recipient["role"]}
+    if doc["template"] == ADDRESS_CONFIRMATION:  # the token is made at sending: the mail log never holds it
+        token = await storage.confirmation_token(recipient["email"])
+        context["confirm_url"] = f"{s.public_base_url}/confirmations/{token}"
     try:
-        rendered = mail.render(doc["template"], recipient["language"],
-                               {**doc["context"], "recipient_name": recipient["name"], "role": recipient["role"]},
-                               unsubscribe)
+        rendered = mail.render(doc["template"], recipient["language"], context, unsubscribe)
         message = mail.build_message(s, to=recipient["email"], rendered=rendered,
                                      message_id=message_id(doc["_id"], s.mail_from), unsubscribe_url=unsubscribe)
         await connection.send(message)
@@ -176,9 +181,10 @@ async def fire_next_reminder(storage: Storage) -> bool:
     call = await storage.call(application["call_id"])
     audience = await storage.audience(application, call)
     cause_id = f"{REMINDER_CAUSE}{reminder['_id']}"
-    planned = plan_reminder(cause_id, reminder["kind"], audience,
-                            await storage.opted_out([r.email for r in audience.of(VISITOR)]))
     cause = {**reminder["cause"], "event_id": cause_id, "event_type": f"reminder.{reminder['kind']}", "is_event": False}
+    visitors = list(audience.of(VISITOR))
+    planned = plan_reminder(cause_id, reminder["kind"], audience, await storage.opted_out([r.email for r in visitors]),
+                            await ask_confirmations(visitors, None, storage, reminder["cause"]))
     context = email_context(application, call, {})
     await storage.enqueue_emails(planned, cause=cause, application_id=application["_id"], context=context,
                                  partnership_id=application["partnership_id"])
@@ -225,6 +231,10 @@ async def deliver_next_webhook(storage: Storage, client: httpx.AsyncClient, hint
     if doc is None:
         return False
     sub = await storage.subscription(doc["subscription_id"])
+    if sub is not None and sub["status"] == "active" and owner_lapsed(sub, storage.clock.now(),
+                                                                       s.webhook_owner_check_seconds):
+        await storage.owner_left(sub["_id"])  # its owner has not shown he still belongs for too long
+        sub = await storage.subscription(sub["_id"])
     if sub is None or sub["status"] != "active":
         await storage.delivery_attempted(doc, {"at": storage.clock.now(), "error": "subscription not active"},
                                          "cancelled" if sub is None else "suspended")
@@ -289,5 +299,5 @@ async def _disable(storage: Storage, sub: dict) -> None:
                "failing_since": sub["failing_since"].isoformat(timespec="seconds")}
     # about no exchange: seen in the mail log by programme-wide managers only
     await storage.enqueue_emails([email], cause=cause, application_id=None, context=context, partnership_id=None)
-    if await storage.disable_subscription(sub["_id"]):
+    if await storage.disable_subscription(sub["_id"], FAILING):
         log.warning("webhook subscription disabled", subscription_id=sub["_id"], url=sub["url"])

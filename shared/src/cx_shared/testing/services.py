@@ -24,6 +24,8 @@ class ServiceProcess:
     def __init__(self, name: str, env: dict[str, str], log_dir: Path):
         self.name, self.env, self.log_dir = name, dict(env), log_dir
         self.port = int(self.env.setdefault("HTTP_PORT", str(free_port())))
+        if name == "notifications":  # its links (unsubscribe, confirmation) point at this process
+            self.env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{self.port}")
         self.proc: subprocess.Popen | None = None
         self._log_start = 0  # where this run's lines begin in the (appended) log file
 
