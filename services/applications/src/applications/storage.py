@@ -27,7 +27,7 @@ from cx_shared.races import LostRace, until_stored
 from cx_shared.events.common import Kept
 from cx_shared.store import PROCESSED, change, new_document, not_processed
 
-from applications import domain
+from applications import audience, domain
 from applications.access import TAKES_PART_IN
 
 log = get_logger(__name__)
@@ -177,7 +177,8 @@ class Storage:
         return places + [(self.timeline, {"application_id": a}) for a in exchanges]
 
     async def export(self, subject_id: str) -> list[dict]:
-        return await documents_in(await self.places(subject_id))
+        """The subject's data as the subject may read it (not every document that names it)."""
+        return audience.export_for(subject_id, await documents_in(await self.places(subject_id)))
 
     async def forget(self, subject_id: str) -> Forgotten:
         """The subject's contact out of its organisation, and out of its exchanges' snapshots
