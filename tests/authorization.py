@@ -127,6 +127,7 @@ TABLE: list[Route] = [
     Route(APPLICATIONS, "POST", "/applications", frozenset({VISITOR}), body=lambda s: s.application_body()),
     Route(APPLICATIONS, "GET", "/applications", SIGNED_IN, why="a list: each sees only what is his"),
     Route(APPLICATIONS, "GET", "/applications/{application_id}", frozenset({VISITOR, HOST}) | STAFF_A),
+    Route(APPLICATIONS, "GET", "/applications/{application_id}/timeline", frozenset({VISITOR, HOST}) | STAFF_A),
     Route(APPLICATIONS, "PUT", "/applications/{application_id}/preparation", frozenset({VISITOR}),
           body=lambda s: {"travel_booked": True}),
     Route(APPLICATIONS, "POST", "/applications/{application_id}/start", frozenset({HOST}), body=lambda s: {},

@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 
 from cx_shared.envelope import Envelope
 from cx_shared.events.applications import OrganisationEnrolled, OrganisationEnrolledV2, ReportSubmittedV2
-from cx_shared.personal_data import ERASED
+from cx_shared.personal_data import ERASED, ERASED_EMAIL
 from cx_shared.personal_data.keys import Unreadable, unseal
 from cx_shared.testing.kafka import TopicWatcher, end_offsets, publish_raw, topic_names, wait_consumed
 from cx_shared.testing.waiting import eventually
@@ -98,6 +98,40 @@ async def held(db, person: dict | list[str]) -> list[tuple[str, object, list[str
             if hits := traces(json.dumps(doc, default=str, ensure_ascii=False), person):
                 found.append((name, doc["_id"], hits))
     return found
+
+
+STAFF_ONLY = {"assessment.claimed", "conflict.declared", "application.scored", "grant.refused", "email.sent",
+              "email.failed"}
+
+
+async def the_subjects(db, collection: str, doc_id, person: dict) -> bool:
+    """Whether a document the erasure changes is the subject's own to read: not a timeline entry
+    for staff only, not a mail to someone else (which names the subject, but is not theirs)."""
+    doc = await db[collection].find_one({"_id": doc_id})
+    if collection == "timeline":
+        return doc["event"] not in STAFF_ONLY
+    if collection == "notifications":
+        return doc["recipient"]["email"].lower() == person["email"].lower()
+    return True
+
+
+async def shows_only_what_the_subject_may_see(exported: dict, dbs: dict, app_id: str, person: dict) -> None:
+    """Issue 23, finding 2: the visitor's export holds no staff-only timeline entry, not the host's
+    feedback, only the mails sent to the visitor's own address and no other person's address; and it
+    says why, how long and to whom (the record of processing)."""
+    held_raw = {d["event"] async for d in dbs["applications"]["timeline"].find({"application_id": app_id})}
+    assert held_raw & STAFF_ONLY, "the exchange has staff-only entries to leave out"
+    shown = {d["document"]["event"] for d in exported["services"]["applications"] if d["collection"] == "timeline"}
+    assert shown and not shown & STAFF_ONLY, shown & STAFF_ONLY
+    text = json.dumps(exported, ensure_ascii=False)
+    assert "A punctual, curious visitor" not in text, "the host's feedback is the host's"
+    mails = [d["document"] for d in exported["services"]["notifications"] if d["collection"] == "notifications"]
+    assert mails and {m["recipient"]["email"].lower() for m in mails} == {person["email"].lower()}
+    assert await dbs["notifications"]["notifications"].count_documents({"application_id": app_id}) > len(mails), \
+        "the exchange's mail log holds mails to others, left out"
+    addresses = set(re.findall(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", json.dumps(exported["services"])))
+    assert addresses - {ERASED_EMAIL} == {person["email"]}, addresses  # the placeholder is nobody
+    assert {"purpose", "retention", "recipients"} <= set(exported["processing"][0])
 
 
 def erasure(system: dict, headers: dict, erasure_id: str) -> dict:
@@ -202,7 +236,9 @@ async def test_an_erased_contact_person_is_nowhere_and_stays_so(run_service, inf
                                                                                                "phone")]
         for name in SERVICES:
             parts = {(d["collection"], str(d["document"]["_id"])) for d in exported["services"][name]}
-            assert {(collection, str(doc_id)) for collection, doc_id, _ in before[name]} <= parts, name
+            own = [(c, str(i)) for c, i, _ in before[name] if await the_subjects(dbs[name], c, i, person)]
+            assert set(own) <= parts, name
+        await shows_only_what_the_subject_may_see(exported, dbs, app_id, person)
 
         # Grants is down while the data subject asks: it erases and reports when it is back.
         system["grants"].stop()

@@ -142,3 +142,16 @@ def test_an_erasure_forgets_the_texts_the_organisation_wrote_and_keeps_its_struc
     assert json.loads(clean["webhook_body"])["data"] == clean["report"]
     assert redact(clean, "org-1", []) == clean  # once is enough
     assert redact(doc, "org-2", [])["host_feedback"] == {**feedback, "free_text": ERASED}
+
+
+def test_an_export_keeps_the_subjects_own_and_drops_other_organisations_contacts_and_texts():
+    from cx_shared.personal_data import without_others
+    doc = {"visitor": {"organisation_id": "org-v", "contact": {"name": "Vera"}},
+           "host": {"organisation_id": "org-h", "contact": {"name": "Hans"}, "legal_name": "H GmbH"},
+           "report": {"organisation_id": "org-v", "summary": "mine"},
+           "host_feedback": {"organisation_id": "org-h", "free_text": "theirs", "satisfaction": 4}}
+    assert without_others(doc, "org-v") == {
+        "visitor": {"organisation_id": "org-v", "contact": {"name": "Vera"}},
+        "host": {"organisation_id": "org-h", "legal_name": "H GmbH"},
+        "report": {"organisation_id": "org-v", "summary": "mine"},
+        "host_feedback": {"organisation_id": "org-h", "satisfaction": 4}}

@@ -78,3 +78,22 @@ async def test_issue_13g_a_call_changes_only_before_it_opens(programme, infra):
     await p.ok("POST", f"{url}/cancellation", {"reason": "no money after all"})
     assert ("status", "before_opening") in refusal(await patch({"revision": 3, "title": "x"}), 409)
     assert (await p.ok("GET", url))["revision"] == 3
+
+
+async def test_calls_are_listed_a_page_at_a_time(programme):
+    """Issue 23, finding 6: GET /calls answered every call at once. The body stays a list (existing
+    clients read it as before); `limit` bounds it (500 at most) and `Link` names the next page."""
+    p = programme
+    partnership, first = await p.partnership_and_call()
+    body = {k: first[k] for k in ("partnership_id", "title", "opens_on", "closes_on", "budget_cents",
+                                  "assessment_mode")}
+    ids = [first["call_id"]] + [(await p.ok("POST", "/calls", body, status=201))["call_id"] for _ in range(2)]
+    params = {"partnership_id": partnership["partnership_id"], "limit": 2}
+    page = await p.get("/calls", params=params)
+    assert page.status_code == 200 and len(page.json()) == 2 and 'rel="next"' in page.headers["link"]
+    following = page.headers["link"].split(">")[0].lstrip("<")
+    rest = await p.get(following)
+    assert rest.status_code == 200 and "link" not in rest.headers
+    assert sorted(c["call_id"] for c in page.json() + rest.json()) == sorted(ids)
+    assert len(await p.ok("GET", "/calls", params={"partnership_id": partnership["partnership_id"]})) == 3
+    assert (await p.get("/calls", params={"limit": 501})).status_code == 422

@@ -73,3 +73,28 @@ def test_every_contract_about_an_exchange_has_its_audience_decided():
     undecided = [cls.name for cls in all_event_classes()
                  if "application_id" in cls.model_fields and cls.name not in audience.AUDIENCE]
     assert undecided == [], f"add these to audience.AUDIENCE (else only staff read them): {undecided}"
+
+
+def test_a_visitors_export_holds_what_the_visitor_reads_and_nobody_elses_data():
+    """Issue 23, finding 2: an export is the subject's data as the subject may read it, not the raw
+    documents that name it (staff-only entries, staff names, the host's feedback and contact)."""
+    host = {"organisation_id": "org-h", "legal_name": "H", "contact": {"name": "Hans Host", "email": "h@h.example"}}
+    exchange = {"_id": "app-1", "visitor_id": "org-v", "host_id": "org-h", "partnership_id": "ptn-1",
+                "visitor": {"organisation_id": "org-v", "legal_name": "V", "contact": {"name": "Vera"}}, "host": host,
+                "milestones": TIMELINE, "report": {"organisation_id": "org-v", "summary": "my visit"},
+                "host_feedback": {"organisation_id": "org-h", "free_text": "a curious visitor"},
+                "report_review": {"outcome": "accepted", "by": "pm-zoe"}}
+    noted = [{"collection": "timeline", "document": {**e, "_id": e["event_id"], "application_id": "app-1"}}
+             for e in TIMELINE]
+    found = [{"collection": "organisations", "document": {"_id": "org-v", "contact": {"name": "Vera"}}},
+             {"collection": "applications", "document": exchange}, *noted]
+    exported = audience.export_for("org-v", found)
+    text = str(exported)
+    assert "Vera" in text and "my visit" in text, "the subject's own data is there"
+    for other in (*STAFF_NAMES, "Hans Host", "h@h.example", "a curious visitor", "email.sent", "grant.refused",
+                  "assessment.claimed", "conflict.declared", "application.scored", "something.new"):
+        assert other not in text, other
+    entries = [d["document"]["event"] for d in exported if d["collection"] == "timeline"]
+    assert entries == [e["event"] for e in audience.timeline_for(TIMELINE, {Viewer.VISITOR})]
+    as_host = str(audience.export_for("org-h", found[1:]))
+    assert "my visit" not in as_host and "Vera" not in as_host and "a curious visitor" in as_host

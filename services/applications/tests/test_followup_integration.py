@@ -12,6 +12,8 @@ from cx_shared.events.grants import GrantAgreementAccepted, GrantCommitted
 from cx_shared.testing.kafka import TopicWatcher, publish_envelope, topic_names
 from cx_shared.topics import APPLICATIONS
 
+from applications import followup
+
 
 
 async def inject(p, infra, application: dict, event_cls, **fields) -> None:
@@ -135,3 +137,66 @@ async def test_a_missing_report_goes_overdue_blocks_the_balance_and_a_late_one_u
     assert published[0].event().actual_working_days == 5
     # the watcher keeps polling: an accepted report is never escalated again
     assert [e["event"] for e in (await p.ok("GET", path))["timeline"]].count("report.overdue") == 1
+
+
+async def test_repeated_statements_are_bounded_and_the_timeline_reads_newest_first(programme, infra, quiet):
+    """Issue 23, finding 6: a preparation or feedback sent again changes nothing; changed, it may
+    change MAX_REVISIONS times (409 after, nothing stored); the timeline reads a page at a time,
+    newest first, its newest entries reachable however long it grew."""
+    p = programme
+    vt, ht, application, path, start = await signed_exchange(p, infra, quiet)
+    app_id = application["application_id"]
+
+    async def stored() -> dict:
+        return await p.db.applications.find_one({"_id": app_id})
+    ticked = {"travel_booked": True}
+    await p.ok("PUT", f"{path}/preparation", ticked, vt)
+    first = await stored()
+    for _ in range(30):  # the same checklist again: no event, no milestone, no processed id
+        await p.ok("PUT", f"{path}/preparation", ticked, vt)
+    assert (await stored())["revision"] == first["revision"]
+    assert len((await stored())["processed"]) == len(first["processed"])
+    limit = followup.MAX_REVISIONS["preparation.updated"]
+    for i in range(limit - 1):
+        await p.ok("PUT", f"{path}/preparation", {"travel_booked": True, "insurance": i % 2 == 0}, vt)
+    before = await stored()
+    refused = await p.client.put(f"{path}/preparation", json={"agenda_agreed": True}, headers=vt)
+    assert refused.status_code == 409, refused.text
+    assert (await stored())["revision"] == before["revision"]
+    assert sum(m["event"] == "preparation.updated" for m in before["milestones"]) == limit
+
+    await p.ok("POST", f"{path}/start", {}, ht)
+    await p.ok("POST", f"{path}/complete", {"actual_end": str(start)}, ht)
+    feedback = {"satisfaction": 4, "free_text": "Keen"}
+    await p.ok("POST", f"{path}/host-feedback", feedback, ht)
+    revision = (await stored())["revision"]
+    await p.ok("POST", f"{path}/host-feedback", feedback, ht)
+    assert (await stored())["revision"] == revision, "the same feedback again changes nothing"
+    for i in range(followup.MAX_REVISIONS["host_feedback.submitted"] - 1):
+        await p.ok("POST", f"{path}/host-feedback", {"satisfaction": 1 + i % 5, "free_text": f"take {i}"}, ht)
+    assert (await p.post(f"{path}/host-feedback", {"satisfaction": 5}, ht)).status_code == 409
+
+    # A timeline longer than one read: 2,100 old entries, then the newest.
+    old = [{"_id": f"old-{i:05}", "event_id": f"old-{i:05}", "application_id": app_id, "event": "email.sent",
+            "event_type": "eu.clusterxchange.email.sent.v1", "at": f"2000-01-01T00:00:{i % 60:02}.{i:06}Z",
+            "source": "/clusterxchange/notifications", "actor": "notifications", "summary": "old"}
+           for i in range(2100)]
+    await p.db.timeline.insert_many(old)
+    newest = {**old[0], "_id": "newest", "event_id": "newest", "event": "exchange.completed",
+              "at": "2999-01-01T00:00:00.000000Z", "summary": "the newest"}
+    await p.db.timeline.insert_one(newest)
+    staff = p.token("programme_manager", partnership_ids=(application["partnership_id"],))
+    whole = await p.ok("GET", path, headers=staff)
+    assert "newest" in {e["event_id"] for e in whole["timeline"]}
+    page = await p.ok("GET", f"{path}/timeline", params={"limit": 100}, headers=staff)
+    assert page["items"][0]["event_id"] == "newest" and len(page["items"]) == 100
+    seen = [e["event_id"] for e in page["items"]]
+    while page["next"]:
+        page = await p.ok("GET", f"{path}/timeline", params={"limit": 200, "before": page["next"]}, headers=staff)
+        seen += [e["event_id"] for e in page["items"]]
+    assert len(seen) == len(set(seen)) and set(seen) >= {e["_id"] for e in old}
+    mine = await p.ok("GET", f"{path}/timeline", params={"limit": 200}, headers=vt)
+    assert mine["items"][0]["event_id"] == "newest" and not {e["event"] for e in mine["items"]} & {"email.sent"}
+    assert (await p.get(f"{path}/timeline", params={"limit": 201}, headers=staff)).status_code == 422
+    bad = await p.get(f"{path}/timeline", params={"before": "bm90LWEtY3Vyc29y"}, headers=staff)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.before"

@@ -223,3 +223,26 @@ def test_follow_up_events_reach_the_people_concerned():
     moved = rescheduled_reminders("exchange.completed", "app-1", {"actual_end": "2027-03-24"}, ReminderPolicy())
     assert [(r.kind, r.due_at.isoformat()) for r in moved] == [(REPORT_DUE, "2027-03-25T08:00:00+00:00")]
     assert rescheduled_reminders("exchange.completed", "app-1", {}, ReminderPolicy()) == []
+
+
+def test_an_export_holds_the_subjects_own_mails_and_says_to_whom_its_data_went():
+    """Issue 23, finding 2: the mail log of the subject's exchanges holds other people's names and
+    addresses; the export keeps the mails sent to the subject's own address, and of a webhook
+    delivery or a parked event only to whom and when, not the event."""
+    from notifications.storage import exported
+    mail = {"_id": "n-1", "recipient": {"email": "Ana@V.example", "name": "Ana"}, "context": {"visitor": "V"}}
+    staff_mail = {"_id": "n-2", "recipient": {"email": "officer@ptn.example", "name": "Otto Officer"}}
+    delivery = {"_id": "d-1", "subscription_id": "sub-1", "event_type": "eu.clusterxchange.report.submitted.v2",
+                "status": "delivered", "body": '{"data":{"free_text":"Hans said"}}'}
+    parked = {"_id": "e-1", "parked_at": 1, "envelope": {"data": {"host": {"contact": {"name": "Hans"}}}}}
+    application = {"_id": "app-1", "visitor": {"organisation_id": "org-v", "contact": {"name": "Ana"}},
+                   "host": {"organisation_id": "org-h", "contact": {"name": "Hans", "email": "h@h.example"}}}
+    found = [{"collection": c, "document": d} for c, d in (("notifications", mail), ("notifications", staff_mail),
+                                                           ("webhook_deliveries", delivery), ("parked", parked),
+                                                           ("applications", application))]
+    shown = exported("org-v", {"ana@v.example"}, found)
+    text = str(shown)
+    assert "Otto" not in text and "officer@" not in text and "Hans" not in text and "h@h.example" not in text
+    assert [d["document"]["_id"] for d in shown] == ["n-1", "d-1", "e-1", "app-1"]
+    assert shown[1]["document"] == {k: delivery[k] for k in ("_id", "subscription_id", "event_type", "status")}
+    assert "Ana" in text

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlencode
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
 from cx_shared.auth import Principal, principal, require_role, require_role_in
 from cx_shared.errors import Conflict, Forbidden, NotFound
@@ -27,8 +28,9 @@ from cx_shared.personal_data.sealed import SEALED_VERSIONS, sealed
 from cx_shared.store import public
 from cx_shared.vocabulary import Ecosystem, Role
 
-from applications import access, audience, documents, domain, followup, rules
+from applications import access, audience, documents, domain, followup, pages, rules
 from applications.domain import OFFER_WITHDRAWN, Status
+from applications.pages import Cursor
 from applications.schemas import (ApplicationIn, ArrivalIn, CallIn, CountryFilter, DepartureIn, HostFeedbackIn,
                                   IdFilter, IdPath, MembershipIn, OfferIn, OfferPatch, OrganisationIn,
                                   OrganisationPatch, PartnershipIn, PartnershipKeyPath, PartnershipPatch, PreparationIn,
@@ -321,15 +323,28 @@ async def get_call(call_id: IdPath, who: Who, store: Store) -> dict:
     return call_out(await one_or_404(store, CALLS, call_id, "call"))
 
 
-@router.get("/calls", tags=["calls"])
-async def list_calls(who: Who, store: Store, partnership_id: IdFilter = None) -> list[dict]:
+CALLS_PAGE = 500  # the most calls one answer holds
+
+
+@router.get("/calls", tags=["calls"], responses={200: {"headers": {"Link": {
+    "description": 'the next page, `<...>; rel="next"`, when there are more calls', "schema": {"type": "string"}}}}})
+async def list_calls(who: Who, store: Store, response: Response, partnership_id: IdFilter = None,
+                     limit: Annotated[int, Query(ge=1, le=CALLS_PAGE)] = CALLS_PAGE, after: Cursor = None) -> list[dict]:
+    """Calls by opening day, `limit` at a time (500 at most); the body stays a list, and when there
+    are more the `Link` header names the next page (`rel="next"`, its `after` a cursor)."""
     query = {"partnership_id": partnership_id} if partnership_id else {}
-    return [call_out(d) for d in await store.list_calls(query)]
+    found = await store.list_calls(query, pages.key_of(after, "after", 2), limit + 1)
+    if len(found) > limit:
+        last = found[limit - 1]
+        asked = {k: v for k, v in (("partnership_id", partnership_id), ("limit", limit)) if v}
+        asked["after"] = pages.cursor(last["opens_on"], last["_id"])
+        response.headers["Link"] = f'</calls?{urlencode(asked)}>; rel="next"'
+    return [call_out(d) for d in found[:limit]]
 
 
 # --- offers --------------------------------------------------------------------------------
 
-MAX_PAGE = 10_000  # pages of at most 100: a million offers deep, and the database's skip stays small
+MAX_PAGE = 10  # pages of at most 100: the database skips 900 at most; further on, the cursor (`after`)
 
 @router.post("/offers", status_code=201, tags=["offers"])
 async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store) -> dict:
@@ -343,6 +358,7 @@ async def publish_offer(body: OfferIn, request: Request, who: Who, store: Store)
                            **body.model_dump(mode="json"))
     doc = documents.offer(event)
     await store.create(OFFERS, doc, emit(request, event, subject=event.offer_id))
+    await store.index_offer(event.offer_id)
     return out(doc)
 
 
@@ -370,6 +386,7 @@ async def store_offer_change(store: Storage, request: Request, offer: dict, even
     if not await store.update_revised(OFFERS, offer["offer_id"], offer.get("revision", 1), fields,
                                       emit(request, event, subject=offer["offer_id"])):
         raise Conflict("the offer changed meanwhile: reload it")
+    await store.index_offer(offer["offer_id"])
     return out(await one_or_404(store, OFFERS, offer["offer_id"], "offer"))
 
 
@@ -402,11 +419,21 @@ async def search_offers(who: Who, store: Store, ecosystem: Ecosystem | None = No
                         start: Day | None = None, end: Day | None = None,  # YYYY-MM-DD, declared bounds
                         q: Annotated[str | None, Query(max_length=100)] = None,
                         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
-                        size: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
-    """Offers whose window overlaps start..end, by ecosystem, host country and text (title, description)."""
-    items, total = await store.search_offers(ecosystem=ecosystem, country=country, start=start, end=end, text=q,
-                                             skip=(page - 1) * size, limit=size)
-    return {"items": [out(d) for d in items], "page": page, "size": size, "total": total}
+                        size: Annotated[int, Query(ge=1, le=100)] = 20, after: Cursor = None) -> dict:
+    """Offers whose window overlaps start..end, by ecosystem, host country and words (all of them, in
+    the title or description; two letters at least, accents and case aside), oldest window first.
+    `page` reaches the first 1,000 or so; `next` is the cursor of the page after this one (null at the
+    end), given back as `after`. No total is counted (it cost a count of every match on every call)."""
+    terms = documents.words(q)[:documents.MAX_QUERY_TERMS] if q is not None else None
+    if after is not None and page > 1:
+        rules.refuse([rules.violation("query.page", "page_or_after", "give `after` (from `next`) or `page`, not both")])
+    if terms == []:  # no word to look for: nothing has it
+        return {"items": [], "page": page, "size": size, "next": None}
+    items, last = await store.search_offers(ecosystem=ecosystem, country=country, start=start, end=end, terms=terms,
+                                            after=pages.key_of(after, "after", 2), skip=(page - 1) * size,
+                                            limit=size)
+    return {"items": [out(d) for d in items], "page": page, "size": size,
+            "next": pages.cursor(*last) if last else None}
 
 
 # --- applications --------------------------------------------------------------------------
@@ -493,6 +520,24 @@ async def get_application(application_id: IdPath, who: Who, store: Store) -> dic
     return await exchange_out(store, who, await visible_application(store, who, application_id))
 
 
+TIMELINE_PAGE = 200  # the most entries of one page of a timeline
+
+
+@router.get("/applications/{application_id}/timeline", tags=["applications"])
+async def read_timeline(application_id: IdPath, who: Who, store: Store, before: Cursor = None,
+                        limit: Annotated[int, Query(ge=1, le=TIMELINE_PAGE)] = 50) -> dict:
+    """The exchange's timeline as the caller may read it, newest first, a page at a time: `next` is the
+    cursor of the older entries (null at the oldest). An event the service made a moment ago is in
+    the exchange's own `timeline` at once, here when it came back from the broker."""
+    doc = await visible_application(store, who, application_id)
+    viewers = access.viewers(who, doc, await my_organisations(who, store))
+    found = await store.timeline_page(application_id, audience.shown_to(viewers), pages.key_of(before, "before", 2),
+                                      limit + 1)
+    last = found[limit - 1] if len(found) > limit else None
+    items = [{k: v for k, v in e.items() if k != "_id"} for e in audience.timeline_for(found[:limit], viewers)]
+    return {"items": items, "next": pages.cursor(last["at"], last["_id"]) if last else None}
+
+
 async def exchange_out(store: Storage, who: Principal, doc: dict) -> dict:
     """An exchange and its timeline as the caller may read them (see audience.py)."""
     viewers = access.viewers(who, doc, await my_organisations(who, store))
@@ -538,11 +583,19 @@ async def cancel_application(application_id: IdPath, body: ReasonIn, request: Re
 @router.put("/applications/{application_id}/preparation", tags=["exchanges"])
 async def update_preparation(application_id: IdPath, body: PreparationIn, request: Request, who: Who,
                              store: Store) -> dict:
-    """The visitor ticks off the preparation checklist (after the grant agreement is signed)."""
+    """The visitor ticks off the preparation checklist (after the grant agreement is signed); the
+    checklist as it stands changes nothing, and it changes at most 20 times (409 after)."""
     doc = await acting_as(store, who, application_id, "visitor_id", Role.VISITOR)
+    ticked = followup.checklist(body.model_dump())
+    if followup.unchanged(doc.get("preparation"), ticked) and doc["status"] == Status.AGREEMENT_SIGNED:
+        return await exchange_out(store, who, doc)
     event = PreparationUpdated(application_id=application_id, call_id=doc["call_id"], updated_by=who.subject,
-                               **followup.checklist(body.model_dump()))
-    return await record(store, request, who, doc, event, lambda d: require_status(d, Status.AGREEMENT_SIGNED))
+                               **ticked)
+
+    def check(current: dict) -> None:
+        require_status(current, Status.AGREEMENT_SIGNED)
+        followup.check_revisions(current, "preparation.updated")
+    return await record(store, request, who, doc, event, check)
 
 
 @router.post("/applications/{application_id}/start", tags=["exchanges"])
@@ -596,11 +649,18 @@ async def submit_report(application_id: IdPath, body: ReportIn, request: Request
 @router.post("/applications/{application_id}/host-feedback", tags=["exchanges"])
 async def submit_host_feedback(application_id: IdPath, body: HostFeedbackIn, request: Request, who: Who,
                                store: Store) -> dict:
-    """The host's feedback on the exchange (satisfaction 1-5, free text)."""
+    """The host's feedback on the exchange (satisfaction 1-5, free text); the feedback as it stands
+    changes nothing, and it changes at most 5 times (409 after)."""
     doc = await acting_as(store, who, application_id, "host_id", Role.HOST)
+    if followup.unchanged(doc.get("host_feedback"), body.model_dump()):
+        return await exchange_out(store, who, doc)
     event = HostFeedbackSubmitted(application_id=application_id, call_id=doc["call_id"], submitted_by=who.subject,
                                   organisation_id=doc["host_id"], **body.model_dump())
-    return await record(store, request, who, doc, event, followup.check_host_feedback)
+
+    def check(current: dict) -> None:
+        followup.check_host_feedback(current)
+        followup.check_revisions(current, "host_feedback.submitted")
+    return await record(store, request, who, doc, event, check)
 
 
 @router.post("/applications/{application_id}/report/review", tags=["exchanges"])

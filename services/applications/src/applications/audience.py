@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from cx_shared.personal_data import without_others
+
 
 class Viewer(StrEnum):
     VISITOR = "visitor"
@@ -81,6 +83,13 @@ def of(event_name: str) -> Audience:
     return AUDIENCE.get(event_name, STAFF_ONLY)
 
 
+def shown_to(viewers: Collection[Viewer]) -> list[str] | None:
+    """The entry types these viewers read (None: every one, staff)."""
+    if Viewer.STAFF in viewers:
+        return None
+    return sorted(name for name, a in AUDIENCE.items() if a.parties.intersection(viewers))
+
+
 def timeline_for(entries: Iterable[Mapping[str, Any]], viewers: Collection[Viewer]) -> list[dict]:
     """The timeline as these viewers may read it."""
     if Viewer.STAFF in viewers:
@@ -113,3 +122,31 @@ def exchange_for(doc: Mapping[str, Any], viewers: Collection[Viewer]) -> dict:
     if shown.get("report_review"):
         shown["report_review"] = {**shown["report_review"], "by": STAFF_LABEL}
     return shown
+
+
+def export_for(subject_id: str, found: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """The subject's part of an export (GDPR art. 15), from the documents that hold its data: its
+    organisation, and each of its exchanges and timeline entries as the subject reads them (the same
+    rules as every read: no staff-only entry, no staff name, not the other party's report or
+    feedback), without another organisation's contact person."""
+    found = list(found)
+    parties = {d["document"]["_id"]: as_party(subject_id, d["document"]) for d in found
+               if d["collection"] == "applications"}
+    shown = []
+    for item in found:
+        doc = item["document"]
+        if item["collection"] == "applications":
+            doc = {**exchange_for(doc, parties[doc["_id"]]),
+                   "milestones": timeline_for(doc.get("milestones", []), parties[doc["_id"]])}
+        elif item["collection"] == "timeline":
+            viewers = parties.get(doc.get("application_id"), set())
+            if not of(doc["event"]).parties.intersection(viewers):
+                continue
+            doc = for_parties(doc)
+        shown.append({"collection": item["collection"], "document": without_others(doc, subject_id)})
+    return shown
+
+
+def as_party(organisation_id: str, exchange: Mapping[str, Any]) -> set[Viewer]:
+    return ({V} if exchange.get("visitor_id") == organisation_id else set()) | (
+        {H} if exchange.get("host_id") == organisation_id else set())

@@ -6,6 +6,8 @@ read model is the same as the one built live.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from cx_shared.envelope import Envelope
@@ -38,6 +40,31 @@ def call(event: CallPublished) -> dict[str, Any]:
 
 def offer(event: OfferPublished) -> dict[str, Any]:
     return {"_id": event.offer_id, **event.model_dump(mode="json")}
+
+
+MAX_TERMS = 300  # search terms kept per offer: its title's first, then its description's
+MAX_QUERY_TERMS = 8
+SEARCHED = ("ecosystem", "country", "window_start", "window_end")  # an offer's fields a search filters on
+
+
+def words(text: str) -> list[str]:
+    """Search terms: lower case, accents off, split at anything not a letter or digit, two letters
+    at least (so "AI" counts), each once, in order."""
+    plain = unicodedata.normalize("NFKD", text.casefold()).encode("ascii", "ignore").decode()
+    return list(dict.fromkeys(w for w in re.split(r"[^a-z0-9]+", plain) if len(w) >= 2))
+
+
+def offer_terms(offer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The offer's entries in the search index: one per term, with the fields a search filters and
+    sorts on (a withdrawn offer has none)."""
+    if offer.get("status") == domain.OFFER_WITHDRAWN:
+        return []
+    return [{"_id": f"{offer['_id']} {t}", "term": t, "offer_id": offer["_id"],
+             **{k: offer.get(k) for k in SEARCHED}} for t in searchable(offer)]
+
+
+def searchable(offer: dict[str, Any]) -> list[str]:
+    return words(f"{offer.get('title', '')} {offer.get('description', '')}")[:MAX_TERMS]
 
 
 def call_closure(event: CallClosed) -> dict[str, Any]:

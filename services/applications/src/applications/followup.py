@@ -18,6 +18,9 @@ from applications.rules import refuse, violation, working_days
 
 CHECKLIST = ("travel_booked", "insurance", "agenda_agreed")
 DEFAULT_REPORT_DUE_DAYS = 30
+# How often a party may change what it stated (each change is a milestone on the exchange's
+# document and an entry of its timeline): enough to correct, not to grow the file without end.
+MAX_REVISIONS = {"preparation.updated": 20, "host_feedback.submitted": 5}
 
 
 def checklist(ticked: Mapping[str, bool]) -> dict[str, bool]:
@@ -64,3 +67,16 @@ def check_reviewable(exchange: Mapping[str, Any]) -> None:
 def check_host_feedback(exchange: Mapping[str, Any]) -> None:
     if exchange.get("status") not in ("completed", "reported", "closed"):
         raise Conflict(f"the host gives feedback after the exchange, not while it is {exchange.get('status')}")
+
+
+def check_revisions(exchange: Mapping[str, Any], event_name: str) -> None:
+    """409 once the party changed this statement MAX_REVISIONS times."""
+    made = sum(1 for m in exchange.get("milestones", []) if m.get("event") == event_name)
+    if made >= MAX_REVISIONS[event_name]:
+        raise Conflict(f"{event_name.replace('.', ' ').replace('_', ' ')} was changed {made} times, the most "
+                       "allowed: ask the partnership if it must change again")
+
+
+def unchanged(stated: Mapping[str, Any] | None, asked: Mapping[str, Any]) -> bool:
+    """A resubmission of what stands (a retry, a double click): it changes nothing."""
+    return stated is not None and all(stated.get(k) == v for k, v in asked.items())

@@ -45,6 +45,16 @@ def recording(collection: str, to_document: Callable[[Any], dict]) -> Handler:
     return on_event
 
 
+def indexed(record: Handler) -> Handler:
+    """An offer's event, then its entries of the search index as the offer now stands (a rebuild
+    makes them; live, it makes sure the request's indexing was done)."""
+    async def on_event(event: Event, delivery: Delivery, storage: Storage) -> None:
+        await record(event, delivery, storage)
+        await storage.index_offer(event.offer_id)
+    on_event.__name__ = f"{record.__name__}_indexed"
+    return on_event
+
+
 async def on_application_submitted(event: ApplicationSubmitted, delivery: Delivery, storage: Storage) -> None:
     doc = documents.application(event, delivery.envelope)
     await storage.record("applications", doc, delivery.event_id)
@@ -132,9 +142,9 @@ HANDLERS: dict[type[Event], Handler] = {
     CallPublished: recording(CALLS, documents.call),
     CallUpdated: recording(CALLS, documents.call),
     CallClosed: recording(CALLS, documents.call_closure),
-    OfferPublished: recording(OFFERS, documents.offer),
-    OfferUpdated: recording(OFFERS, documents.offer),
-    OfferWithdrawn: recording(OFFERS, documents.offer_withdrawal),
+    OfferPublished: indexed(recording(OFFERS, documents.offer)),
+    OfferUpdated: indexed(recording(OFFERS, documents.offer)),
+    OfferWithdrawn: indexed(recording(OFFERS, documents.offer_withdrawal)),
     ApplicationSubmitted: on_application_submitted,
     ApplicationSubmittedV2: on_application_submitted,
     PersonalDataErased: on_personal_data_erased,

@@ -18,6 +18,7 @@ from cx_shared.auth import Principal, principal
 from cx_shared.errors import Forbidden, Gone, NotFound
 from cx_shared.events.applications import PersonalDataErased, PersonalDataExportRequested
 from cx_shared.personal_data.keys import Unreadable
+from cx_shared.personal_data.record import RECORD
 from cx_shared.http import emit
 from cx_shared.store import public
 from cx_shared.topics import SERVICES
@@ -86,8 +87,10 @@ async def request_export(body: ErasureIn, request: Request, who: Who, store: Sto
 @router.get("/personal-data/exports/{export_id}", responses={202: {"description": "not every service answered"},
                                                              410: {"description": "the subject was erased since"}})
 async def get_export(export_id: IdPath, request: Request, who: Who, store: Store) -> Any:
-    """The assembled export, each service's documents as it holds them; 202 naming the services
-    still to answer."""
+    """The assembled export (GDPR art. 15): each service's part of the subject's data, as the subject
+    may read it (no staff-only entry, nobody else's contact, report or mail), and the record of
+    processing (what each service keeps, why, how long, who sees it); 202 naming the services still
+    to answer."""
     doc = await store.get(EXPORTS, export_id)
     if doc is None or "subject_id" not in doc:
         raise NotFound(f"no export {export_id}")
@@ -100,7 +103,8 @@ async def get_export(export_id: IdPath, request: Request, who: Who, store: Store
         opened = {s: await request.app.state.keys.open(doc["subject_id"], parts[s]) for s in SERVICES}
     except Unreadable as exc:
         raise Gone("the subject was erased: what this export held is gone") from exc
-    return {"export_id": export_id, "subject_id": doc["subject_id"], "status": "complete", "services": opened}
+    return {"export_id": export_id, "subject_id": doc["subject_id"], "status": "complete", "services": opened,
+            "processing": RECORD}
 
 
 @router.get("/personal-data/erasures/{erasure_id}")

@@ -7,15 +7,15 @@ request (with the event in its outbox) and from a replay of the topics (rebuild)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from cx_shared.envelope import Envelope
 from cx_shared.locks import Locks
@@ -27,7 +27,7 @@ from cx_shared.races import LostRace, until_stored
 from cx_shared.events.common import Kept
 from cx_shared.store import PROCESSED, change, new_document, not_processed
 
-from applications import domain
+from applications import audience, documents, domain
 from applications.access import MEMBERSHIPS
 
 log = get_logger(__name__)
@@ -38,7 +38,10 @@ MILESTONES = "milestones"
 ERASURES = "erasures"  # erasure requests and the services' reports on them
 EXPORTS = "exports"  # export requests and the services' sealed parts
 PARTIES_READ = 5000  # exchanges read to tell whose contact their staff see (fewer found: fewer shown)
+OFFER_TERMS = "offer_terms"  # the offers' search index: one entry per (offer, term)
+SEARCH_SCAN = 1000  # index entries one page of a text search looks at, at most
 TIMELINE_LIMIT = 2000  # entries shown for one exchange (a lifecycle has a few dozen)
+PROCESSED_KEPT = 200  # event ids an exchange's document remembers (FerretDB 1.24 ignores $push's $slice)
 OUTBOX_COLLECTIONS = [ORGANISATIONS, PARTNERSHIPS, CALLS, OFFERS, APPLICATIONS, ERASURES, TOMBSTONES, EXPORTS, ANSWERS]
 
 
@@ -74,6 +77,7 @@ class Storage:
         self.partnerships = db[PARTNERSHIPS]
         self.calls = db[CALLS]
         self.offers = db[OFFERS]
+        self.offer_terms = db[OFFER_TERMS]
         self.applications = db[APPLICATIONS]
         self.timeline = db[TIMELINE]  # one document per entry, _id the event's id
         self.dashboard_links = db["dashboard_links"]  # one-time links to the indicators page
@@ -89,6 +93,9 @@ class Storage:
         await self.applications.create_index([("report_state", ASCENDING), ("report_due_on", ASCENDING)])
         await self.timeline.create_index([("application_id", ASCENDING)])
         await self.offers.create_index([("host_id", ASCENDING)])
+        await self.offers.create_index([("window_start", ASCENDING), ("_id", ASCENDING)])
+        await self.offer_terms.create_index([("term", ASCENDING), ("window_start", ASCENDING), ("offer_id", ASCENDING)])
+        await self.offer_terms.create_index([("offer_id", ASCENDING)])
         await self.organisations.create_index([("owner", ASCENDING)])
         # Before issue 23 applying to a call linked both parties to its partnership (partnership_ids):
         # that link gave rights nobody consented to. Membership is joined now; the old links go.
@@ -202,7 +209,8 @@ class Storage:
         return places + [(self.timeline, {"application_id": a}) for a in exchanges]
 
     async def export(self, subject_id: str) -> list[dict]:
-        return await documents_in(await self.places(subject_id))
+        """The subject's data as the subject may read it (not every document that names it)."""
+        return audience.export_for(subject_id, await documents_in(await self.places(subject_id)))
 
     async def forget(self, subject_id: str) -> Forgotten:
         """The subject's contact out of its organisation, and out of its exchanges' snapshots
@@ -242,28 +250,59 @@ class Storage:
 
     # --- calls, offers -----------------------------------------------------------------------
 
-    async def list_calls(self, query: Mapping[str, Any]) -> list[dict]:
-        return [d async for d in self.calls.find(dict(query)).sort([("opens_on", 1), ("_id", 1)])]
+    async def list_calls(self, query: Mapping[str, Any], after: tuple[str, ...] | None, limit: int) -> list[dict]:
+        """Calls by opening day, from after (an opening day and an id) on."""
+        query = dict(query)
+        if after is not None:
+            query["$or"] = [{"opens_on": {"$gt": after[0]}}, {"opens_on": after[0], "_id": {"$gt": after[1]}}]
+        return [d async for d in self.calls.find(query).sort([("opens_on", 1), ("_id", 1)]).limit(limit)]
+
+    async def index_offer(self, offer_id: str) -> None:
+        """Make the offer's entries of the search index what its stored document says (after each
+        change, and again when its event comes back: idempotent, three writes whatever changed)."""
+        offer = await self.offers.find_one({"_id": offer_id})
+        wanted = documents.offer_terms(offer) if offer else []
+        await self.offer_terms.delete_many({"offer_id": offer_id, "term": {"$nin": [t["term"] for t in wanted]}})
+        if wanted:
+            await self.offer_terms.update_many({"offer_id": offer_id},
+                                               {"$set": {k: offer.get(k) for k in documents.SEARCHED}})
+            with suppress(BulkWriteError):  # the terms it had already
+                await self.offer_terms.insert_many(wanted, ordered=False)
 
     async def search_offers(self, *, ecosystem: str | None, country: str | None, start: date | None,
-                            end: date | None, text: str | None, skip: int, limit: int) -> tuple[list[dict], int]:
-        """Offers by ecosystem, host country, a window overlapping start..end, and words of the
-        title or description; one page of them and how many there are."""
-        query: dict[str, Any] = {"status": {"$ne": domain.OFFER_WITHDRAWN}}  # a withdrawn offer is found no more
-        if ecosystem:
-            query["ecosystem"] = str(ecosystem)
-        if country:
-            query["country"] = country.upper()
+                            end: date | None, terms: list[str] | None, after: tuple[str, ...] | None, skip: int,
+                            limit: int) -> tuple[list[dict], tuple[str, str] | None]:
+        """Offers by ecosystem, host country, a window overlapping start..end, and words of the title
+        or description (all of them: the index finds the offers with the longest, each is checked
+        for the others); one page, oldest window first, and where the next page starts (None at the
+        end). A page looks at SEARCH_SCAN index entries at most: it may then come short, with a next."""
+        # One flat filter: FerretDB pushes its top-level equalities down to the index (not an $and).
+        query: dict[str, Any] = {k: v for k, v in (("ecosystem", ecosystem and str(ecosystem)),
+                                                   ("country", country and country.upper())) if v}
         if start:
             query["window_end"] = {"$gte": start.isoformat()}
         if end:
             query["window_start"] = {"$lte": end.isoformat()}
-        if text:
-            pattern = {"$regex": re.escape(text), "$options": "i"}
-            query["$or"] = [{"title": pattern}, {"description": pattern}]
-        total = await self.offers.count_documents(query)
-        cursor = self.offers.find(query).sort([("window_start", 1), ("_id", 1)]).skip(skip).limit(limit)
-        return [d async for d in cursor], total
+        key = "_id" if terms is None else "offer_id"
+        if after is not None:
+            query["$or"] = [{"window_start": {"$gt": after[0]}}, {"window_start": after[0], key: {"$gt": after[1]}}]
+        order = [("window_start", ASCENDING), (key, ASCENDING)]
+        if terms is None:
+            query["status"] = {"$ne": domain.OFFER_WITHDRAWN}
+            found = [d async for d in self.offers.find(query).sort(order).skip(skip).limit(limit + 1)]
+            return found[:limit], (found[limit - 1]["window_start"], found[limit - 1]["_id"]) \
+                if len(found) > limit else None
+        driver, others = max(terms, key=len), set(terms)
+        entries = self.offer_terms.find({"term": driver, **query}).sort(order).limit(SEARCH_SCAN)
+        matched, last, scanned = [], None, 0
+        async for entry in entries:
+            last, scanned = (entry["window_start"], entry["offer_id"]), scanned + 1
+            offer = await self.offers.find_one({"_id": entry["offer_id"]})
+            if offer and others <= set(documents.searchable(offer)):
+                matched.append(offer)
+                if len(matched) > skip + limit:
+                    return matched[skip:skip + limit], (matched[-2]["window_start"], matched[-2]["_id"])
+        return matched[skip:skip + limit], last if scanned == SEARCH_SCAN else None
 
     # --- applications ------------------------------------------------------------------------
 
@@ -304,8 +343,22 @@ class Storage:
         """The exchange with its whole timeline: its entries and its milestones (those are on
         the document from the moment they happen; the entries follow through the topics)."""
         noted = [{k: v for k, v in d.items() if k not in ("_id", "application_id")}
-                 async for d in self.timeline.find({"application_id": doc["_id"]}).limit(TIMELINE_LIMIT)]
+                 async for d in self.timeline.find({"application_id": doc["_id"]})
+                 .sort([("at", -1), ("_id", -1)]).limit(TIMELINE_LIMIT)]  # the newest, if ever more
         return shown(doc, noted)
+
+    async def timeline_page(self, application_id: str, events: list[str] | None, before: tuple[str, str] | None,
+                            limit: int) -> list[dict]:
+        """One page of an exchange's timeline, newest first: the entries of these events (None: all)
+        older than `before` (an entry's time and id, the last of the previous page)."""
+        query: dict[str, Any] = {"application_id": application_id}
+        if events is not None:
+            query["event"] = {"$in": events}
+        if before is not None:
+            at, event_id = before
+            query["$or"] = [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": event_id}}]
+        cursor = self.timeline.find(query).sort([("at", -1), ("_id", -1)]).limit(limit)
+        return [{k: v for k, v in d.items() if k != "application_id"} async for d in cursor]
 
     async def fold_event(self, application_id: str, entry: Mapping[str, Any], *, event_id: str,
                          events: tuple[Envelope, ...] = (), fields: Mapping[str, Any] | None = None,
@@ -319,16 +372,18 @@ class Storage:
             doc = await self.applications.find_one({"_id": application_id})
             if doc is None:
                 return None
-            if event_id in doc.get(PROCESSED, []):
+            if event_id in doc.get(PROCESSED, []) or any(m["event_id"] == event_id for m in doc.get(MILESTONES, [])):
                 return doc
             if check is not None:
                 check(doc)
             milestones, status = domain.fold([*doc.get(MILESTONES, []), entry])
+            # The processed ids are set, not pushed, and only the last PROCESSED_KEPT stay (the
+            # milestones name every event folded in, however old): the document stays bounded.
             state = {**(fields or {}), MILESTONES: milestones, "status": str(status), "revision": doc["revision"] + 1,
-                     **domain.report_state(milestones)}
+                     **domain.report_state(milestones), PROCESSED: [*doc.get(PROCESSED, []), event_id][-PROCESSED_KEPT:]}
             result = await self.applications.update_one(
                 not_processed({"_id": application_id, "revision": doc["revision"]}, event_id),
-                change({"$set": state}, events=events, processed=event_id))
+                change({"$set": state}, events=events))
             if result.matched_count != 1:
                 raise LostRace(application_id)
             return {**doc, **state}

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, EmailStr, Field, HttpUrl, StringConstraints
 
 from notifications import targets
-from notifications.domain import language, within
+from notifications.domain import language
 from notifications.storage import OWNER_LEFT, Storage
 
 router = APIRouter()

@@ -17,7 +17,7 @@ from typing import Any
 from cx_shared.envelope import Envelope
 from cx_shared.lease import Lease, new_token
 from cx_shared.events.common import Kept
-from cx_shared.personal_data import ERASED_CONTACT
+from cx_shared.personal_data import ERASED_CONTACT, without_others
 from cx_shared.personal_data.keys import KeyRing
 from cx_shared.personal_data.erasure import TOMBSTONES, Forgotten, Place, Tombstones, forget_in, stored_contacts
 from cx_shared.personal_data.export import ANSWERS, documents_in
@@ -241,11 +241,12 @@ class Storage:
         return [c for collection, query in places for c in await stored_contacts(collection, query, subject_id)]
 
     async def export(self, subject_id: str) -> list[dict]:
+        """The subject's data (not every document that names it): see `exported`."""
         places, _ = await self.places(subject_id)
         emails = sorted({c["email"].lower() for c in await self.contacts(subject_id)})
-        return await documents_in([*places, *[(self.opt_outs, {"_id": e}) for e in emails],
-                                   *[(self.unsubscribe_tokens, {"email": e}) for e in emails],
-                                   *self._confirmation_places(emails)])
+        return exported(subject_id, set(emails), await documents_in(
+            [*places, *[(self.opt_outs, {"_id": e}) for e in emails],
+             *[(self.unsubscribe_tokens, {"email": e}) for e in emails], *self._confirmation_places(emails)]))
 
     def _confirmation_places(self, emails) -> list[Place]:
         """An address's confirmation: the email asking it, its link's token, the record it was confirmed."""
@@ -639,6 +640,29 @@ class Storage:
     async def find_deliveries(self, subscription_id: str, limit: int = 200) -> list[dict]:
         return [d async for d in self.deliveries.find({"subscription_id": subscription_id}, {"body": 0})
                 .sort("created_at").limit(limit)]
+
+
+# What an export says of a webhook delivery or a parked event: to whom the subject's data went
+# (a recipient, GDPR art. 15) and when, not the event, which holds other people's data too.
+DISCLOSED = ("_id", "subscription_id", "event_type", "status", "created_at", "expires_at")
+PARKED_SHOWN = ("_id", "parked_at", "expires_at")
+
+
+def exported(subject_id: str, emails: set[str], found: list[dict]) -> list[dict]:
+    """The subject's part of an export, from the documents that name it: only the e-mails sent to
+    the subject's own addresses, each webhook delivery as a disclosure (subscription, event type,
+    when) and each parked event as a date, and never another organisation's contact person."""
+    shown = []
+    for item in found:
+        doc = item["document"]
+        if item["collection"] == NOTIFICATIONS and str(doc.get("recipient", {}).get("email", "")).lower() not in emails:
+            continue
+        if item["collection"] == DELIVERIES:
+            doc = {k: doc[k] for k in DISCLOSED if k in doc}
+        elif item["collection"] == "parked":
+            doc = {k: doc[k] for k in PARKED_SHOWN if k in doc}
+        shown.append({"collection": item["collection"], "document": without_others(doc, subject_id)})
+    return shown
 
 
 async def _scoped(collection, query: dict, scope: list[str] | None, sort: str, limit: int = 200,

@@ -125,3 +125,20 @@ def subjects_in(value: Any) -> set[str]:
         for item in value:
             found |= subjects_in(item)
     return found
+
+
+def without_others(value: Any, subject_id: str) -> Any:
+    """A copy of `value` for the subject's export: every contact person of another organisation
+    (a party's snapshot, an enrolment) goes, and so do the texts another organisation wrote (a
+    report, feedback, an entry quoting one); the subject's own stay. An export is the subject's data,
+    never a third party's."""
+    if isinstance(value, Mapping):
+        others = isinstance(value.get("organisation_id"), str) and value["organisation_id"] != subject_id
+        result = {k: without_others(v, subject_id) for k, v in value.items()
+                  if not (others and k == "contact")}
+        if (author := written_by(result)) and author != subject_id:
+            result = {k: v for k, v in result.items() if k not in WRITTEN}
+        return result
+    if isinstance(value, list):
+        return [without_others(v, subject_id) for v in value]
+    return value
