@@ -29,7 +29,7 @@ from cx_shared.testing.waiting import eventually
 from cx_shared.testing.webhooks import LOCAL_RECEIVERS, Receiver
 from cx_shared.topics import (APPLICATIONS, ASSESSMENT, DEAD_LETTERS, FINANCE, GRANTS, KEYS, NOTIFICATIONS,
                               PRODUCT_TOPICS, consumer_group, qualified, service_source)
-from tests.journey import Journey, wait_mail_settled
+from tests.journey import Journey, confirm_address, wait_mail_settled
 
 pytestmark = pytest.mark.infra
 SERVICES = ("applications", "assessment", "grants", "notifications")
@@ -48,6 +48,8 @@ def enrol_visitor(journey: Journey, person: dict) -> None:
         "organisation_type": "cluster_organisation", "ecosystems": ["electronics"], "roles": ["visitor"],
         "contact": person}, journey.token("visitor", subject=journey.visitor_sub))
     journey.host = journey.enrol("host", journey.host_sub, "DE", "Munich", f"host-{journey.suffix}@example.de", "de")
+    for address in (person["email"], f"host-{journey.suffix}@example.de"):
+        confirm_address(address)  # notifications mails a contact only once it confirmed its address
 
 
 def traces(text: str, person: dict | list[str]) -> list[str]:

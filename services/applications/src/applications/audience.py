@@ -54,6 +54,9 @@ AUDIENCE: dict[str, Audience] = {
     "host.declined": EVERYONE,
     "grant.committed": VISITOR,  # the visitor's money
     "grant.refused": STAFF_ONLY,  # the partnership's budget figures
+    "action.initiated": STAFF_ONLY,  # four eyes on money: officers' names and the action's steps
+    "action.verified": STAFF_ONLY,
+    "action.rejected": STAFF_ONLY,
     "commitment.released": VISITOR,
     "commitment.reduced": VISITOR,
     "grant_agreement.issued": VISITOR,

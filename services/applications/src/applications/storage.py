@@ -97,10 +97,6 @@ class Storage:
         await self.offer_terms.create_index([("term", ASCENDING), ("window_start", ASCENDING), ("offer_id", ASCENDING)])
         await self.offer_terms.create_index([("offer_id", ASCENDING)])
         await self.organisations.create_index([("owner", ASCENDING)])
-        # Before issue 23 applying to a call linked both parties to its partnership (partnership_ids):
-        # that link gave rights nobody consented to. Membership is joined now; the old links go.
-        await self.organisations.update_many({"partnership_ids": {"$exists": True}},
-                                             {"$unset": {"partnership_ids": ""}})
 
     # --- creation from a request or from a replayed event ------------------------------------
 
